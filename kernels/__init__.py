@@ -1,0 +1,19 @@
+"""The selective-scan core every seqmamba encoder runs on.
+
+``selective_scan`` runs a whole sequence (training, bidirectional encoders); ``selective_state_update``
+advances a recurrent state by one token (streaming inference). Backends: ``reference`` (the
+recurrence, step by step), ``torch`` (chunked, for CPUs), ``triton`` (GPU kernels, also runnable
+under ``TRITON_INTERPRET=1``).
+"""
+
+from .scan import BACKENDS, selective_scan
+from .scan_reference import selective_scan_ref
+from .state_update import selective_state_update, selective_state_update_ref
+
+__all__ = [
+    "BACKENDS",
+    "selective_scan",
+    "selective_scan_ref",
+    "selective_state_update",
+    "selective_state_update_ref",
+]

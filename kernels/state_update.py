@@ -1,0 +1,106 @@
+"""`selective_state_update`: advance the scan's state by one token, in place (O(1) per token)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+
+
+def check_state_update_args(state, x, dt, A, B, C, D, z, dt_bias) -> int:
+    """Validate shapes; return the number of B/C groups. ValueError names the argument."""
+    if state.dim() != 3:
+        raise ValueError(f"selective_state_update: state must be (batch, dim, N), got {_shape(state)}")
+    batch, dim, d_state = state.shape
+    for name, t in (("x", x), ("dt", dt), ("z", z)):
+        if t is not None and tuple(t.shape) != (batch, dim):
+            raise ValueError(
+                f"selective_state_update: {name} must be (batch, dim) = ({batch}, {dim}), got {_shape(t)}"
+            )
+    if tuple(A.shape) != (dim, d_state):
+        raise ValueError(f"selective_state_update: A must be (dim, N) = ({dim}, {d_state}), got {_shape(A)}")
+    groups = None
+    for name, t in (("B", B), ("C", C)):
+        if t.dim() == 2 and tuple(t.shape) == (batch, d_state):
+            g = 1
+        elif t.dim() == 3 and t.shape[0] == batch and t.shape[2] == d_state and t.shape[1] > 0:
+            g = t.shape[1]
+        else:
+            raise ValueError(
+                f"selective_state_update: {name} must be (batch, N) or (batch, G, N) with batch={batch},"
+                f" N={d_state}, got {_shape(t)}"
+            )
+        if dim % g:
+            raise ValueError(f"selective_state_update: dim ({dim}) must be divisible by {name}'s groups ({g})")
+        if groups is not None and g != groups:
+            raise ValueError(
+                f"selective_state_update: B and C must have the same groups, got {_shape(B)} and {_shape(C)}"
+            )
+        groups = g
+    for name, t in (("D", D), ("dt_bias", dt_bias)):
+        if t is not None and tuple(t.shape) != (dim,):
+            raise ValueError(f"selective_state_update: {name} must be (dim,) = ({dim},), got {_shape(t)}")
+    return groups
+
+
+def selective_state_update_ref(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False):
+    """One step of the recurrence in torch ops; updates ``state`` in place and returns y (batch, dim)."""
+    groups = check_state_update_args(state, x, dt, A, B, C, D, z, dt_bias)
+    batch, dim, d_state = state.shape
+    work = torch.float64 if state.dtype == torch.float64 or x.dtype == torch.float64 else torch.float32
+    repeat = dim // groups
+    Bg = (B if B.dim() == 3 else B[:, None]).to(work).repeat_interleave(repeat, dim=1)  # (batch, dim, N)
+    Cg = (C if C.dim() == 3 else C[:, None]).to(work).repeat_interleave(repeat, dim=1)  # (batch, dim, N)
+    step = dt.to(work)  # (batch, dim)
+    if dt_bias is not None:
+        step = step + dt_bias.to(work)
+    if dt_softplus:
+        step = F.softplus(step)
+    xw = x.to(work)
+    h = torch.exp(step[..., None] * A.to(work)) * state.to(work) + (step * xw)[..., None] * Bg
+    state.copy_(h)
+    y = (h * Cg).sum(-1)
+    if D is not None:
+        y = y + D.to(work) * xw
+    if z is not None:
+        y = y * F.silu(z.to(work))
+    return y.to(x.dtype)
+
+
+def selective_state_update(
+    state: torch.Tensor,
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    dt_bias: torch.Tensor | None = None,
+    dt_softplus: bool = False,
+) -> torch.Tensor:
+    """Advance ``state`` (batch, dim, N) by one token in place and return y (batch, dim).
+
+    The same step as `selective_scan` at one position: x, dt, z are (batch, dim); B, C are (batch, N)
+    or (batch, G, N). A Triton kernel on CUDA tensors, torch ops elsewhere.
+
+    Example:
+        >>> import torch
+        >>> from seqmamba.kernels import selective_state_update
+        >>> state = torch.zeros(1, 4, 8)
+        >>> y = selective_state_update(state, torch.ones(1, 4), torch.ones(1, 4) * 0.1,
+        ...                            -torch.ones(4, 8), torch.ones(1, 8), torch.ones(1, 8))
+        >>> y.shape
+        torch.Size([1, 4])
+    """
+    if state.device.type == "cuda":
+        from . import scan_triton
+
+        if scan_triton.available():
+            from .state_update_triton import selective_state_update_triton
+
+            return selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
+    return selective_state_update_ref(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)

@@ -1,0 +1,1 @@
+"""The ``seqmamba`` command line (Click)."""
