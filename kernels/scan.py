@@ -13,8 +13,10 @@ BACKENDS = ("auto", "reference", "torch", "triton")
 
 def triton_usable(device: torch.device) -> bool:
     """Triton runs on CUDA tensors, or on CPU tensors under TRITON_INTERPRET=1."""
-    from . import scan_triton
-
+    try:
+        from . import scan_triton
+    except ImportError:  # triton itself is importable, but this build lacks what the kernels use
+        return False
     return scan_triton.available() and (device.type == "cuda" or scan_triton.interpreting())
 
 
