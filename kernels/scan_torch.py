@@ -1,14 +1,18 @@
 """The selective scan in plain torch ops, fast enough for a CPU.
 
-A Python loop over L steps is dominated by per-op overhead. Here the sequence is cut into chunks of
-c steps; one loop walks the c positions of *every* chunk at once, a second one carries the state
-from chunk to chunk (n steps), and a third walks the c positions again from the carried states: about
-2*sqrt(2L) Python steps instead of L, and the same arithmetic as the recurrence (no exp/log tricks,
-so it is as stable as the reference).
+A Python loop over L steps is dominated by per-op overhead and a fully vectorised scan streams
+(batch, dim, L, N) tensors through memory several times. Here each segment of the sequence is cut
+into n chunks of c steps and every loop step works on one position of *all* n chunks at once, a
+(batch, dim, n, N) slab that stays in cache:
 
-Memory: the (batch, dim, N)-expanded tensors exist for one segment of the sequence at a time; the
-backward pass is written by hand and recomputes each segment's states from the state that entered
-it, so only O(batch*dim*L) activations and one state per segment are kept.
+1. walk the c positions from a zero state: each chunk's own final state;
+2. walk the n chunks (tiny steps): the state entering each chunk;
+3. walk the c positions again from the entering states, emitting y.
+
+That is 2c + n loop steps per segment instead of c*n, with the recurrence's own arithmetic (no
+exp/log rescaling, so it is as stable as the reference). The backward pass is written by hand: it
+keeps only the states entering each chunk, O(batch*dim*L*N/c), and recomputes one segment's states
+at a time.
 """
 
 from __future__ import annotations
@@ -20,13 +24,21 @@ import torch.nn.functional as F
 
 from ._validate import check_scan_args, grouped, state_dtype
 
-# Elements in one (batch, dim, segment, N) working tensor; a segment's backward holds about ten.
-SEGMENT_ELEMENTS = 1 << 21
+# Per device kind: elements of one loop step's (batch, dim, n, N) slab (a CPU core's cache; a GPU
+# wants large launches) and the longest chunk (the backward keeps a segment's c*n states).
+STEP_ELEMENTS = {"cpu": 1 << 17, "cuda": 1 << 22}
+MAX_CHUNK = {"cpu": 64, "cuda": 256}
 
 
-def _chunk_len(length: int) -> int:
-    # Cost ~ 2c + L/c Python steps: minimal at c = sqrt(L/2).
-    return max(1, round(math.sqrt(length / 2)))
+def plan_segments(batch: int, dim: int, d_state: int, length: int, device: str = "cpu") -> tuple[int, int]:
+    """Chunk length c and chunks per segment n, for a sequence of `length` steps."""
+    c = max(1, math.ceil(math.sqrt(length / 2)))  # minimises 2c + L/c
+    n = math.ceil(length / c)
+    n_max = max(1, STEP_ELEMENTS.get(device, STEP_ELEMENTS["cpu"]) // max(1, batch * dim * d_state))
+    if n > n_max:
+        n = n_max
+        c = max(1, min(MAX_CHUNK.get(device, MAX_CHUNK["cpu"]), math.ceil(length / n)))
+    return c, n
 
 
 def _to_chunks(t: torch.Tensor, c: int) -> torch.Tensor:
@@ -41,84 +53,56 @@ def _from_chunks(t: torch.Tensor, length: int) -> torch.Tensor:
     return t.movedim(0, -1).flatten(-2)[..., :length]
 
 
-def _bc_to_chunks(t: torch.Tensor, c: int) -> torch.Tensor:
-    """B or C (batch, G, N, T) -> (c, batch, G, 1, n, N), broadcastable over the channels of a group."""
-    return _to_chunks(t, c).transpose(-1, -2).unsqueeze(3)
-
-
-def _bc_from_chunks(t: torch.Tensor, length: int) -> torch.Tensor:
-    """(c, batch, G, n, N) -> (batch, G, N, length)."""
-    return _from_chunks(t.transpose(-1, -2), length)
-
-
-def scan_chunks(a: torch.Tensor, x: torch.Tensor, h0: torch.Tensor, reverse: bool = False):
-    """All states of h_t = a_t * h_{t-1} + x_t (or h_{t+1} when reverse), chunk-major layout.
-
-    a, x: (c, *batch, n, N) with time k*c + i at [i, ..., k, :]; h0: (*batch, N), the state before
-    the first step (after the last one when reverse). Returns h like x and the final state.
-    """
-    c, n = x.shape[0], x.shape[-2]
-    positions = range(c - 1, -1, -1) if reverse else range(c)
-    chunks = range(n - 1, -1, -1) if reverse else range(n)
-
-    local = torch.zeros_like(x[0])  # (*batch, n, N): each chunk's last state, starting from zero
-    for i in positions:
-        local = torch.addcmul(x[i], a[i], local)
-    decay = a.prod(0)  # (*batch, n, N): how much of the entering state survives the chunk
-
-    entering = torch.empty_like(local)  # (*batch, n, N)
-    carry = h0
-    for k in chunks:
-        entering[..., k, :] = carry
-        carry = torch.addcmul(local[..., k, :], decay[..., k, :], carry)
-
-    h = torch.empty_like(x)
-    state = entering
-    for i in positions:
-        state = torch.addcmul(x[i], a[i], state)
-        h[i] = state
-    return h, carry
-
-
 class _Segment:
-    """One segment of the sequence in chunk-major layout, expanded over the state dimension."""
+    """One segment of the sequence, chunk-major: time k*c + i sits at [i, ..., k]."""
 
-    def __init__(self, dt, u, A, B, C, groups: int):
-        batch, dim, length = u.shape
-        self.length = length
-        self.c = _chunk_len(length)
+    def __init__(self, dt, u, A, B, C, groups: int, c: int):
+        _, dim, length = u.shape
         per_group = dim // groups
-        self.dt = _to_chunks(dt, self.c).unflatten(2, (groups, per_group))  # (c, batch, G, R, n)
-        self.u = _to_chunks(u, self.c).unflatten(2, (groups, per_group))  # (c, batch, G, R, n)
+        self.length, self.c = length, c
+        self.dt = _to_chunks(dt, c).unflatten(2, (groups, per_group))  # (c, batch, G, R, n)
+        self.u = _to_chunks(u, c).unflatten(2, (groups, per_group))  # (c, batch, G, R, n)
+        self.dtu = self.dt * self.u  # (c, batch, G, R, n)
         self.A = A.view(groups, per_group, 1, -1)  # (G, R, 1, N)
-        self.B = _bc_to_chunks(B, self.c)  # (c, batch, G, 1, n, N)
-        self.C = _bc_to_chunks(C, self.c)  # (c, batch, G, 1, n, N)
-        self.a = torch.exp(self.dt[..., None] * self.A)  # (c, batch, G, R, n, N)
-        self.x = (self.dt * self.u)[..., None] * self.B  # (c, batch, G, R, n, N)
+        self.B = _to_chunks(B, c).transpose(-1, -2).unsqueeze(3)  # (c, batch, G, 1, n, N)
+        self.C = _to_chunks(C, c).transpose(-1, -2).unsqueeze(3)  # (c, batch, G, 1, n, N)
+
+    def decay(self, i: int) -> torch.Tensor:
+        return torch.exp(self.dt[i].unsqueeze(-1) * self.A)  # (batch, G, R, n, N)
+
+    def input(self, i: int) -> torch.Tensor:
+        return self.dtu[i].unsqueeze(-1) * self.B[i]  # (batch, G, R, n, N)
 
     def chunks(self, t: torch.Tensor) -> torch.Tensor:
-        """A (batch, dim, T) tensor of this segment in the segment's layout (c, batch, G, R, n)."""
+        """A (batch, dim, T) slice of this segment in the layout (c, batch, G, R, n)."""
         return _to_chunks(t, self.c).view_as(self.dt)
 
     def unchunk(self, t: torch.Tensor) -> torch.Tensor:
         """(c, batch, G, R, n) -> (batch, dim, T)."""
         return _from_chunks(t.flatten(2, 3), self.length)
 
+    def unchunk_bc(self, t: torch.Tensor) -> torch.Tensor:
+        """(c, batch, G, n, N) -> (batch, G, N, T)."""
+        return _from_chunks(t.transpose(-1, -2), self.length)
 
-def _forward(dt, u, A, B, C, h, groups, segment_len, keep_states: bool):
-    """y without D and z, the last state, and the state entering each segment when asked."""
-    batch, dim, length = u.shape
-    ys, entering = [], []
-    for start in range(0, length, segment_len):
-        end = min(start + segment_len, length)
-        seg = _Segment(dt[..., start:end], u[..., start:end], A, B[..., start:end], C[..., start:end], groups)
-        if keep_states:
-            entering.append(h)
-        states, h = scan_chunks(seg.a, seg.x, h.view(batch, groups, dim // groups, -1))
-        h = h.reshape(batch, dim, -1)
-        ys.append(seg.unchunk((states * seg.C).sum(-1)))
-    y = torch.cat(ys, dim=-1) if ys else u.new_zeros(u.shape)
-    return y, h, entering
+
+def _entering_states(step_decay, step_input, chunk_decay, h0, c: int, reverse: bool):
+    """Passes 1 and 2: the state entering each chunk, (batch, G, R, n, N), and the final state.
+
+    step_decay(i), step_input(i) give one position of every chunk; chunk_decay is the product of the
+    decays over each chunk; h0 (batch, G, R, N) enters the first chunk in walking order.
+    """
+    positions = range(c - 1, -1, -1) if reverse else range(c)
+    local = None  # each chunk's final state from a zero start
+    for i in positions:
+        local = step_input(i) if local is None else torch.addcmul(step_input(i), step_decay(i), local)
+    n = local.shape[-2]
+    entering = torch.empty_like(local)
+    carry = h0
+    for k in range(n - 1, -1, -1) if reverse else range(n):
+        entering[..., k, :] = carry
+        carry = torch.addcmul(local[..., k, :], chunk_decay[..., k, :], carry)
+    return entering, carry
 
 
 def _effective_delta(delta, delta_bias, softplus: bool, work: torch.dtype):
@@ -128,36 +112,53 @@ def _effective_delta(delta, delta_bias, softplus: bool, work: torch.dtype):
     return raw, (F.softplus(raw) if softplus else raw)
 
 
+def _segments(length: int, segment_len: int) -> list[slice]:
+    return [slice(s, min(s + segment_len, length)) for s in range(0, length, segment_len)]
+
+
 class _ChunkedScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, segment_len):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, plan):
         work = state_dtype(u, delta, A, B, C, D, z, delta_bias, initial_state)
         batch, dim, length = u.shape
         d_state = A.shape[1]
-        Bg, Cg = grouped(B), grouped(C)
+        Bg, Cg = grouped(B).to(work), grouped(C).to(work)  # (batch, G, N, L)
         groups = Bg.shape[1]
-        _, dt = _effective_delta(delta, delta_bias, delta_softplus, work)
-        x = u.to(work)  # (batch, dim, L)
-        h0 = initial_state.to(work) if initial_state is not None else x.new_zeros(batch, dim, d_state)
-        y, last, entering = _forward(
-            dt, x, A.to(work), Bg.to(work), Cg.to(work), h0, groups, segment_len, keep_states=True
-        )
+        _, dt = _effective_delta(delta, delta_bias, delta_softplus, work)  # (batch, dim, L)
+        x = u.to(work)
+        Aw = A.to(work)
+        h = initial_state.to(work) if initial_state is not None else x.new_zeros(batch, dim, d_state)
+        h = h.view(batch, groups, dim // groups, d_state)  # (batch, G, R, N)
+        c, n = plan
+        ys, saved_entering = [], []
+        for s in _segments(length, c * n):
+            seg = _Segment(dt[..., s], x[..., s], Aw, Bg[..., s], Cg[..., s], groups, c)
+            chunk_decay = torch.exp(seg.dt.sum(0).unsqueeze(-1) * seg.A)  # (batch, G, R, n, N)
+            entering, h = _entering_states(seg.decay, seg.input, chunk_decay, h, c, reverse=False)
+            saved_entering.append(entering)
+            y = torch.empty_like(seg.dt)  # (c, batch, G, R, n)
+            state = entering
+            for i in range(c):
+                state = torch.addcmul(seg.input(i), seg.decay(i), state)
+                torch.sum(state * seg.C[i], dim=-1, out=y[i])
+            ys.append(seg.unchunk(y))
+        y = torch.cat(ys, dim=-1) if ys else x.new_zeros(x.shape)  # (batch, dim, L)
         if D is not None:
             y = y + D.to(work)[:, None] * x
         out = y * F.silu(z.to(work)) if z is not None else y
 
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, initial_state, *entering)
-        ctx.y_before_gate = y if z is not None else None  # (batch, dim, L) for dz
-        ctx.settings = (delta_softplus, segment_len, groups, work)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, initial_state, *saved_entering)
+        ctx.y_before_gate = y if z is not None else None  # (batch, dim, L), for dz
+        ctx.settings = (delta_softplus, plan, groups, work)
         ctx.set_materialize_grads(False)
-        return out.to(u.dtype), last
+        return out.to(u.dtype), h.reshape(batch, dim, d_state)
 
     @staticmethod
     def backward(ctx, dout, dlast):
-        u, delta, A, B, C, D, z, delta_bias, initial_state, *entering = ctx.saved_tensors
-        delta_softplus, segment_len, groups, work = ctx.settings
+        u, delta, A, B, C, D, z, delta_bias, initial_state, *saved_entering = ctx.saved_tensors
+        delta_softplus, (c, n), groups, work = ctx.settings
         batch, dim, length = u.shape
-        per_group = dim // groups
+        d_state = A.shape[1]
         raw, dt = _effective_delta(delta, delta_bias, delta_softplus, work)
         x = u.to(work)
         Aw = A.to(work)
@@ -177,33 +178,54 @@ class _ChunkedScan(torch.autograd.Function):
 
         # g_t = dL/dh_t = C_t dy_t + a_{t+1} g_{t+1}: a reverse scan whose decay is one step ahead.
         dt_next = F.pad(dt[..., 1:], (0, 1))
-        g = dlast.to(work) if dlast is not None else x.new_zeros(batch, dim, A.shape[1])
+        g = dlast.to(work) if dlast is not None else x.new_zeros(batch, dim, d_state)
+        g = g.view(batch, groups, dim // groups, d_state)
         ddt = torch.empty_like(x)
-        dA = torch.zeros_like(Aw)
+        dA = torch.zeros(batch, groups, dim // groups, n, d_state, dtype=work, device=x.device)
         dB, dC = torch.empty_like(Bg), torch.empty_like(Cg)
-        starts = list(range(0, length, segment_len))
-        for index in range(len(starts) - 1, -1, -1):
-            s = slice(starts[index], min(starts[index] + segment_len, length))
-            seg = _Segment(dt[..., s], x[..., s], Aw, Bg[..., s], Cg[..., s], groups)
-            h0 = entering[index].view(batch, groups, per_group, -1)
-            h, _ = scan_chunks(seg.a, seg.x, h0)  # (c, batch, G, R, n, N)
-            dy_c = seg.chunks(dy[..., s])[..., None]  # (c, batch, G, R, n, 1)
-            a_next = torch.exp(seg.chunks(dt_next[..., s])[..., None] * seg.A)
-            grad_h, g = scan_chunks(a_next, dy_c * seg.C, g.view_as(h0), reverse=True)
-            d_log_decay = grad_h * (h - seg.x)  # dL/d(dt*A): (h - x) is a_t * h_{t-1}
-            grad_h_b = (grad_h * seg.B).sum(-1)  # (c, batch, G, R, n)
-            ddt[..., s] = seg.unchunk((d_log_decay * seg.A).sum(-1) + grad_h_b * seg.u)
-            du[..., s] += seg.unchunk(grad_h_b * seg.dt)
-            dA += (d_log_decay * seg.dt[..., None]).sum((0, 1, 4)).view(dim, -1)
-            dB[..., s] = _bc_from_chunks((grad_h * (seg.dt * seg.u)[..., None]).sum(3), seg.length)
-            dC[..., s] = _bc_from_chunks((h * dy_c).sum(3), seg.length)
-            g = g.reshape(batch, dim, -1)
+        for s, entering in reversed(list(zip(_segments(length, c * n), saved_entering))):
+            seg = _Segment(dt[..., s], x[..., s], Aw, Bg[..., s], Cg[..., s], groups, c)
+            states = torch.empty((*seg.dt.shape, d_state), dtype=work, device=x.device)  # (c, b, G, R, n, N)
+            state = entering
+            for i in range(c):
+                state = torch.addcmul(seg.input(i), seg.decay(i), state)
+                states[i] = state
+
+            dt_next_c = seg.chunks(dt_next[..., s])  # (c, batch, G, R, n)
+            dy_c = seg.chunks(dy[..., s]).unsqueeze(-1)  # (c, batch, G, R, n, 1)
+
+            def decay_next(i, dt_next_c=dt_next_c, seg=seg):
+                return torch.exp(dt_next_c[i].unsqueeze(-1) * seg.A)
+
+            def grad_input(i, dy_c=dy_c, seg=seg):
+                return dy_c[i] * seg.C[i]
+
+            chunk_decay = torch.exp(dt_next_c.sum(0).unsqueeze(-1) * seg.A)
+            grad_entering, g_out = _entering_states(decay_next, grad_input, chunk_decay, g, c, reverse=True)
+            ddt_c, du_c = torch.empty_like(seg.dt), torch.empty_like(seg.dt)
+            dB_c = torch.empty(seg.B.shape[:3] + seg.B.shape[4:], dtype=work, device=x.device)  # (c, b, G, n, N)
+            dC_c = torch.empty_like(dB_c)
+            grad = grad_entering
+            for i in range(c - 1, -1, -1):
+                grad = torch.addcmul(grad_input(i), decay_next(i), grad)  # dL/dh at this position
+                d_log_decay = grad * (states[i] - seg.input(i))  # dL/d(dt*A); h - x = a * h_prev
+                grad_b = (grad * seg.B[i]).sum(-1)  # (batch, G, R, n)
+                ddt_c[i] = (d_log_decay * seg.A).sum(-1) + grad_b * seg.u[i]
+                du_c[i] = grad_b * seg.dt[i]
+                dA[..., : seg.dt.shape[-1], :] += d_log_decay * seg.dt[i].unsqueeze(-1)
+                torch.sum(grad * seg.dtu[i].unsqueeze(-1), dim=2, out=dB_c[i])
+                torch.sum(states[i] * dy_c[i], dim=2, out=dC_c[i])
+            g = g_out
+            ddt[..., s] = seg.unchunk(ddt_c)
+            du[..., s] += seg.unchunk(du_c)
+            dB[..., s] = seg.unchunk_bc(dB_c)
+            dC[..., s] = seg.unchunk_bc(dC_c)
 
         d_initial = None
         if initial_state is not None:
-            # g is now dL/dh at t=0 (or dlast when L=0), and h_0 = a_0 * initial + x_0.
+            # g is now dL/dh at t=0 (dlast when L=0), and h_0 = a_0 * initial + x_0.
             a0 = torch.exp(dt[..., 0, None] * Aw) if length else 1.0  # (batch, dim, N)
-            d_initial = (a0 * g).to(initial_state.dtype)
+            d_initial = (a0 * g.reshape(batch, dim, d_state)).to(initial_state.dtype)
         if delta_softplus:
             ddt = ddt * torch.sigmoid(raw)
         d_bias = ddt.sum((0, 2)).to(delta_bias.dtype) if delta_bias is not None else None
@@ -212,7 +234,7 @@ class _ChunkedScan(torch.autograd.Function):
         return (
             du.to(u.dtype),
             ddt.to(delta.dtype),
-            dA.to(A.dtype),
+            dA.sum((0, 3)).reshape(dim, d_state).to(A.dtype),
             dB.to(B.dtype),
             dC.to(C.dtype),
             dD.to(D.dtype) if dD is not None else None,
@@ -242,24 +264,22 @@ def selective_scan_torch(
     *,
     reverse: bool = False,
     initial_state: torch.Tensor | None = None,
-    segment_len: int | None = None,
+    chunk_len: int | None = None,
+    chunks_per_segment: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Chunked selective scan; same contract as `seqmamba.kernels.selective_scan`.
 
-    `segment_len` bounds the (batch, dim, segment, N) working set (default: about
-    `SEGMENT_ELEMENTS` elements per tensor).
+    `chunk_len` (c) and `chunks_per_segment` (n) override `plan_segments`' choice.
     """
     shape = check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
-    if segment_len is None:
-        segment_len = max(64, SEGMENT_ELEMENTS // max(1, shape.batch * shape.dim * shape.d_state))
-    if segment_len < 1:
-        raise ValueError(f"selective_scan: segment_len must be >= 1, got {segment_len}")
+    c, n = plan_segments(shape.batch, shape.dim, shape.d_state, shape.length, u.device.type)
+    c, n = chunk_len or c, chunks_per_segment or n
+    if c < 1 or n < 1:
+        raise ValueError(f"selective_scan: chunk_len and chunks_per_segment must be >= 1, got {c} and {n}")
     if reverse:
-        # The (batch, dim, L) inputs are flipped, never the (batch, dim, L, N) working tensors.
+        # The (batch, dim, L) inputs are flipped, never (batch, dim, L, N) working tensors.
         u, delta, B, C, z = _flip(u), _flip(delta), _flip(B), _flip(C), _flip(z)
-    out, last = _ChunkedScan.apply(
-        u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, segment_len
-    )
+    out, last = _ChunkedScan.apply(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, (c, n))
     if reverse:
         out = out.flip(-1)
     return (out, last) if return_last_state else out

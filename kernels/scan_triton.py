@@ -96,7 +96,7 @@ if triton is not None:
                 offs_l = length - (k + 1) * BLOCK_L + l_idx
             else:
                 offs_l = k * BLOCK_L + l_idx
-            dt, raw, mask = _load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
+            dt, _, mask = _load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
             u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
             l_ok = (offs_l >= 0) & (offs_l < length)
             ln_mask = l_ok[:, None] & n_mask[None, :]

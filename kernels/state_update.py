@@ -49,7 +49,7 @@ def check_state_update_args(state, x, dt, A, B, C, D, z, dt_bias) -> int:
 def selective_state_update_ref(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False):
     """One step of the recurrence in torch ops; updates ``state`` in place and returns y (batch, dim)."""
     groups = check_state_update_args(state, x, dt, A, B, C, D, z, dt_bias)
-    batch, dim, d_state = state.shape
+    dim = state.shape[1]
     work = torch.float64 if state.dtype == torch.float64 or x.dtype == torch.float64 else torch.float32
     repeat = dim // groups
     Bg = (B if B.dim() == 3 else B[:, None]).to(work).repeat_interleave(repeat, dim=1)  # (batch, dim, N)

@@ -17,6 +17,6 @@ from ._version import __version__
 # installed package), they sit beside this folder instead: let the import system find them there too.
 _checkout = _Path(__file__).resolve().parent.parent
 if (_checkout / "pyproject.toml").is_file() and (_checkout / "kernels" / "__init__.py").is_file():
-    __path__.append(str(_checkout))  # type: ignore[name-defined]  # noqa: F821
+    __path__.append(str(_checkout))  # type: ignore[name-defined]
 
 __all__ = ["__version__"]

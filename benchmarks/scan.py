@@ -1,0 +1,218 @@
+"""Selective-scan benchmark: time and memory of each backend, forward and forward+backward.
+
+GPU (default when CUDA is present): shapes S1-S3 of the scan issue, N=16, B/C shared, D, z and a
+delta bias with softplus, as the Mamba block calls it; triton and torch backends in bf16 and fp32,
+timed with triton.testing.do_bench (median), plus a correctness check of triton against torch on
+each shape.
+
+CPU (`--cpu`): batch 1, dim 128, N 16, L 2048, float32, 2 threads: the torch backend against the
+step-by-step loop (the reference backend) and mamba.py's Blelloch `pscan` (PyPI `mambapy`).
+
+    python benchmarks/scan.py --cpu --out docs/benchmarks/scan_cpu.md
+    python benchmarks/scan.py --out docs/benchmarks/scan.md        # on a GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+from seqmamba.kernels import selective_scan
+
+GPU_SHAPES = {
+    "S1": (2, 512, 131_072),
+    "S2": (1, 256, 1_048_576),
+    "S3": (32, 1024, 2_048),
+}
+
+
+def make_inputs(batch, dim, length, d_state, dtype, device, seed=0):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+
+    def r(*s, scale=1.0):
+        return (torch.randn(*s, generator=g) * scale).to(device=device, dtype=dtype)
+
+    return dict(
+        u=r(batch, dim, length), delta=r(batch, dim, length, scale=0.5),
+        A=(-torch.rand(dim, d_state, generator=g) * 2 - 0.1).to(device=device, dtype=torch.float32),
+        B=r(batch, d_state, length), C=r(batch, d_state, length),
+        D=torch.ones(dim, device=device), z=r(batch, dim, length),
+        delta_bias=torch.full((dim,), -2.0, device=device),
+    )
+
+
+def timed(fn, device) -> float:
+    """Median milliseconds: do_bench on a GPU for fast calls, wall clock for slow ones and on CPU."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    fn()
+    sync()
+    start = time.perf_counter()
+    fn()
+    sync()
+    once = (time.perf_counter() - start) * 1e3
+    if device.type == "cuda" and once < 2000:
+        from triton.testing import do_bench
+
+        return float(do_bench(fn, warmup=max(25, once), rep=max(100, 5 * once), return_mode="median"))
+    runs = []
+    for _ in range(3 if once > 500 else 10):
+        start = time.perf_counter()
+        fn()
+        sync()
+        runs.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(runs)
+
+
+def scan_fns(inputs, backend, reverse=False):
+    grads = {k: v.detach().clone().requires_grad_() for k, v in inputs.items()}
+
+    def forward():
+        with torch.no_grad():
+            selective_scan(**inputs, delta_softplus=True, reverse=reverse, backend=backend)
+
+    def forward_backward():
+        for v in grads.values():
+            v.grad = None
+        y = selective_scan(**grads, delta_softplus=True, reverse=reverse, backend=backend)
+        y.backward(torch.ones_like(y))
+
+    return forward, forward_backward
+
+
+def peak_memory(fn, device) -> float:
+    if device.type != "cuda":
+        return float("nan")
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**30
+
+
+def gpu_tables(args) -> str:
+    device = torch.device("cuda")
+    lines = [
+        f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}; "
+        f"triton {__import__('triton').__version__}; N=16, B/C shared, D, z, delta_bias, softplus.",
+        "",
+        "| shape | batch x dim x L | backend | dtype | forward ms | fwd+bwd ms | fwd+bwd peak GiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, (batch, dim, length) in GPU_SHAPES.items():
+        for dtype in (torch.bfloat16, torch.float32):
+            inputs = make_inputs(batch, dim, length, 16, dtype, device)
+            for backend in args.backends:
+                fwd, fwd_bwd = scan_fns(inputs, backend)
+                t_f, t_fb = timed(fwd, device), timed(fwd_bwd, device)
+                mem = peak_memory(fwd_bwd, device)
+                row = (f"| {name} | {batch} x {dim} x {length:,} | {backend} | {str(dtype)[6:]} | {t_f:.2f} | "
+                       f"{t_fb:.2f} | {mem:.2f} |")
+                print(row, flush=True)
+                lines.append(row)
+            del inputs
+            torch.cuda.empty_cache()
+    lines += ["", "Correctness on the benchmark shapes, float32 inputs: triton against the torch backend",
+              "(itself tested against the step-by-step reference), max |diff| / max |value|.", "",
+              "| shape | reverse | y | du | ddelta | dA | dB | dC |", "|---|---|---|---|---|---|---|---|"]
+    for name, (batch, dim, length) in GPU_SHAPES.items():
+        for reverse in (False, True):
+            inputs = make_inputs(batch, dim, length, 16, torch.float32, device, seed=1)
+            results = {}
+            for backend in ("torch", "triton"):
+                x = {k: v.detach().clone().requires_grad_() for k, v in inputs.items()}
+                y = selective_scan(**x, delta_softplus=True, reverse=reverse, backend=backend)
+                w = torch.randn(y.shape, generator=torch.Generator(device=device).manual_seed(2), device=device)
+                (y * w).sum().backward()
+                results[backend] = [y.detach()] + [x[k].grad for k in ("u", "delta", "A", "B", "C")]
+                del x, y
+            errs = [((a - b).abs().max() / a.abs().max()).item() for a, b in zip(results["torch"], results["triton"])]
+            row = f"| {name} | {reverse} | " + " | ".join(f"{e:.1e}" for e in errs) + " |"
+            print(row, flush=True)
+            lines.append(row)
+            del results, inputs
+            torch.cuda.empty_cache()
+    return "\n".join(lines)
+
+
+def mambapy_scan(x, delta, A, B, C, D):
+    """The selective scan as mamba.py writes it around its Blelloch pscan; inputs in its (B, L, D) layout."""
+    from mambapy.pscan import pscan
+
+    delta_a = torch.exp(delta.unsqueeze(-1) * A)  # (batch, L, dim, N)
+    bx = delta.unsqueeze(-1) * B.unsqueeze(2) * x.unsqueeze(-1)  # (batch, L, dim, N)
+    hs = pscan(delta_a, bx)
+    return (hs @ C.unsqueeze(-1)).squeeze(3) + D * x
+
+
+def cpu_table(args) -> str:
+    torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    batch, dim, length, n = 1, 128, 2048, 16
+    inputs = make_inputs(batch, dim, length, n, torch.float32, device)
+    del inputs["z"]  # mamba.py's scan has no gate: compare like with like
+    rows = {}
+    for backend in ("torch", "reference"):
+        fwd, fwd_bwd = scan_fns(inputs, backend)
+        rows[backend] = (timed(fwd, device), timed(fwd_bwd, device))
+    try:
+        import torch.nn.functional as F
+
+        layout = dict(
+            x=inputs["u"].transpose(1, 2).contiguous(),
+            delta=F.softplus(inputs["delta"] + inputs["delta_bias"][:, None]).transpose(1, 2).contiguous(),
+            A=inputs["A"], B=inputs["B"].transpose(1, 2).contiguous(), C=inputs["C"].transpose(1, 2).contiguous(),
+            D=inputs["D"],
+        )
+        grads = {k: v.clone().requires_grad_() for k, v in layout.items()}
+
+        def mp_fwd():
+            with torch.no_grad():
+                mambapy_scan(**layout)
+
+        def mp_fwd_bwd():
+            for v in grads.values():
+                v.grad = None
+            mambapy_scan(**grads).sum().backward()
+
+        rows["mambapy pscan"] = (timed(mp_fwd, device), timed(mp_fwd_bwd, device))
+    except ImportError:
+        print("mambapy is not installed: pip install mambapy", file=sys.stderr)
+    ref_f, ref_fb = rows["reference"]
+    lines = [
+        f"CPU: {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}; "
+        f"batch {batch}, dim {dim}, N {n}, L {length}, float32, delta_bias + softplus, D.",
+        "",
+        "| implementation | forward ms | fwd+bwd ms | forward speed-up vs loop | fwd+bwd speed-up vs loop |",
+        "|---|---|---|---|---|",
+    ]
+    labels = {"torch": "seqmamba torch backend (chunked)", "reference": "step-by-step loop (reference backend)"}
+    for key, (t_f, t_fb) in rows.items():
+        row = f"| {labels.get(key, key)} | {t_f:.1f} | {t_fb:.1f} | {ref_f / t_f:.1f}x | {ref_fb / t_fb:.1f}x |"
+        print(row, flush=True)
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cpu", action="store_true", help="the CPU comparison instead of the GPU shapes")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--backends", nargs="+", default=["triton", "torch"])
+    parser.add_argument("--out", help="write the markdown table here as well")
+    args = parser.parse_args()
+    if not args.cpu and not torch.cuda.is_available():
+        parser.error("no CUDA device: run with --cpu")
+    table = cpu_table(args) if args.cpu else gpu_tables(args)
+    if args.out:
+        with open(args.out, "w") as handle:
+            handle.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

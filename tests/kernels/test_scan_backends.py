@@ -1,0 +1,174 @@
+"""Every fast backend against the reference scan: values, last state and all gradients."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scan_cases import DEVICE, Case, assert_close, run
+
+from seqmamba.kernels import selective_scan
+from seqmamba.kernels.scan import triton_usable
+
+BACKENDS = ["torch"] + (["triton"] if triton_usable(DEVICE) else [])
+
+CASES = {
+    "default": Case(),
+    "L=1": Case(length=1),
+    "odd-L-many-tiles": Case(length=101, dim=4, d_state=3),
+    "tile-boundary": Case(length=64, dim=3),
+    "groups": Case(dim=8, groups=2, length=45),
+    "groups=dim": Case(dim=4, groups=4, length=19),
+    "reverse": Case(reverse=True, length=70),
+    "reverse-groups": Case(reverse=True, groups=3, length=33),
+    "bare": Case(has_D=False, has_z=False, has_bias=False, softplus=False, has_h0=False),
+    "bare-reverse": Case(has_D=False, has_z=False, has_bias=False, softplus=False, has_h0=False, reverse=True),
+    "N=1": Case(d_state=1, length=20),
+    "N=16-batch1": Case(batch=1, d_state=16, dim=3, length=40),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(CASES))
+def test_backend_matches_reference_float64(backend, name):
+    case = CASES[name]
+    expected = run(case, case.inputs(), "reference")
+    got = run(case, case.inputs(), backend)
+    assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"{backend}/{name}")
+
+
+@pytest.mark.parametrize("chunks", [(1, 1), (3, 2), (5, 1), (2, 7), (16, 4)])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_torch_backend_across_chunks_and_segments(chunks, reverse):
+    """Values and gradients whatever the chunk length c and chunks per segment n."""
+    from seqmamba.kernels import scan_torch
+
+    case = Case(length=41, groups=2, dim=4, reverse=reverse)
+    expected = run(case, case.inputs(seed=3), "reference")
+    real = scan_torch.selective_scan_torch
+
+    def with_plan(*args, **kwargs):
+        return real(*args, **kwargs, chunk_len=chunks[0], chunks_per_segment=chunks[1])
+
+    import seqmamba.kernels.scan as scan_module
+
+    original = scan_module.selective_scan_torch
+    scan_module.selective_scan_torch = with_plan
+    try:
+        got = run(case, case.inputs(seed=3), "torch")
+    finally:
+        scan_module.selective_scan_torch = original
+    assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"c,n={chunks}")
+
+
+LOW_PRECISION = {torch.float32: 1e-4, torch.float16: 3e-2, torch.bfloat16: 6e-2}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", list(LOW_PRECISION), ids=str)
+def test_low_precision_inputs(backend, dtype):
+    case = Case(length=50, groups=2, dim=4)
+    expected = run(case, case.inputs(), "reference")
+    got = run(case, case.inputs(dtype=dtype), backend)
+    assert got["y"].dtype == dtype
+    assert got["last"].dtype == torch.float32  # the state is float32 whatever the inputs
+    for key, value in got.items():
+        if key.startswith("d"):
+            assert value.dtype == dtype, f"{key} should keep its input's dtype"
+    assert_close(expected, got, rtol=LOW_PRECISION[dtype], atol=LOW_PRECISION[dtype], label=f"{backend}/{dtype}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_only_some_inputs_need_grad(backend):
+    case = Case(length=23)
+    full = case.inputs()
+    partial = {k: (v.detach().requires_grad_(k in ("u", "B")) if v is not None else None) for k, v in full.items()}
+    y = selective_scan(**partial, delta_softplus=True, backend=backend)
+    du, dB = torch.autograd.grad(y.sum(), [partial["u"], partial["B"]])
+    y_ref = selective_scan(**full, delta_softplus=True, backend="reference")
+    du_ref, dB_ref = torch.autograd.grad(y_ref.sum(), [full["u"], full["B"]])
+    torch.testing.assert_close(du, du_ref)
+    torch.testing.assert_close(dB, dB_ref)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_no_grad_inference(backend):
+    case = Case(length=30)
+    with torch.no_grad():
+        y = selective_scan(**case.inputs(), delta_softplus=True, backend=backend)
+        y_ref = selective_scan(**case.inputs(), delta_softplus=True, backend="reference")
+    torch.testing.assert_close(y, y_ref)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_state_carries_across_calls(backend):
+    """Scanning [0, L) in two calls with the carried state equals one call: chunked inference."""
+    case = Case(length=40, has_h0=False)
+    x = {k: (v.detach() if v is not None else None) for k, v in case.inputs().items()}
+    whole, last = selective_scan(**x, delta_softplus=True, return_last_state=True, backend=backend)
+    cut = 17
+    first = {k: (v[..., :cut] if k in ("u", "delta", "z", "B", "C") else v) for k, v in x.items()}
+    second = {k: (v[..., cut:] if k in ("u", "delta", "z", "B", "C") else v) for k, v in x.items()}
+    y1, h = selective_scan(**first, delta_softplus=True, return_last_state=True, backend=backend)
+    second["initial_state"] = h
+    y2, last2 = selective_scan(**second, delta_softplus=True, return_last_state=True, backend=backend)
+    torch.testing.assert_close(torch.cat([y1, y2], -1), whole, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(last2, last, rtol=1e-9, atol=1e-9)
+
+
+def _saved_elements(backend: str, case: Case) -> int:
+    inputs = case.inputs(dtype=torch.float32)
+    sizes = []
+
+    def pack(t):
+        sizes.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        selective_scan(**inputs, delta_softplus=True, backend=backend)
+    return sum(sizes)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backward_memory_is_linear_in_length_not_times_state(backend):
+    """Saved activations are O(batch*dim*L): never the (batch, dim, L, N) states."""
+    case = Case(batch=1, dim=4, length=256, d_state=16, has_h0=False)
+    saved = _saved_elements(backend, case)
+    per_step_states = case.batch * case.dim * case.length * case.d_state
+    assert saved < per_step_states, f"{backend} saved {saved} elements, states are {per_step_states}"
+
+
+def test_auto_picks_torch_on_cpu(monkeypatch):
+    import seqmamba.kernels.scan as scan_module
+
+    calls = []
+    real = scan_module.selective_scan_torch
+    monkeypatch.setattr(scan_module, "selective_scan_torch", lambda *a, **k: calls.append(1) or real(*a, **k))
+    case = Case(length=5)
+    selective_scan(**case.inputs(device=torch.device("cpu")), backend="auto")
+    assert calls == [1]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch=st.integers(1, 3), dim_per_group=st.integers(1, 3), groups=st.sampled_from([None, 1, 2]),
+    length=st.integers(1, 80), d_state=st.integers(1, 6), reverse=st.booleans(),
+    has_h0=st.booleans(), softplus=st.booleans(),
+)
+def test_torch_backend_random_shapes(batch, dim_per_group, groups, length, d_state, reverse, has_h0, softplus):
+    dim = dim_per_group * (groups or 1)
+    case = Case(batch=batch, dim=dim, length=length, d_state=d_state, groups=groups, reverse=reverse,
+                has_h0=has_h0, softplus=softplus)
+    assert_close(run(case, case.inputs(), "reference"), run(case, case.inputs(), "torch"), 1e-10, 1e-10)
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="triton is not importable")
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(length=st.integers(1, 70), d_state=st.integers(1, 9), groups=st.sampled_from([None, 2]),
+       reverse=st.booleans())
+def test_triton_backend_random_shapes(length, d_state, groups, reverse):
+    case = dataclasses.replace(Case(dim=4), length=length, d_state=d_state, groups=groups, reverse=reverse)
+    assert_close(run(case, case.inputs(), "reference"), run(case, case.inputs(), "triton"), 1e-10, 1e-10)
