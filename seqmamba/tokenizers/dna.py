@@ -195,7 +195,8 @@ class DNATokenizer:
         if is_base.all():
             return letters.tobytes().decode("ascii")
         # Debugging path only: special tokens are rare, a per-token join is fine here.
-        return "".join(chr(b) if base else TOKENS[i] for b, base, i in zip(letters, is_base, ids, strict=True))
+        pieces = zip(letters, is_base, ids, strict=True)
+        return "".join(chr(b) if base else TOKENS[i] for b, base, i in pieces)
 
     def reverse_complement(self, ids: np.ndarray, attention_mask: np.ndarray | None = None) -> np.ndarray:
         """Reverse complement of 1-D ids or of each row of a ``(batch, length)`` array.
