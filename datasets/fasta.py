@@ -141,11 +141,13 @@ class FastaFile:
         *,
         line_width: int = 60,
         progress: Callable[[int], None] | None = None,
+        events: Iterator[RecordStart | bytes] | None = None,
     ) -> Path:
         """Validate and write a bgzip copy (LF line ends, ``line_width`` bases a line), atomically.
 
         The copy indexes with pyfaidx or ``samtools faidx``. Empty records are dropped, as in
-        :meth:`scan`. Returns ``dest``.
+        :meth:`scan`. ``events`` replaces this file's own scan (to count bases in the same pass).
+        Returns ``dest``.
         """
         from Bio import bgzf
 
@@ -155,7 +157,7 @@ class FastaFile:
         with atomic_path(dest) as tmp:
             writer = bgzf.BgzfWriter(str(tmp), "wb")
             try:
-                _write_wrapped(self.scan(progress), writer, line_width)
+                _write_wrapped(events if events is not None else self.scan(progress), writer, line_width)
             finally:
                 writer.close()
         return dest
