@@ -20,6 +20,7 @@ from ..errors import InputError
 from .atomic import atomic_path
 from .fasta_scan import SEQUENCE_BYTES, Compression, EmptyPolicy, RecordStart, detect_compression, scan_fasta
 
+_DELETE_SEQUENCE = dict.fromkeys(SEQUENCE_BYTES)
 BGZIP_HINT = ("for random access, recompress it with bgzip (`gunzip -c {p} | bgzip -c > {stem}.bgz.fa.gz`), "
               "or run `seqmamba ingest {p} -o DIR`, or call FastaFile.write_bgzip()")
 
@@ -68,10 +69,9 @@ class FastaFile:
         try:
             if not self._starts_with_header(handle):
                 self._raise_located()
-            for title, sequence in SimpleFastaParser(handle):
+            for title, sequence in SimpleFastaParser(self._checked_lines(handle)):
                 name = title.split(maxsplit=1)[0] if title.strip() else ""
-                if (not name or name in names or not sequence.isascii()
-                        or sequence.encode("ascii").translate(None, SEQUENCE_BYTES)):
+                if not name or name in names:
                     self._raise_located()
                 names.add(name)
                 if not sequence:
@@ -168,6 +168,17 @@ class FastaFile:
         if self.compression == "plain":
             return open(self.path, encoding="ascii", errors="strict", newline=None)
         return gzip.open(self.path, "rt", encoding="ascii", errors="strict", newline=None)
+
+    def _checked_lines(self, handle: io.TextIOBase) -> Iterator[str]:
+        # Biopython drops spaces and keeps control bytes; both are errors here.
+        for line in handle:
+            body = line.rstrip("\n")
+            if line[0] == ">":
+                if not body.isprintable():
+                    self._raise_located()
+            elif body.translate(_DELETE_SEQUENCE):
+                self._raise_located()
+            yield line
 
     @staticmethod
     def _starts_with_header(handle: io.TextIOBase) -> bool:

@@ -183,7 +183,7 @@ class _ScanState:
                                  "before the first '>' header line (is this a FASTA file?)")
         elif bad:
             self._raise_bad(chunk, bad[0])
-        seq = chunk.translate(None, b"\r\n")
+        seq = chunk.translate(None, b"\r\n") if self.current is not None else b""
         newlines = chunk.count(b"\n")
         if newlines:
             self.line += newlines
