@@ -90,7 +90,7 @@ def test_json_state_round_trip(tmp_path):
     with pytest.raises(InputError, match="vocabulary"):
         DNATokenizer.from_dict({**custom.to_dict(), "vocab": ["A"]})
     (tmp_path / "bad.json").write_text("{oops")
-    with pytest.raises(InputError, match="bad.json: line 1"):
+    with pytest.raises(InputError, match=r"bad\.json: line 1"):
         DNATokenizer.load(tmp_path / "bad.json")
 
 
