@@ -19,4 +19,13 @@ _checkout = _Path(__file__).resolve().parent.parent
 if (_checkout / "pyproject.toml").is_file() and (_checkout / "kernels" / "__init__.py").is_file():
     __path__.append(str(_checkout))  # type: ignore[name-defined]
 
-__all__ = ["__version__"]
+__all__ = ["DNATokenizer", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that `import seqmamba` stays light (the CLI starts fast; numpy loads on first use).
+    if name == "DNATokenizer":
+        from .tokenizers.dna import DNATokenizer
+
+        return DNATokenizer
+    raise AttributeError(f"module 'seqmamba' has no attribute {name!r}")

@@ -1,0 +1,229 @@
+"""FASTA files (plain, gzip, bgzip): validated streaming, random access through pyfaidx, bgzip copies.
+
+Example:
+    >>> fasta = FastaFile("genome.fa.gz")                       # doctest: +SKIP
+    >>> for name, seq in fasta.records():                      # whole records, one pass
+    ...     print(name, len(seq))
+    >>> index = FastaFile(fasta.write_bgzip("genome.bgz.fa.gz")).index()
+    >>> index["chr1"][0:1000]                                  # random access, 0-based half-open
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from ..errors import InputError
+from .atomic import atomic_path
+from .fasta_scan import SEQUENCE_BYTES, Compression, EmptyPolicy, RecordStart, detect_compression, scan_fasta
+
+_DELETE_SEQUENCE = dict.fromkeys(SEQUENCE_BYTES)
+BGZIP_HINT = ("for random access, recompress it with bgzip (`gunzip -c {p} | bgzip -c > {stem}.bgz.fa.gz`), "
+              "or run `seqmamba ingest {p} -o DIR`, or call FastaFile.write_bgzip()")
+
+
+class FastaFile:
+    """One FASTA file, plain, gzip or bgzip (told apart by content, not by name).
+
+    - :meth:`scan`: the validating pass; sequence in chunks, memory bounded (see ``scan_fasta``).
+    - :meth:`records`: ``(name, sequence)`` per record through Biopython, for reading a file once.
+    - :meth:`index`: random access through pyfaidx (builds the ``.fai``, and ``.gzi`` for bgzip).
+    - :meth:`write_bgzip`: a normalised, bgzip-compressed copy that can be indexed.
+
+    Records of length 0 are skipped with a warning; ``empty="error"`` rejects them.
+
+    Example:
+        >>> fasta = FastaFile("ecoli.fna.gz")                   # doctest: +SKIP
+        >>> fasta.compression
+        'gzip'
+        >>> {name: len(seq) for name, seq in fasta.records()}
+        {'NC_000913.3': 4641652}
+    """
+
+    def __init__(self, path: str | os.PathLike, *, empty: EmptyPolicy = "warn") -> None:
+        self.path = Path(path)
+        self.empty = empty
+        self.compression: Compression = detect_compression(self.path)
+
+    def __repr__(self) -> str:
+        return f"FastaFile({str(self.path)!r}, compression={self.compression!r})"
+
+    def scan(self, progress: Callable[[int], None] | None = None) -> Iterator[RecordStart | bytes]:
+        """Validate while streaming: a :class:`RecordStart` per record, then its sequence chunks."""
+        return scan_fasta(self.path, empty=self.empty, progress=progress)
+
+    def records(self) -> Iterator[tuple[str, str]]:
+        """``(name, sequence)`` for every non-empty record, in file order, case kept.
+
+        Biopython parses; each record is checked on the way and, on any problem, the validating
+        scanner re-reads the file to report the exact line and column.
+        """
+        from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+        names: set[str] = set()
+        any_sequence = False
+        handle = self._text_handle()
+        try:
+            if not self._starts_with_header(handle):
+                self._raise_located()
+            for title, sequence in SimpleFastaParser(self._checked_lines(handle)):
+                name = title.split(maxsplit=1)[0] if title.strip() else ""
+                if not name or name in names:
+                    self._raise_located()
+                names.add(name)
+                if not sequence:
+                    if self.empty == "error":
+                        self._raise_located()
+                    continue
+                any_sequence = True
+                yield name, sequence
+        except (EOFError, gzip.BadGzipFile, OSError, UnicodeDecodeError):
+            self._raise_located()
+        finally:
+            handle.close()
+        if not any_sequence:
+            self._raise_located()
+
+    def lengths(self) -> dict[str, int]:
+        """Length of every record (empty ones included), from the ``.fai`` if there is one, else a scan."""
+        fai = self.path.with_name(self.path.name + ".fai")
+        if self.compression != "gzip" and fai.is_file() and fai.stat().st_mtime >= self.path.stat().st_mtime:
+            lengths = {}
+            with open(fai) as handle:
+                for line in handle:
+                    fields = line.split("\t")
+                    lengths[fields[0]] = int(fields[1])
+            return lengths
+        lengths, name = {}, None
+        for event in self.scan():
+            if isinstance(event, RecordStart):
+                name = event.name
+                lengths[name] = 0
+            else:
+                lengths[name] += len(event)
+        return lengths
+
+    def index(self, index_dir: str | os.PathLike | None = None):
+        """A ``pyfaidx.Fasta`` (raw strings, 0-based slices), building its index when missing.
+
+        ``index_dir`` puts the ``.fai``/``.gzi`` there instead of beside the file (for read-only
+        data). Plain gzip cannot be indexed: the error says how to make a bgzip copy.
+        """
+        import pyfaidx
+
+        if self.compression == "gzip":
+            stem = self.path.name.removesuffix(".gz").rsplit(".", 1)[0]
+            raise InputError(f"{self.path}: plain gzip, which has no random access; "
+                             + BGZIP_HINT.format(p=self.path, stem=stem))
+        folder = Path(index_dir) if index_dir is not None else self.path.parent
+        fai = folder / (self.path.name + ".fai")
+        gzi = folder / (self.path.name + ".gzi")
+        if not fai.exists() and not os.access(folder, os.W_OK):
+            raise InputError(f"{self.path}: no index ({fai.name}) and {folder} is not writable; "
+                             "pass index_dir (or `seqmamba ingest -o DIR`)")
+        try:
+            return pyfaidx.Fasta(str(self.path), indexname=str(fai),
+                                 gzi_indexname=str(gzi) if self.compression == "bgzip" else None,
+                                 as_raw=True, sequence_always_upper=False, duplicate_action="stop")
+        except pyfaidx.FastaIndexingError as error:
+            # Irregular line widths and the like: a normalised copy always indexes.
+            raise InputError(f"{self.path}: cannot index: {error}; `seqmamba ingest {self.path} -o DIR` "
+                             "writes an indexable copy") from None
+        except ValueError as error:
+            raise InputError(f"{self.path}: cannot index: {error}") from None
+
+    def write_bgzip(
+        self,
+        dest: str | os.PathLike,
+        *,
+        line_width: int = 60,
+        progress: Callable[[int], None] | None = None,
+        events: Iterator[RecordStart | bytes] | None = None,
+    ) -> Path:
+        """Validate and write a bgzip copy (LF line ends, ``line_width`` bases a line), atomically.
+
+        The copy indexes with pyfaidx or ``samtools faidx``. Empty records are dropped, as in
+        :meth:`scan`. ``events`` replaces this file's own scan (to count bases in the same pass).
+        Returns ``dest``.
+        """
+        from Bio import bgzf
+
+        dest = Path(dest)
+        if dest.resolve() == self.path.resolve():
+            raise InputError(f"{dest}: the bgzip copy would overwrite its source")
+        with atomic_path(dest) as tmp:
+            writer = bgzf.BgzfWriter(str(tmp), "wb")
+            try:
+                _write_wrapped(events if events is not None else self.scan(progress), writer, line_width)
+            finally:
+                writer.close()
+        return dest
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _text_handle(self) -> io.TextIOBase:
+        if self.compression == "plain":
+            return open(self.path, encoding="ascii", errors="strict", newline=None)
+        return gzip.open(self.path, "rt", encoding="ascii", errors="strict", newline=None)
+
+    def _checked_lines(self, handle: io.TextIOBase) -> Iterator[str]:
+        # Biopython drops spaces and keeps control bytes; both are errors here.
+        for line in handle:
+            body = line.rstrip("\n")
+            if line[0] == ">":
+                if not body.isprintable():
+                    self._raise_located()
+            elif body.translate(_DELETE_SEQUENCE):
+                self._raise_located()
+            yield line
+
+    @staticmethod
+    def _starts_with_header(handle: io.TextIOBase) -> bool:
+        # SimpleFastaParser skips anything before the first '>': here that is an error.
+        while True:
+            position = handle.tell()
+            line = handle.readline()
+            if not line:
+                return True  # empty: reported after parsing
+            if line.strip():
+                handle.seek(position)
+                return line.startswith(">")
+
+    def _raise_located(self) -> None:
+        for _ in self.scan():
+            pass
+        raise InputError(f"{self.path}: not a valid FASTA file")
+
+
+def _write_wrapped(events: Iterator[RecordStart | bytes], out, width: int) -> None:
+    carry = b""
+    started = False
+
+    def flush_lines(data: bytes, final: bool) -> bytes:
+        full = len(data) - len(data) % width
+        if full:
+            out.write(b"\n".join(data[i:i + width] for i in range(0, full, width)) + b"\n")
+        rest = data[full:]
+        if final and rest:
+            out.write(rest + b"\n")
+            return b""
+        return rest
+
+    pending_header: RecordStart | None = None
+    for event in events:
+        if isinstance(event, RecordStart):
+            if started:
+                carry = flush_lines(carry, final=True)
+            pending_header, started = event, False
+            continue
+        if not started:
+            # Header written with its first sequence chunk: empty records vanish from the copy.
+            title = f"{pending_header.name} {pending_header.description}".rstrip()
+            out.write(f">{title}\n".encode())
+            started = True
+        carry = flush_lines(carry + event, final=False)
+    if started:
+        flush_lines(carry, final=True)
