@@ -17,6 +17,28 @@ from ._version import __version__
 # installed package), they sit beside this folder instead: let the import system find them there too.
 _checkout = _Path(__file__).resolve().parent.parent
 if (_checkout / "pyproject.toml").is_file() and (_checkout / "kernels" / "__init__.py").is_file():
-    __path__.append(str(_checkout))  # type: ignore[name-defined]  # noqa: F821
+    __path__.append(str(_checkout))  # type: ignore[name-defined]
 
-__all__ = ["__version__"]
+__all__ = ["DNAEncoder", "MambaBlock", "MambaConfig", "MambaEncoder", "__version__"]
+
+# Imported on first use, so `import seqmamba` (the CLI's start-up) does not import torch.
+_LAZY = {
+    "MambaConfig": ".config",
+    "MambaEncoder": ".encoder",
+    "MambaBlock": ".modules.block",
+    "DNAEncoder": ".dna",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
