@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from seqmamba.kernels import selective_scan_ref
 
 from seqmamba import MambaBlock
+from seqmamba.kernels import selective_scan_ref
 from seqmamba.modules.ssm import SelectiveSSM, depthwise_conv
 
 
