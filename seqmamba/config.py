@@ -119,8 +119,8 @@ class MambaConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"MambaConfig: unknown keys {unknown} (known: {sorted(known)})")
-        missing = sorted(f.name for f in dataclasses.fields(cls) if f.name in ("d_model", "n_layers")
-                         and f.name not in data)
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        missing = [name for name in required if name not in data]
         if missing:
             raise ValueError(f"MambaConfig: missing required keys {missing}")
         version = data.get("version", CONFIG_VERSION)

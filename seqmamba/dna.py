@@ -90,6 +90,15 @@ class DNAEncoder(nn.Module):
         # Not persistent: it is part of the config, and a state_dict entry would duplicate it.
         self.register_buffer("complement", complement, persistent=False)
 
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return self.config.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:
+        self.config.gradient_checkpointing = bool(value)
+        self.encoder.gradient_checkpointing = bool(value)
+
     def _encode(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.dim() != 2 or ids.dtype not in (torch.int32, torch.int64):
             raise ValueError(

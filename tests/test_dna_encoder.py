@@ -45,8 +45,10 @@ def test_without_rc_equivariance_the_strands_differ():
         assert not torch.allclose(model.embed(ids), model.embed(reverse_complement(ids, COMPLEMENT)))
 
 
-def test_rc_equivariant_gradients_flow():
+def test_rc_equivariant_gradients_flow_with_checkpointing():
     model = _model().float()
+    model.gradient_checkpointing = True
+    assert model.encoder.config.gradient_checkpointing
     model.embed(torch.randint(0, 5, (2, 20))).sum().backward()
     assert model.embedding.weight.grad.abs().max() > 0
 
