@@ -19,13 +19,27 @@ _checkout = _Path(__file__).resolve().parent.parent
 if (_checkout / "pyproject.toml").is_file() and (_checkout / "kernels" / "__init__.py").is_file():
     __path__.append(str(_checkout))  # type: ignore[name-defined]
 
-__all__ = ["DNATokenizer", "__version__"]
+__all__ = ["DNAEncoder", "DNATokenizer", "MambaBlock", "MambaConfig", "MambaEncoder", "__version__"]
+
+# Imported on first use, so `import seqmamba` (the CLI's start-up) does not import torch.
+_LAZY = {
+    "MambaConfig": ".config",
+    "MambaEncoder": ".encoder",
+    "MambaBlock": ".modules.block",
+    "DNAEncoder": ".dna",
+    "DNATokenizer": ".tokenizers.dna",
+}
 
 
 def __getattr__(name: str):
-    # Lazy, so that `import seqmamba` stays light (the CLI starts fast; numpy loads on first use).
-    if name == "DNATokenizer":
-        from .tokenizers.dna import DNATokenizer
+    if name in _LAZY:
+        import importlib
 
-        return DNATokenizer
-    raise AttributeError(f"module 'seqmamba' has no attribute {name!r}")
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,135 @@
+"""Model checkpoints: a directory with ``config.json`` and ``model.safetensors``; never pickle.
+
+Both files are written to a temporary name in the target directory and renamed into place, so a
+crash never leaves a half-written file under the real name. Other files in the directory (tokenizer or
+trainer state) are left alone. Weights are written before the config: a crash between the two renames
+leaves the old config next to new weights, which loading reports as a mismatch instead of misreading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import MambaConfig
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+# Version of the checkpoint directory layout (config.json's envelope), apart from the config's own.
+FORMAT_VERSION = 1
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), fsync, then rename tmp_path to path."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_pretrained(model: nn.Module, directory: str | os.PathLike, config: MambaConfig) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` for ``model`` into ``directory`` (created)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    # safetensors wants contiguous, unshared CPU-or-device tensors; clone detaches views and ties.
+    tensors = {name: t.detach().contiguous().clone() for name, t in model.state_dict().items()}
+    _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
+    from ._version import __version__
+
+    envelope: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "model_type": type(model).__name__,
+        "seqmamba_version": __version__,
+        "config": config.to_dict(),
+    }
+    text = json.dumps(envelope, indent=2, sort_keys=True) + "\n"
+    _atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text, encoding="utf-8"))
+    return directory
+
+
+def load_config(directory: str | os.PathLike, model_type: str | None = None) -> MambaConfig:
+    """Read and check ``config.json``; ValueError says which file and what is wrong."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file; a seqmamba checkpoint has {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        envelope = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(envelope, dict) or "config" not in envelope:
+        raise ValueError(f"{path}: not a seqmamba config (no 'config' entry)")
+    version = envelope.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: checkpoint format version {version!r} is not supported (this seqmamba reads"
+            f" {FORMAT_VERSION}); it was written by seqmamba {envelope.get('seqmamba_version', '?')}"
+        )
+    found = envelope.get("model_type")
+    if model_type is not None and found != model_type:
+        raise ValueError(f"{path}: checkpoint holds a {found}, not a {model_type}; load it with {found}")
+    try:
+        return MambaConfig.from_dict(envelope["config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def load_weights(model: nn.Module, directory: str | os.PathLike) -> None:
+    """Load ``model.safetensors`` into ``model``; every missing, unexpected or misshaped key is named."""
+    path = Path(directory) / WEIGHTS_NAME
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        tensors = load_file(path, device="cpu")
+    except Exception as err:  # safetensors raises its own error types for corrupt files
+        raise ValueError(f"{path}: cannot read the weights ({err})") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    misshaped = [
+        f"{k}: checkpoint {tuple(tensors[k].shape)}, model {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(tensors))
+        if tensors[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {', '.join(unexpected)}")
+    if misshaped:
+        problems.append(f"shape mismatches: {'; '.join(misshaped)}")
+    if problems:
+        raise ValueError(f"{path} does not match the model in {CONFIG_NAME}: " + " | ".join(problems))
+    with torch.no_grad():
+        for name, target in expected.items():
+            target.copy_(tensors[name])
+
+
+def from_pretrained(
+    cls: type[M],
+    directory: str | os.PathLike,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> M:
+    """Build ``cls(config)`` from ``directory``'s config.json and load its weights."""
+    config = load_config(directory, model_type=cls.__name__)
+    model = cls(config)
+    load_weights(model, directory)
+    if device is not None or dtype is not None:
+        model = model.to(device=device, dtype=dtype)
+    return model.eval()

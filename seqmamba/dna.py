@@ -1,0 +1,140 @@
+"""`DNAEncoder`: token ids -> embeddings -> `MambaEncoder`, optionally reverse-complement equivariant.
+
+Reverse-complement (RC) equivariance is built the post-hoc way of Caduceus ("conjoining"): the same
+encoder runs on the sequence and on its reverse complement, and the two are combined symmetrically.
+Position t of the sequence and position L-1-t of its RC are the same base pair, so per-position
+outputs are out[t] = (h[t] + h_rc[L-1-t]) / 2, and pooled embeddings are (mean(h) + mean(h_rc)) / 2:
+identical, bit for bit, for a sequence and its reverse complement. It costs two encoder passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from .config import MambaConfig
+from .encoder import MambaEncoder
+
+# Token ids of a plain nucleotide alphabet A, C, G, T, N and its complement map (A<->T, C<->G, N->N).
+# A tokenizer with other ids (padding, special tokens) passes its own map through MambaConfig.
+DNA_ALPHABET = "ACGTN"
+DNA_COMPLEMENT = [3, 2, 1, 0, 4]
+
+
+def check_complement_map(complement_map: list[int], vocab_size: int) -> torch.Tensor:
+    """The map as a long tensor; ValueError unless it is an involution over range(vocab_size)."""
+    if len(complement_map) != vocab_size:
+        raise ValueError(
+            f"complement_map must have one entry per token (vocab_size={vocab_size}),"
+            f" got {len(complement_map)}"
+        )
+    table = torch.tensor(complement_map, dtype=torch.long)
+    bad = [i for i, j in enumerate(complement_map) if not 0 <= j < vocab_size or complement_map[j] != i]
+    if bad:
+        raise ValueError(
+            f"complement_map must map every token to a token whose complement is itself;"
+            f" fails for token ids {bad[:10]}"
+        )
+    return table
+
+
+def reverse_complement(ids: torch.Tensor, complement: torch.Tensor) -> torch.Tensor:
+    """Token ids (batch, L) of the reverse-complement strands: complemented, then reversed in L.
+
+    Only the (small, integer) ids are flipped, never activations. Every row is taken as a whole
+    sequence: rows padded at the end become padded at the start.
+    """
+    return complement.to(ids.device)[ids].flip(-1)
+
+
+class DNAEncoder(nn.Module):
+    """DNA token ids (batch, L) -> per-position embeddings (batch, L, d_model).
+
+    A token embedding (``config.vocab_size`` rows) feeds a `MambaEncoder` (causal or bidirectional).
+    With ``config.rc_equivariant`` the encoder also runs on the reverse complement (weights shared) and
+    the outputs are combined so that ``embed(ids)`` equals ``embed(reverse_complement(ids))`` exactly
+    and ``forward(rc)`` is ``forward(ids)`` reversed in L.
+
+    Example:
+        >>> import torch
+        >>> from seqmamba import MambaConfig
+        >>> from seqmamba.dna import DNA_COMPLEMENT, DNAEncoder, reverse_complement
+        >>> cfg = MambaConfig(d_model=16, n_layers=1, d_state=4, bidirectional=True,
+        ...                   rc_equivariant=True, vocab_size=5, complement_map=DNA_COMPLEMENT)
+        >>> model = DNAEncoder(cfg).double()
+        >>> ids = torch.randint(0, 4, (2, 50))  # A, C, G, T = 0, 1, 2, 3
+        >>> rc = reverse_complement(ids, torch.tensor(DNA_COMPLEMENT))
+        >>> torch.equal(model.embed(ids), model.embed(rc))
+        True
+    """
+
+    def __init__(self, config: MambaConfig) -> None:
+        super().__init__()
+        if config.vocab_size is None:
+            raise ValueError("DNAEncoder: config.vocab_size must be set (e.g. 5 for A, C, G, T, N)")
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.d_model)
+        nn.init.normal_(self.embedding.weight, std=0.02)
+        self.encoder = MambaEncoder(dataclasses.replace(config, rc_equivariant=False))
+        complement = torch.empty(0, dtype=torch.long)
+        if config.rc_equivariant:
+            if config.complement_map is None:
+                raise ValueError(
+                    "DNAEncoder: rc_equivariant needs config.complement_map (e.g. DNA_COMPLEMENT)"
+                )
+            complement = check_complement_map(config.complement_map, config.vocab_size)
+        # Not persistent: it is part of the config, and a state_dict entry would duplicate it.
+        self.register_buffer("complement", complement, persistent=False)
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return self.config.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:
+        self.config.gradient_checkpointing = bool(value)
+        self.encoder.gradient_checkpointing = bool(value)
+
+    def _encode(self, ids: torch.Tensor) -> torch.Tensor:
+        if ids.dim() != 2 or ids.dtype not in (torch.int32, torch.int64):
+            raise ValueError(
+                f"DNAEncoder: ids must be integer token ids (batch, L), got {ids.dtype} {tuple(ids.shape)}"
+            )
+        return self.encoder(self.embedding(ids))  # (batch, L, d_model)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (batch, L) -> (batch, L, d_model); with RC equivariance, RC input gives flipped output."""
+        hidden = self._encode(ids)  # (batch, L, d_model)
+        if not self.config.rc_equivariant:
+            return hidden
+        # The RC strand's position L-1-t is this strand's position t: one flip of the output aligns them.
+        hidden_rc = self._encode(reverse_complement(ids, self.complement)).flip(1)  # (batch, L, d_model)
+        return (hidden + hidden_rc) * 0.5
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled embeddings (batch, d_model); strand-symmetric with RC equivariance.
+
+        The two strands are pooled separately and then averaged, so the result is exactly the same
+        (bit for bit, a + b == b + a) for a sequence and its reverse complement.
+        """
+        pooled = self._encode(ids).mean(1)  # (batch, d_model)
+        if not self.config.rc_equivariant:
+            return pooled
+        pooled_rc = self._encode(reverse_complement(ids, self.complement)).mean(1)  # (batch, d_model)
+        return (pooled + pooled_rc) * 0.5
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write ``config.json`` + ``model.safetensors`` into ``directory`` (atomically, no pickle)."""
+        ckpt.save_pretrained(self, directory, self.config)
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | os.PathLike, device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> DNAEncoder:
+        """Load a model written by `save_pretrained`, in eval mode."""
+        return ckpt.from_pretrained(cls, directory, device=device, dtype=dtype)

@@ -1,0 +1,100 @@
+"""MambaEncoder: causal and bidirectional stacks, combine modes, gradient checkpointing."""
+
+import pytest
+import torch
+
+from seqmamba import MambaConfig, MambaEncoder
+from seqmamba.modules.bimamba import BiMambaMixer
+
+
+def _encoder(seed=0, **kwargs) -> MambaEncoder:
+    torch.manual_seed(seed)
+    cfg = MambaConfig(**{"d_model": 16, "n_layers": 2, "d_state": 4, **kwargs})
+    return MambaEncoder(cfg).double()
+
+
+def _x(L=32, batch=2, seed=1):
+    return torch.randn(batch, L, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+
+
+def test_causal_outputs_ignore_the_future():
+    enc = _encoder()
+    x = _x()
+    y = enc(x)
+    for t in (0, 9, 30):
+        x2 = x.clone()
+        x2[:, t + 1 :] = torch.randn_like(x2[:, t + 1 :])
+        y2 = enc(x2)
+        assert torch.equal(y2[:, : t + 1], y[:, : t + 1])
+        assert not torch.allclose(y2[:, t + 1 :], y[:, t + 1 :])
+
+
+@pytest.mark.parametrize("combine", ["add", "gate"])
+def test_bidirectional_outputs_depend_on_both_sides(combine):
+    enc = _encoder(bidirectional=True, bidirectional_combine=combine)
+    x = _x()
+    y = enc(x)
+    t = 15
+    for side in (slice(0, t), slice(t + 1, None)):
+        x2 = x.clone()
+        x2[:, side] += 1.0
+        change = (enc(x2)[:, t] - y[:, t]).abs().max()
+        assert change > 1e-6, f"position {t} does not see {side}"
+
+
+def test_gate_starts_as_the_average_of_both_directions():
+    torch.manual_seed(0)
+    add_cfg = MambaConfig(d_model=16, n_layers=1, d_state=4, bidirectional=True)
+    gate_cfg = MambaConfig(
+        d_model=16, n_layers=1, d_state=4, bidirectional=True, bidirectional_combine="gate"
+    )
+    add, gate = BiMambaMixer(add_cfg).double(), BiMambaMixer(gate_cfg).double()
+    missing, unexpected = gate.load_state_dict(add.state_dict(), strict=False)
+    assert sorted(missing) == ["gate_proj.bias", "gate_proj.weight"] and not unexpected
+    x = _x(L=20)
+    torch.testing.assert_close(gate(x), 0.5 * add(x), rtol=1e-12, atol=1e-14)
+    gate(x).square().sum().backward()
+    assert gate.gate_proj.weight.grad.abs().max() > 0  # the gate can learn away from 0.5
+
+
+def test_bidirectional_directions_share_projections():
+    enc = _encoder(bidirectional=True)
+    mixer = enc.layers[0].mixer
+    names = {n for n, _ in mixer.named_parameters()}
+    assert {"in_proj.weight", "out_proj.weight"} <= names
+    assert {"ssm_fwd.A_log", "ssm_rev.A_log", "ssm_fwd.conv1d.weight", "ssm_rev.conv1d.weight"} <= names
+    assert not any(n.startswith(("in_proj_", "out_proj_")) for n in names)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_gradient_checkpointing_gives_the_same_gradients(bidirectional):
+    enc = _encoder(bidirectional=bidirectional, bidirectional_combine="gate" if bidirectional else "add")
+    x = _x(L=24).requires_grad_()
+    grads = []
+    for flag in (False, True):
+        enc.gradient_checkpointing = flag
+        enc.zero_grad()
+        x.grad = None
+        enc(x).sin().sum().backward()
+        grads.append([x.grad.clone()] + [p.grad.clone() for p in enc.parameters()])
+    assert enc.config.gradient_checkpointing
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_float32_forward_and_backward():
+    torch.manual_seed(0)
+    enc = MambaEncoder(MambaConfig(d_model=8, n_layers=1, d_state=4, bidirectional=True))
+    x = torch.randn(2, 17, 8, requires_grad=True)
+    y = enc(x)
+    assert y.dtype == torch.float32 and y.shape == (2, 17, 8)
+    y.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in enc.parameters())
+
+
+def test_bad_input_shape_and_rc_flag_are_explained():
+    enc = _encoder()
+    with pytest.raises(ValueError, match="d_model=16"):
+        enc(torch.randn(2, 5, 8, dtype=torch.float64))
+    with pytest.raises(ValueError, match="DNAEncoder"):
+        MambaEncoder(MambaConfig(d_model=8, n_layers=1, rc_equivariant=True))
