@@ -67,11 +67,13 @@ class _Segment:
         self.B = _to_chunks(B, c).transpose(-1, -2).unsqueeze(3)  # (c, batch, G, 1, n, N)
         self.C = _to_chunks(C, c).transpose(-1, -2).unsqueeze(3)  # (c, batch, G, 1, n, N)
 
-    def decay(self, i: int) -> torch.Tensor:
-        return torch.exp(self.dt[i].unsqueeze(-1) * self.A)  # (batch, G, R, n, N)
+    def decay(self, i: int, out: torch.Tensor) -> torch.Tensor:
+        """exp(dt * A) at position i of every chunk, written into `out` (batch, G, R, n, N)."""
+        return torch.mul(self.dt[i].unsqueeze(-1), self.A, out=out).exp_()
 
-    def input(self, i: int) -> torch.Tensor:
-        return self.dtu[i].unsqueeze(-1) * self.B[i]  # (batch, G, R, n, N)
+    def input(self, i: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """dt * u * B at position i of every chunk, (batch, G, R, n, N)."""
+        return torch.mul(self.dtu[i].unsqueeze(-1), self.B[i], out=out)
 
     def chunks(self, t: torch.Tensor) -> torch.Tensor:
         """A (batch, dim, T) slice of this segment in the layout (c, batch, G, R, n)."""
@@ -86,16 +88,12 @@ class _Segment:
         return _from_chunks(t.transpose(-1, -2), self.length)
 
 
-def _entering_states(step_decay, step_input, chunk_decay, h0, c: int, reverse: bool):
-    """Passes 1 and 2: the state entering each chunk, (batch, G, R, n, N), and the final state.
+def _entering_states(local, chunk_decay, h0, reverse: bool):
+    """Pass 2: the state entering each chunk, (batch, G, R, n, N), and the state after the last one.
 
-    step_decay(i), step_input(i) give one position of every chunk; chunk_decay is the product of the
-    decays over each chunk; h0 (batch, G, R, N) enters the first chunk in walking order.
+    local: each chunk's final state from a zero start; chunk_decay: the product of the decays over
+    each chunk; h0 (batch, G, R, N) enters the first chunk in walking order.
     """
-    positions = range(c - 1, -1, -1) if reverse else range(c)
-    local = None  # each chunk's final state from a zero start
-    for i in positions:
-        local = step_input(i) if local is None else torch.addcmul(step_input(i), step_decay(i), local)
     n = local.shape[-2]
     entering = torch.empty_like(local)
     carry = h0
@@ -133,14 +131,21 @@ class _ChunkedScan(torch.autograd.Function):
         ys, saved_entering = [], []
         for s in _segments(length, c * n):
             seg = _Segment(dt[..., s], x[..., s], Aw, Bg[..., s], Cg[..., s], groups, c)
+            slab = (*seg.dt.shape, d_state)  # (c, batch, G, R, n, N)
+            decays = torch.empty(slab, dtype=work, device=x.device)
+            inputs = torch.empty(slab, dtype=work, device=x.device)
+            local = None  # pass 1: each chunk's final state from a zero start
+            for i in range(c):
+                a_i, x_i = seg.decay(i, out=decays[i]), seg.input(i, out=inputs[i])
+                local = x_i.clone() if local is None else torch.addcmul(x_i, a_i, local)
             chunk_decay = torch.exp(seg.dt.sum(0).unsqueeze(-1) * seg.A)  # (batch, G, R, n, N)
-            entering, h = _entering_states(seg.decay, seg.input, chunk_decay, h, c, reverse=False)
+            entering, h = _entering_states(local, chunk_decay, h, reverse=False)
             saved_entering.append(entering)
             y = torch.empty_like(seg.dt)  # (c, batch, G, R, n)
             state = entering
-            for i in range(c):
-                state = torch.addcmul(seg.input(i), seg.decay(i), state)
-                torch.sum(state * seg.C[i], dim=-1, out=y[i])
+            for i in range(c):  # pass 3, overwriting the inputs with the states
+                state = inputs[i].addcmul_(decays[i], state)
+                y[i] = torch.linalg.vecdot(state, seg.C[i])
             ys.append(seg.unchunk(y))
         y = torch.cat(ys, dim=-1) if ys else x.new_zeros(x.shape)  # (batch, dim, L)
         if D is not None:
@@ -185,34 +190,40 @@ class _ChunkedScan(torch.autograd.Function):
         dB, dC = torch.empty_like(Bg), torch.empty_like(Cg)
         for s, entering in reversed(list(zip(_segments(length, c * n), saved_entering))):
             seg = _Segment(dt[..., s], x[..., s], Aw, Bg[..., s], Cg[..., s], groups, c)
-            states = torch.empty((*seg.dt.shape, d_state), dtype=work, device=x.device)  # (c, b, G, R, n, N)
+            slab = (*seg.dt.shape, d_state)  # (c, batch, G, R, n, N)
+            decays = torch.empty(slab, dtype=work, device=x.device)
+            states = torch.empty(slab, dtype=work, device=x.device)
             state = entering
             for i in range(c):
-                state = torch.addcmul(seg.input(i), seg.decay(i), state)
-                states[i] = state
+                state = torch.addcmul(seg.input(i), seg.decay(i, out=decays[i]), state, out=states[i])
 
             dt_next_c = seg.chunks(dt_next[..., s])  # (c, batch, G, R, n)
             dy_c = seg.chunks(dy[..., s]).unsqueeze(-1)  # (c, batch, G, R, n, 1)
+            # The decay one step ahead: the next position's, or after a chunk's end the next chunk's first.
+            decay_after_chunk = torch.exp(dt_next_c[c - 1].unsqueeze(-1) * seg.A)
 
-            def decay_next(i, dt_next_c=dt_next_c, seg=seg):
-                return torch.exp(dt_next_c[i].unsqueeze(-1) * seg.A)
+            def decay_next(i, decays=decays, last=decay_after_chunk):
+                return decays[i + 1] if i + 1 < c else last
 
-            def grad_input(i, dy_c=dy_c, seg=seg):
-                return dy_c[i] * seg.C[i]
-
+            local = None
+            for i in range(c - 1, -1, -1):
+                w_i = dy_c[i] * seg.C[i]
+                local = w_i if local is None else w_i.addcmul_(decay_next(i), local)
             chunk_decay = torch.exp(dt_next_c.sum(0).unsqueeze(-1) * seg.A)
-            grad_entering, g_out = _entering_states(decay_next, grad_input, chunk_decay, g, c, reverse=True)
+            grad_entering, g_out = _entering_states(local, chunk_decay, g, reverse=True)
+
             ddt_c, du_c = torch.empty_like(seg.dt), torch.empty_like(seg.dt)
-            dB_c = torch.empty(seg.B.shape[:3] + seg.B.shape[4:], dtype=work, device=x.device)  # (c, b, G, n, N)
+            dB_c = torch.empty((*seg.B.shape[:3], *seg.B.shape[4:]), dtype=work, device=x.device)  # (c, b, G, n, N)
             dC_c = torch.empty_like(dB_c)
+            dA_seg = dA[..., : seg.dt.shape[-1], :]
             grad = grad_entering
             for i in range(c - 1, -1, -1):
-                grad = torch.addcmul(grad_input(i), decay_next(i), grad)  # dL/dh at this position
-                d_log_decay = grad * (states[i] - seg.input(i))  # dL/d(dt*A); h - x = a * h_prev
-                grad_b = (grad * seg.B[i]).sum(-1)  # (batch, G, R, n)
-                ddt_c[i] = (d_log_decay * seg.A).sum(-1) + grad_b * seg.u[i]
-                du_c[i] = grad_b * seg.dt[i]
-                dA[..., : seg.dt.shape[-1], :] += d_log_decay * seg.dt[i].unsqueeze(-1)
+                grad = (dy_c[i] * seg.C[i]).addcmul_(decay_next(i), grad)  # dL/dh at this position
+                d_log_decay = (states[i] - seg.input(i)).mul_(grad)  # dL/d(dt*A); h - x = a * h_prev
+                grad_b = torch.linalg.vecdot(grad, seg.B[i])  # (batch, G, R, n)
+                ddt_c[i] = torch.linalg.vecdot(d_log_decay, seg.A).addcmul_(grad_b, seg.u[i])
+                torch.mul(grad_b, seg.dt[i], out=du_c[i])
+                dA_seg.addcmul_(d_log_decay, seg.dt[i].unsqueeze(-1))
                 torch.sum(grad * seg.dtu[i].unsqueeze(-1), dim=2, out=dB_c[i])
                 torch.sum(states[i] * dy_c[i], dim=2, out=dC_c[i])
             g = g_out
