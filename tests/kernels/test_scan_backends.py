@@ -20,6 +20,8 @@ CASES = {
     "L=1": Case(length=1),
     "odd-L-many-tiles": Case(length=101, dim=4, d_state=3),
     "tile-boundary": Case(length=64, dim=3),
+    "three-chunks": Case(length=200, dim=3, d_state=3, batch=1),
+    "three-chunks-reverse": Case(length=200, dim=3, d_state=3, batch=1, reverse=True, groups=3),
     "groups": Case(dim=8, groups=2, length=45),
     "groups=dim": Case(dim=4, groups=4, length=19),
     "reverse": Case(reverse=True, length=70),
