@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scan import GPU_SHAPES, make_inputs, scan_fns, timed  # noqa: E402
+from scan import GPU_SHAPES, make_inputs, scan_fns, timed
 
-from seqmamba.kernels import scan_triton  # noqa: E402
+from seqmamba.kernels import scan_triton
 
 
 def main() -> None:
