@@ -67,10 +67,10 @@ if triton is not None:
     @triton.jit
     def _tile_positions(tile, length, BLOCK_L: tl.constexpr, REVERSE: tl.constexpr):
         """Sequence positions of the tile-th tile in walking order (may run off either end)."""
+        start = tile * BLOCK_L
         if REVERSE:
-            return length - (tile + 1) * BLOCK_L + tl.arange(0, BLOCK_L)
-        else:
-            return tile * BLOCK_L + tl.arange(0, BLOCK_L)
+            start = length - (tile + 1) * BLOCK_L
+        return start + tl.arange(0, BLOCK_L)
 
     @triton.jit
     def _program_channels(pid_blk, blocks_per_group, channels_per_group, BLOCK_D: tl.constexpr):
@@ -91,7 +91,7 @@ if triton is not None:
         ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
     ):
         pid_b = tl.program_id(0)
-        group, _, d, d_mask = _program_channels(tl.program_id(1), blocks_per_group, channels_per_group, BLOCK_D)
+        group, _block, d, d_mask = _program_channels(tl.program_id(1), blocks_per_group, channels_per_group, BLOCK_D)
         chunk = tl.program_id(2)
         n = tl.arange(0, BLOCK_N)
         n_mask = n < d_state
@@ -119,7 +119,7 @@ if triton is not None:
         for j in range(0, tiles_here):
             tile = first_tile + j
             offs_l = _tile_positions(tile, length, BLOCK_L, REVERSE)
-            dt, _, mask = _load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
+            dt, _raw, mask = _load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
             u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
             ln_mask = ((offs_l >= 0) & (offs_l < length))[:, None] & n_mask[None, :]
             bc_offs = bc_base + n[None, :] * length + offs_l[:, None]  # (BLOCK_L, BLOCK_N)
@@ -237,7 +237,8 @@ if triton is not None:
 
             # g_t = C_t dy_t + a_{t+step} g_{t+step}: a scan against the walking order whose decay
             # comes from the neighbouring step (0 beyond the sequence, so g enters from G_ENTER).
-            dt_next, _, _ = _load_delta(DELTA, row, offs_l + step, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
+            dt_next, _raw_next, _mask_next = _load_delta(DELTA, row, offs_l + step, length, d_mask, bias,
+                                                         HAS_BIAS, SOFTPLUS, ACC)
             decay_next = tl.exp(dt_next[:, :, None] * A_tile[:, None, :])
             w = dy[:, :, None] * C_tile[None, :, :]
             g_run, g = tl.associative_scan((decay_next, w), axis=1, combine_fn=_combine, reverse=not REVERSE)
@@ -292,7 +293,7 @@ if triton is not None:
                 if chunk == 0:
                     # g_carry is now dL/dh at the first step t0, and h_t0 = a_t0 * h0 + x_t0.
                     t0 = length - 1 if REVERSE else 0
-                    dt0, _, _ = _load_delta(DELTA, row, tl.full([1], t0, tl.int32), length, d_mask, bias,
+                    dt0, _raw0, _mask0 = _load_delta(DELTA, row, tl.full([1], t0, tl.int32), length, d_mask, bias,
                                             HAS_BIAS, SOFTPLUS, ACC)  # (BLOCK_D, 1)
                     tl.store(DH0 + (pid_b * dim + d)[:, None] * d_state + n[None, :],
                              g_carry * tl.exp(dt0 * A_tile), mask=dn_mask)
@@ -301,7 +302,7 @@ if triton is not None:
 # Tuning knobs (benchmarks/scan_tune.py sweeps them). Enough programs to fill the GPU several times
 # over; beyond that, longer chunks waste less work on the summary pass.
 TARGET_PROGRAMS = 1024
-BLOCK_L = 32
+BLOCK_L = 64
 # Values in one (BLOCK_D, BLOCK_L, BLOCK_N) tile: small enough to live in registers.
 TILE_VALUES = 4096
 NUM_WARPS = 4
