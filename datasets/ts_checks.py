@@ -79,7 +79,7 @@ def infer_frequency(timestamps: pd.DatetimeIndex, source: str, csv: bool,
         return getattr(freq, "freqstr", freq)
     if irregular == "ignore":
         return None
-    steps = np.diff(timestamps.asi8)
+    steps = np.diff(timestamps.as_unit("ns").asi8)  # pandas keeps s/ms/us resolutions: count in ns
     values, counts = np.unique(steps, return_counts=True)
     modal = values[np.argmax(counts)]
     row = int(np.flatnonzero(steps != modal)[0]) + 1
