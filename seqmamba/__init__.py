@@ -19,7 +19,9 @@ _checkout = _Path(__file__).resolve().parent.parent
 if (_checkout / "pyproject.toml").is_file() and (_checkout / "kernels" / "__init__.py").is_file():
     __path__.append(str(_checkout))  # type: ignore[name-defined]
 
-__all__ = ["DNAEncoder", "DNATokenizer", "MambaBlock", "MambaConfig", "MambaEncoder", "__version__"]
+__all__ = [
+    "DNAEncoder", "DNATokenizer", "MambaBlock", "MambaConfig", "MambaEncoder", "TimeSeriesTokenizer", "__version__",
+]
 
 # Imported on first use, so `import seqmamba` (the CLI's start-up) does not import torch.
 _LAZY = {
@@ -28,6 +30,7 @@ _LAZY = {
     "MambaBlock": ".modules.block",
     "DNAEncoder": ".dna",
     "DNATokenizer": ".tokenizers.dna",
+    "TimeSeriesTokenizer": ".tokenizers.timeseries",
 }
 
 
