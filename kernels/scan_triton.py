@@ -121,22 +121,22 @@ if triton is not None:
             offs_l = _tile_positions(tile, length, BLOCK_L, REVERSE)
             dt, _raw, mask = _load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
             u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
-            ln_mask = ((offs_l >= 0) & (offs_l < length))[:, None] & n_mask[None, :]
-            bc_offs = bc_base + n[None, :] * length + offs_l[:, None]  # (BLOCK_L, BLOCK_N)
-            B_tile = tl.load(B + bc_offs, mask=ln_mask, other=0.0).to(ACC)
+            nl_mask = n_mask[:, None] & ((offs_l >= 0) & (offs_l < length))[None, :]
+            bc_offs = bc_base + n[:, None] * length + offs_l[None, :]  # (BLOCK_N, BLOCK_L)
+            B_tile = tl.load(B + bc_offs, mask=nl_mask, other=0.0).to(ACC)
 
-            decay = tl.exp(dt[:, :, None] * A_tile[:, None, :])  # (BLOCK_D, BLOCK_L, BLOCK_N)
-            inp = (dt * u)[:, :, None] * B_tile[None, :, :]
-            decay_run, h = tl.associative_scan((decay, inp), axis=1, combine_fn=_combine, reverse=REVERSE)
-            h = h + decay_run * state[:, None, :]
+            decay = tl.exp(dt[:, None, :] * A_tile[:, :, None])  # (BLOCK_D, BLOCK_N, BLOCK_L)
+            inp = (dt * u)[:, None, :] * B_tile[None, :, :]
+            decay_run, h = tl.associative_scan((decay, inp), axis=2, combine_fn=_combine, reverse=REVERSE)
+            h = h + decay_run * state[:, :, None]
             if SUMMARY:
                 dt_sum += tl.sum(dt, axis=1)
             else:
                 if STORE_STATES:
                     tl.store(TILE_STATES + ((pid_b * dim + d)[:, None] * n_tiles + tile) * d_state + n[None, :],
                              state, mask=dn_mask)
-                C_tile = tl.load(C + bc_offs, mask=ln_mask, other=0.0).to(ACC)
-                y = tl.sum(h * C_tile[None, :, :], axis=2)  # (BLOCK_D, BLOCK_L)
+                C_tile = tl.load(C + bc_offs, mask=nl_mask, other=0.0).to(ACC)
+                y = tl.sum(h * C_tile[None, :, :], axis=1)  # (BLOCK_D, BLOCK_L)
                 if HAS_D:
                     y = y + D_vec[:, None] * u
                 if HAS_Z:
@@ -145,7 +145,7 @@ if triton is not None:
                 tl.store(OUT + row[:, None] + offs_l[None, :], y.to(OUT.dtype.element_ty), mask=mask)
             # The state leaving the tile: the scan's last element in walking order.
             last_idx = 0 if REVERSE else BLOCK_L - 1
-            state = tl.sum(tl.where((l_idx == last_idx)[None, :, None], h, 0.0), axis=1)
+            state = tl.sum(tl.where((l_idx == last_idx)[None, None, :], h, 0.0), axis=2)
 
         if SUMMARY:
             tl.store(CHUNK_LOCAL + chunk_offs, state, mask=dn_mask)
@@ -225,9 +225,9 @@ if triton is not None:
             tile = first_tile + tiles_here - 1 - jj
             offs_l = _tile_positions(tile, length, BLOCK_L, REVERSE)
             dt, raw, mask = _load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
-            ln_mask = ((offs_l >= 0) & (offs_l < length))[:, None] & n_mask[None, :]
-            bc_offs = bc_base + n[None, :] * length + offs_l[:, None]
-            C_tile = tl.load(C + bc_offs, mask=ln_mask, other=0.0).to(ACC)
+            nl_mask = n_mask[:, None] & ((offs_l >= 0) & (offs_l < length))[None, :]
+            bc_offs = bc_base + n[:, None] * length + offs_l[None, :]
+            C_tile = tl.load(C + bc_offs, mask=nl_mask, other=0.0).to(ACC)
             dout = tl.load(DOUT + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
             dy = dout
             if HAS_Z:
@@ -239,35 +239,35 @@ if triton is not None:
             # comes from the neighbouring step (0 beyond the sequence, so g enters from G_ENTER).
             dt_next, _raw_next, _mask_next = _load_delta(DELTA, row, offs_l + step, length, d_mask, bias,
                                                          HAS_BIAS, SOFTPLUS, ACC)
-            decay_next = tl.exp(dt_next[:, :, None] * A_tile[:, None, :])
-            w = dy[:, :, None] * C_tile[None, :, :]
-            g_run, g = tl.associative_scan((decay_next, w), axis=1, combine_fn=_combine, reverse=not REVERSE)
-            g = g + g_run * g_carry[:, None, :]
+            decay_next = tl.exp(dt_next[:, None, :] * A_tile[:, :, None])
+            w = dy[:, None, :] * C_tile[None, :, :]
+            g_run, g = tl.associative_scan((decay_next, w), axis=2, combine_fn=_combine, reverse=not REVERSE)
+            g = g + g_run * g_carry[:, :, None]
             first_idx = BLOCK_L - 1 if REVERSE else 0
-            g_carry = tl.sum(tl.where((l_idx == first_idx)[None, :, None], g, 0.0), axis=1)
+            g_carry = tl.sum(tl.where((l_idx == first_idx)[None, None, :], g, 0.0), axis=2)
 
             if SUMMARY:
                 dt_next_sum += tl.sum(dt_next, axis=1)
             else:
                 # Recompute this tile's states from the state that entered it.
                 u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
-                B_tile = tl.load(B + bc_offs, mask=ln_mask, other=0.0).to(ACC)
+                B_tile = tl.load(B + bc_offs, mask=nl_mask, other=0.0).to(ACC)
                 h_in = tl.load(TILE_STATES + ((pid_b * dim + d)[:, None] * n_tiles + tile) * d_state + n[None, :],
                                mask=dn_mask, other=0.0)
-                decay = tl.exp(dt[:, :, None] * A_tile[:, None, :])
-                inp = (dt * u)[:, :, None] * B_tile[None, :, :]
-                decay_run, h = tl.associative_scan((decay, inp), axis=1, combine_fn=_combine, reverse=REVERSE)
-                h = h + decay_run * h_in[:, None, :]  # (BLOCK_D, BLOCK_L, BLOCK_N)
+                decay = tl.exp(dt[:, None, :] * A_tile[:, :, None])
+                inp = (dt * u)[:, None, :] * B_tile[None, :, :]
+                decay_run, h = tl.associative_scan((decay, inp), axis=2, combine_fn=_combine, reverse=REVERSE)
+                h = h + decay_run * h_in[:, :, None]  # (BLOCK_D, BLOCK_N, BLOCK_L)
                 if HAS_Z:
-                    y = tl.sum(h * C_tile[None, :, :], axis=2) + D_vec[:, None] * u
+                    y = tl.sum(h * C_tile[None, :, :], axis=1) + D_vec[:, None] * u
                     dz = dout * y * sig * (1.0 + zv * (1.0 - sig))
                     tl.store(DZ + row[:, None] + offs_l[None, :], dz.to(DZ.dtype.element_ty), mask=mask)
 
                 d_log_decay = g * (h - inp)  # dL/d(dt*A); h - inp = a_t * h_{t-1}
-                g_b = tl.sum(g * B_tile[None, :, :], axis=2)  # (BLOCK_D, BLOCK_L)
-                ddt = tl.sum(d_log_decay * A_tile[:, None, :], axis=2) + g_b * u
+                g_b = tl.sum(g * B_tile[None, :, :], axis=1)  # (BLOCK_D, BLOCK_L)
+                ddt = tl.sum(d_log_decay * A_tile[:, :, None], axis=1) + g_b * u
                 du = g_b * dt + D_vec[:, None] * dy
-                dA_acc += tl.sum(d_log_decay * dt[:, :, None], axis=1)
+                dA_acc += tl.sum(d_log_decay * dt[:, None, :], axis=2)
                 dD_acc += tl.sum(dy * u, axis=1)
                 if SOFTPLUS:
                     ddt = ddt * tl.sigmoid(raw)
@@ -275,9 +275,9 @@ if triton is not None:
                 dbias_acc += tl.sum(ddt, axis=1)
                 tl.store(DU + row[:, None] + offs_l[None, :], du.to(DU.dtype.element_ty), mask=mask)
                 tl.store(DDELTA + row[:, None] + offs_l[None, :], ddt.to(DDELTA.dtype.element_ty), mask=mask)
-                part_offs = part_base + n[None, :] * length + offs_l[:, None]  # (BLOCK_L, BLOCK_N)
-                tl.store(DB_PART + part_offs, tl.sum(g * (dt * u)[:, :, None], axis=0), mask=ln_mask)
-                tl.store(DC_PART + part_offs, tl.sum(h * dy[:, :, None], axis=0), mask=ln_mask)
+                part_offs = part_base + n[:, None] * length + offs_l[None, :]  # (BLOCK_N, BLOCK_L)
+                tl.store(DB_PART + part_offs, tl.sum(g * (dt * u)[:, None, :], axis=0), mask=nl_mask)
+                tl.store(DC_PART + part_offs, tl.sum(h * dy[:, None, :], axis=0), mask=nl_mask)
 
         if SUMMARY:
             tl.store(G_LOCAL + chunk_offs, g_carry, mask=dn_mask)
@@ -303,7 +303,7 @@ if triton is not None:
 # over; beyond that, longer chunks waste less work on the summary pass.
 TARGET_PROGRAMS = 1024
 BLOCK_L = 64
-# Values in one (BLOCK_D, BLOCK_L, BLOCK_N) tile: small enough to live in registers.
+# Values in one (BLOCK_D, BLOCK_N, BLOCK_L) tile: small enough to live in registers.
 TILE_VALUES = 4096
 NUM_WARPS = 4
 
