@@ -90,7 +90,7 @@ if triton is not None:
         SOFTPLUS: tl.constexpr, STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, REVERSE: tl.constexpr,
         ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
     ):
-        pid_b = tl.program_id(0)
+        pid_b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
         group, _block, d, d_mask = _program_channels(tl.program_id(1), blocks_per_group, channels_per_group, BLOCK_D)
         chunk = tl.program_id(2)
         n = tl.arange(0, BLOCK_N)
@@ -161,7 +161,7 @@ if triton is not None:
         BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
     ):
         """Walk the chunks: ENTER[k] = h; h = DECAY[k] * h + LOCAL[k]. BACKWARD walks k downwards."""
-        pid_b = tl.program_id(0)
+        pid_b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
         d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
         n = tl.arange(0, BLOCK_N)
         dn_mask = (d < dim)[:, None] & (n < d_state)[None, :]
@@ -188,7 +188,7 @@ if triton is not None:
         SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, REVERSE: tl.constexpr, ACC: tl.constexpr,
         BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
     ):
-        pid_b = tl.program_id(0)
+        pid_b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
         group, block, d, d_mask = _program_channels(tl.program_id(1), blocks_per_group, channels_per_group, BLOCK_D)
         chunk = tl.program_id(2)
         n = tl.arange(0, BLOCK_N)
@@ -301,10 +301,10 @@ if triton is not None:
 
 # Tuning knobs (benchmarks/scan_tune.py sweeps them). Enough programs to fill the GPU several times
 # over; beyond that, longer chunks waste less work on the summary pass.
-TARGET_PROGRAMS = 1024
+TARGET_PROGRAMS = 2048
 BLOCK_L = 64
 # Values in one (BLOCK_D, BLOCK_N, BLOCK_L) tile: small enough to live in registers.
-TILE_VALUES = 4096
+TILE_VALUES = 2048
 NUM_WARPS = 4
 
 
