@@ -8,6 +8,16 @@ import os
 import click
 
 
+def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from ..training.device import resolve_device
+
+    try:
+        resolve_device(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    return value
+
+
 @click.group("train")
 def train() -> None:
     """Train models (one process, or many under torchrun).
@@ -23,7 +33,8 @@ def train() -> None:
 @train.command("selftest", hidden=True)
 @click.option("-o", "--out", "run_dir", type=click.Path(file_okay=False), required=True,
               help="Run directory (checkpoint/, best/, metrics.jsonl).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True, callback=_check_device,
+              help="auto, cpu, cuda or cuda:N.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=40, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Per process; the global batch is this times the number of processes.")

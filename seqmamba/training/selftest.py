@@ -38,14 +38,6 @@ class SelftestModel(nn.Module):
         self.encoder = MambaEncoder(self.config)
         self.head = nn.Linear(D_MODEL, 1)
 
-    @property
-    def gradient_checkpointing(self) -> bool:
-        return self.encoder.gradient_checkpointing
-
-    @gradient_checkpointing.setter
-    def gradient_checkpointing(self, value: bool) -> None:
-        self.encoder.gradient_checkpointing = value
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(x)).squeeze(-1)  # (batch, L)
 

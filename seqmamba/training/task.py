@@ -42,7 +42,7 @@ class Task:
         ...         return {"loss": self.loss(model, batch), "mae": (model(x) - y).abs().mean()}
         >>> task = Regression()
         >>> batch = (torch.zeros(4, 3), torch.ones(4, 1))
-        >>> float(task.loss(nn.Linear(3, 1, bias=False), batch)), task.batch_size(batch)
+        >>> task.loss(nn.Linear(3, 1, bias=False), batch).item(), task.batch_size(batch)
         (1.0, 4)
     """
 

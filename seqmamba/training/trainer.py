@@ -371,9 +371,7 @@ class Trainer:
         cfg = self.config
         model = self.model.to(self.device)
         if cfg.gradient_checkpointing is not None:
-            if not hasattr(model, "gradient_checkpointing"):
-                raise ValueError(f"{type(model).__name__} has no gradient_checkpointing switch")
-            model.gradient_checkpointing = cfg.gradient_checkpointing
+            _set_gradient_checkpointing(model, cfg.gradient_checkpointing)
         total_steps = self._total_steps()
         schedule = cfg.schedule if total_steps is not None else "constant"
         self.optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas, cfg.adam_eps)
@@ -589,3 +587,12 @@ class Trainer:
 
 def _is_factory(data: Any) -> bool:
     return callable(data) and not isinstance(data, Dataset)
+
+
+def _set_gradient_checkpointing(model: nn.Module, value: bool) -> None:
+    """Flip every ``gradient_checkpointing`` switch in the model (encoders inside task heads included)."""
+    switches = [m for m in model.modules() if hasattr(m, "gradient_checkpointing")]
+    if not switches:
+        raise ValueError(f"{type(model).__name__} has no module with a gradient_checkpointing switch")
+    for module in switches:
+        module.gradient_checkpointing = value
