@@ -69,7 +69,7 @@ class TrainerConfig:
         warmup_steps, schedule, min_lr_ratio: linear warm-up, then "cosine" down to
             ``lr * min_lr_ratio`` at the last step, or "constant".
         max_grad_norm: clip the global gradient norm (None: no clipping).
-        precision: "auto" (bf16 autocast on CUDA, float32 on CPU), "bf16" or "fp32".
+        precision: "auto" (bf16 autocast on CUDA GPUs that support it, else float32), "bf16" or "fp32".
         device: "auto", "cpu", "cuda" or "cuda:N" (under torchrun, "auto"/"cuda" is cuda:LOCAL_RANK).
         seed: data order, dropout and every other random draw of the run.
         eval_every: evaluate every N steps; None: at the end of every epoch.
@@ -278,7 +278,9 @@ class Trainer:
     def _autocast(self) -> contextlib.AbstractContextManager:
         precision = self.config.precision
         if precision == "auto":
-            precision = "bf16" if self.device.type == "cuda" else "fp32"
+            # bf16 needs no loss scaling; GPUs before Ampere would only emulate it.
+            cuda_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+            precision = "bf16" if cuda_bf16 else "fp32"
         if precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
