@@ -181,7 +181,7 @@ if triton is not None:
     def _scan_bwd_kernel(
         U, DELTA, A, B, C, D, Z, BIAS, DOUT, TILE_STATES,  # inputs
         G_ENTER,  # (batch, dim, n_chunks, N): g = dL/dh entering each chunk from its far end
-        DU, DDELTA, DZ, DA_PART, DB_PART, DC_PART, DD_PART, DBIAS_PART, DH0,  # outputs
+        DU, DDELTA, DZ, DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,  # outputs
         G_LOCAL, G_DECAY,  # summary outputs
         dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
         SUMMARY: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
@@ -189,15 +189,13 @@ if triton is not None:
         BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
     ):
         pid_b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
-        group, block, d, d_mask = _program_channels(tl.program_id(1), blocks_per_group, channels_per_group, BLOCK_D)
+        group, _block, d, d_mask = _program_channels(tl.program_id(1), blocks_per_group, channels_per_group, BLOCK_D)
         chunk = tl.program_id(2)
         n = tl.arange(0, BLOCK_N)
         n_mask = n < d_state
         dn_mask = d_mask[:, None] & n_mask[None, :]
         row = (pid_b * dim + d) * length
         bc_base = (pid_b * groups + group) * d_state * length
-        # Partial dB/dC of this block of channels: (batch, G, blocks_per_group, N, L), summed afterwards.
-        part_base = ((pid_b * groups + group) * blocks_per_group + block) * d_state * length
         chunk_offs = ((pid_b * dim + d)[:, None] * n_chunks + chunk) * d_state + n[None, :]
         step = -1 if REVERSE else 1
 
@@ -275,9 +273,10 @@ if triton is not None:
                 dbias_acc += tl.sum(ddt, axis=1)
                 tl.store(DU + row[:, None] + offs_l[None, :], du.to(DU.dtype.element_ty), mask=mask)
                 tl.store(DDELTA + row[:, None] + offs_l[None, :], ddt.to(DDELTA.dtype.element_ty), mask=mask)
-                part_offs = part_base + n[:, None] * length + offs_l[None, :]  # (BLOCK_N, BLOCK_L)
-                tl.store(DB_PART + part_offs, tl.sum(g * (dt * u)[:, None, :], axis=0), mask=nl_mask)
-                tl.store(DC_PART + part_offs, tl.sum(h * dy[:, None, :], axis=0), mask=nl_mask)
+                # dB, dC sum over the channels of a group: every block of channels adds its share
+                # (atomics keep the buffer at (batch, G, N, L) rather than one copy per block).
+                tl.atomic_add(DB_SUM + bc_offs, tl.sum(g * (dt * u)[:, None, :], axis=0), mask=nl_mask)
+                tl.atomic_add(DC_SUM + bc_offs, tl.sum(h * dy[:, None, :], axis=0), mask=nl_mask)
 
         if SUMMARY:
             tl.store(G_LOCAL + chunk_offs, g_carry, mask=dn_mask)
@@ -410,8 +409,8 @@ class _TritonScan(torch.autograd.Function):
         dz = torch.empty_like(z) if z is not None else None
         n_chunks = plan.n_chunks
         dA_part = torch.empty(batch, n_chunks, dim, d_state, **f)
-        dB_part = torch.empty(batch, groups, plan.blocks_per_group, d_state, length, **f)
-        dC_part = torch.empty_like(dB_part)
+        dB = torch.zeros(batch, groups, d_state, length, **f)
+        dC = torch.zeros_like(dB)
         dD_part = torch.empty(batch, n_chunks, dim, **f)
         dbias_part = torch.empty(batch, n_chunks, dim, **f)
         dh0 = torch.empty(batch, dim, d_state, **f) if initial_state is not None else None
@@ -421,7 +420,7 @@ class _TritonScan(torch.autograd.Function):
                      **plan.blocks())
         inputs = (u, delta, A, Bg, Cg, D if D is not None else dummy, z if z is not None else dummy,
                   delta_bias if delta_bias is not None else dummy, dout, tile_states)
-        outputs = (du, ddelta, dz if dz is not None else dummy, dA_part, dB_part, dC_part, dD_part, dbias_part,
+        outputs = (du, ddelta, dz if dz is not None else dummy, dA_part, dB, dC, dD_part, dbias_part,
                    dh0 if dh0 is not None else dummy)
         dlast = dlast.contiguous() if dlast is not None else None
         if n_chunks == 1:
@@ -442,7 +441,6 @@ class _TritonScan(torch.autograd.Function):
         _scan_bwd_kernel[plan.grid](
             *inputs, g_enter, *outputs, dummy, dummy, *plan.sizes(), SUMMARY=False, **flags,
         )
-        dB, dC = dB_part.sum(2), dC_part.sum(2)  # (batch, G, N, L)
         return (
             du,
             ddelta,
