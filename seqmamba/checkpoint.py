@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import MambaConfig
+from .datasets.atomic import atomic_path
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -29,18 +29,9 @@ M = TypeVar("M", bound=nn.Module)
 
 
 def _atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), fsync, then rename tmp_path to path."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Call write(tmp_path) on a temporary file beside ``path``; fsync and rename it into place."""
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 def save_pretrained(model: nn.Module, directory: str | os.PathLike, config: MambaConfig) -> Path:
