@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,7 @@ class MambaForecaster(BaseEstimator):
             epoch's weights are kept.
         validation_fraction: without ``X_val``, the last fraction of ``X`` (windows whose targets
             fall in it) validates; 0 trains on everything with no early stopping.
+        max_time: stop training after this many seconds (None: no limit); the best epoch is kept.
         device: "auto", "cpu", "cuda" or "cuda:N".
         random_state: seed of the weights and the data order (None: a fresh one each fit).
         verbose: 0 silent, 1 a progress bar and one line per evaluation on stderr.
@@ -70,8 +72,8 @@ class MambaForecaster(BaseEstimator):
     def __init__(self, lookback: int = 96, horizon: int = 96, d_model: int = 128, n_layers: int = 2,
                  d_state: int = 2, patch_len: int = 16, architecture: str = "variate", dropout: float = 0.1,
                  max_epochs: int = 10, batch_size: int = 32, lr: float = 5e-4, weight_decay: float = 0.01,
-                 patience: int | None = 3, validation_fraction: float = 0.1, device: str = "auto",
-                 random_state: int | None = 0, verbose: int = 1) -> None:
+                 patience: int | None = 3, validation_fraction: float = 0.1, max_time: float | None = None,
+                 device: str = "auto", random_state: int | None = 0, verbose: int = 1) -> None:
         self.lookback = lookback
         self.horizon = horizon
         self.d_model = d_model
@@ -86,6 +88,7 @@ class MambaForecaster(BaseEstimator):
         self.weight_decay = weight_decay
         self.patience = patience
         self.validation_fraction = validation_fraction
+        self.max_time = max_time
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -133,9 +136,15 @@ class MambaForecaster(BaseEstimator):
         model = build_model(config)
         history: list[dict[str, Any]] = []
 
+        deadline = None if self.max_time is None else time.monotonic() + self.max_time
+
         class _History(Callback):
             def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
                 history.append({k: record.get(k) for k in ("train_loss", "val_loss", "val_mae", "seconds")})
+
+            def on_step_end(self, trainer: Any) -> None:
+                if deadline is not None and time.monotonic() > deadline:
+                    trainer.should_stop = True
 
         early = val is not None and self.patience is not None
         trainer = Trainer(
