@@ -54,7 +54,8 @@ def test_forecast_plot(trained):
 
 def test_bad_input_is_one_line(trained, capsys):
     bad = trained / "bad.csv"
-    pd.DataFrame({"date": pd.date_range("2022-01-01", periods=40, freq="D"), "a": 1.0, "c": 2.0}).to_csv(bad, index=False)
+    dates = pd.date_range("2022-01-01", periods=40, freq="D")
+    pd.DataFrame({"date": dates, "a": 1.0, "c": 2.0}).to_csv(bad, index=False)
     assert main(["forecast", str(trained / "model"), str(bad)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "missing columns ['b']" in err and "unexpected columns ['c']" in err

@@ -48,7 +48,8 @@ def test_frames_in_frames_out(fitted):
     out = model.predict()
     assert list(out.columns) == ["date", "load", "temp"] and len(out) == 6
     assert out["date"].iloc[0] == frame["date"].iloc[-1] + pd.Timedelta("1h")
-    assert (out["date"].diff().dropna() == pd.Timedelta("1h")).all() and np.isfinite(out[["load", "temp"]].to_numpy()).all()
+    assert (out["date"].diff().dropna() == pd.Timedelta("1h")).all()
+    assert np.isfinite(out[["load", "temp"]].to_numpy()).all()
     indexed = model.predict(frame.set_index("date").iloc[:100])
     assert isinstance(indexed.index, pd.DatetimeIndex) and indexed.index[0] == frame["date"].iloc[100]
     polars_out = model.predict(pl.from_pandas(frame))
@@ -89,7 +90,7 @@ def test_patch_stream_equals_a_forward_pass_over_all_tokens():
     stream = PatchStream(net, series[:, :16])
     stream.update(series[:, 16:23])
     stream.update(series[:, 23:])
-    x, stats = net.normalize(series[:, :16])
+    _, stats = net.normalize(series[:, :16])
     rows = (series[:, :28] - stats.mean) / stats.std  # the starting window's statistics throughout
     with torch.no_grad():
         last = net.encoder(net.tokens(rows))[:, -1]

@@ -59,13 +59,13 @@ class MambaForecaster(BaseEstimator):
     that window's statistics; rows short of a full patch wait).
 
     Example:
-        >>> t = np.arange(400, dtype=np.float32)
+        >>> t = np.arange(200, dtype=np.float32)
         >>> X = np.stack([np.sin(t / 6), np.cos(t / 9)], axis=1)  # (T, C)
-        >>> model = MambaForecaster(lookback=48, horizon=12, d_model=16, n_layers=1, d_state=4,
-        ...                         max_epochs=1, verbose=0).fit(X)
-        >>> model.predict().shape  # the 12 rows after X
-        (12, 2)
-        >>> sorted(model.evaluate(X, start=300))
+        >>> model = MambaForecaster(lookback=24, horizon=6, d_model=8, n_layers=1, max_epochs=1,
+        ...                         batch_size=64, device="cpu", verbose=0).fit(X)
+        >>> model.predict().shape  # the 6 rows after X
+        (6, 2)
+        >>> sorted(model.evaluate(X, start=150))
         ['end', 'mae', 'mse', 'n_windows', 'start']
     """
 

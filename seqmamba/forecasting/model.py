@@ -4,7 +4,8 @@ Two architectures, both with instance normalisation (RevIN) around the network:
 
 - ``"variate"`` (default; S-Mamba, Wang et al. 2024, arXiv:2403.11144): each variable's whole
   lookback is one token (``Linear(L, d_model)``); a bidirectional Mamba mixes the C variate
-  tokens; ``Linear(d_model, H)`` reads each token's forecast. C tokens per window make an epoch
+  tokens; ``Linear(d_model, H)`` reads each token's forecast, added to a linear ``(L -> H)`` map of
+  the same variable (``linear_skip``, DLinear's model, shared across variables). C tokens per window make an epoch
   cheap, and the encoder sees correlations between variables. It is not causal over time: a new
   row changes every token.
 - ``"patch"``: each variable on its own (weights shared), its lookback cut into patches of
@@ -50,6 +51,7 @@ class ForecastConfig:
     patch_len: int = 16
     dropout: float = 0.1
     revin: bool = True
+    linear_skip: bool = True
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -99,14 +101,21 @@ class VariateMamba(nn.Module):
         self.encoder = MambaEncoder(MambaConfig(d_model=config.d_model, n_layers=config.n_layers,
                                                 d_state=config.d_state, bidirectional=True))
         self.head = nn.Linear(config.d_model, config.horizon)
+        # DLinear's whole model is one (L -> H) map per variable; keeping it beside the Mamba path means
+        # the network starts from a strong linear forecast and learns the non-linear rest.
+        self.skip = nn.Linear(config.lookback, config.horizon) if config.linear_skip else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (batch, L, C) -> forecast (batch, H, C)."""
         stats = None
         if self.revin is not None:
             x, stats = self.revin(x)
-        tokens = self.dropout(self.embed(x.transpose(1, 2)))  # (batch, C, d_model)
-        y = self.head(self.encoder(tokens)).transpose(1, 2)  # (batch, H, C)
+        series = x.transpose(1, 2)  # (batch, C, L)
+        tokens = self.dropout(self.embed(series))  # (batch, C, d_model)
+        y = self.head(self.encoder(tokens))  # (batch, C, H)
+        if self.skip is not None:
+            y = y + self.skip(series)
+        y = y.transpose(1, 2)  # (batch, H, C)
         return self.revin.denormalize(y, stats) if stats is not None else y
 
 
