@@ -1,0 +1,95 @@
+"""`seqmamba forecast` (the rows after a series' end, as CSV and optionally a plot) and `seqmamba evaluate`
+(MSE/MAE over the standard protocol's test span)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import InputError
+
+
+def _load(model_dir: str):
+    from ..forecasting import MambaForecaster
+
+    return MambaForecaster.load(model_dir)
+
+
+@click.command("forecast")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="CSV file to write [default: stdout].")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True),
+              help="Also draw history and forecast per variable into this image (.png, .pdf, .svg; "
+                   "needs matplotlib: pip install 'seqmamba[plot]').")
+@click.option("--history", type=click.IntRange(min=1), default=None,
+              help="Rows of history drawn before the forecast [default: 3 x lookback].")
+@click.option("--missing", type=click.Choice(["error", "interpolate"]), default="error", show_default=True)
+def forecast(model_dir: str, data: str, output: str | None, plot_path: str | None, history: int | None,
+             missing: str) -> None:
+    """Forecast the rows after the end of DATA with the model in MODEL_DIR.
+
+    \b
+    Example:
+      seqmamba forecast etth1_model/ ETTh1.csv -o forecast.csv --plot forecast.png
+    """
+    from ..datasets.atomic import atomic_output
+    from ..datasets.timeseries import read_timeseries
+
+    if plot_path is not None:
+        _require_matplotlib()
+    model = _load(model_dir)
+    series = read_timeseries(data, missing=missing, irregular="ignore")
+    frame = _as_frame(series)
+    result = model.predict(frame)  # pandas frame: date column (or row numbers) + variables
+    if output:
+        with atomic_output(output) as handle:
+            result.to_csv(handle, index=series.timestamps is None, index_label="row")
+    else:
+        result.to_csv(sys.stdout, index=series.timestamps is None, index_label="row")
+    if plot_path is not None:
+        from .forecast_plot import plot_forecast
+
+        plot_forecast(frame, result, plot_path, history or 3 * model.lookback, title=f"{data}: {model_dir}")
+
+
+@click.command("evaluate")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--protocol", type=click.Choice(["auto", "etth", "ettm", "ratio"]), default="auto", show_default=True,
+              help="Which standard split's test span: auto reads it from the file name (ETTh*, ETTm*).")
+@click.option("--start", type=int, default=None, help="Evaluate rows [start, end) instead (warm-up included).")
+@click.option("--end", type=int, default=None)
+def evaluate(model_dir: str, data: str, protocol: str, start: int | None, end: int | None) -> None:
+    """MSE and MAE of the model in MODEL_DIR on DATA's test span (z-scored with the training statistics,
+    every window, every variable).
+
+    \b
+    Example:
+      seqmamba evaluate etth1_model/ ETTh1.csv
+    """
+    model = _load(model_dir)
+    scores = model.evaluate(data, start=start, end=end, protocol=protocol)
+    what = "test span rows" if start is None and end is None else "rows"
+    where = f"{what} [{scores['start']}, {scores['end']})"
+    click.echo(f"mse {scores['mse']:.4f}  mae {scores['mae']:.4f}  ({scores['n_windows']} windows, {where}, "
+               f"lookback {model.lookback}, horizon {model.horizon})")
+
+
+def _as_frame(series):
+    import pandas as pd
+
+    frame = pd.DataFrame(series.values, columns=list(series.columns))
+    if series.timestamps is not None:
+        frame.insert(0, "date", series.timestamps)
+    return frame
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise InputError("--plot needs matplotlib, which is not installed: pip install 'seqmamba[plot]' "
+                         "(or pip install matplotlib)") from None

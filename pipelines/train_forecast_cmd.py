@@ -1,0 +1,104 @@
+"""`seqmamba train forecast`: fit a MambaForecaster on a CSV/Parquet series and save it to a directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+from .train_cmd import _check_device, train
+
+
+@train.command("forecast")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--out", "model_dir", type=click.Path(file_okay=False), required=True,
+              help="Directory to write the model to (config.json + model.safetensors).")
+@click.option("--lookback", type=click.IntRange(min=1), default=96, show_default=True, help="Input rows.")
+@click.option("--horizon", type=click.IntRange(min=1), default=96, show_default=True, help="Forecast rows.")
+@click.option("--architecture", type=click.Choice(["variate", "patch"]), default="variate", show_default=True,
+              help="variate: one token per variable (S-Mamba); patch: causal over time, streaming.")
+@click.option("--d-model", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--n-layers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--d-state", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--patch-len", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--max-epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Epochs without a better validation MSE before stopping.")
+@click.option("--split", type=click.Choice(["protocol", "all"]), default="protocol", show_default=True,
+              help="protocol: train on the standard train span, validate on its validation span (the test "
+                   "span stays unseen for `seqmamba evaluate`); all: every row, the last 10% validating.")
+@click.option("--missing", type=click.Choice(["error", "interpolate"]), default="error", show_default=True,
+              help="NaN cells: an error naming the cell, or linear interpolation.")
+@click.option("--device", default="auto", show_default=True, callback=_check_device, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace a model already in MODEL_DIR.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, architecture: str, d_model: int,
+                   n_layers: int, d_state: int, patch_len: int, max_epochs: int, batch_size: int, lr: float,
+                   patience: int, split: str, missing: str, device: str, seed: int, overwrite: bool,
+                   quiet: bool) -> None:
+    """Train a forecaster on DATA (CSV/Parquet: a date column, numeric variables).
+
+    \b
+    Example:
+      seqmamba train forecast ETTh1.csv --lookback 96 --horizon 96 -o etth1_model/
+      seqmamba forecast etth1_model/ ETTh1.csv -o forecast.csv --plot forecast.png
+      seqmamba evaluate etth1_model/ ETTh1.csv
+    """
+    from ..datasets.timeseries import read_timeseries, standard_splits
+    from ..forecasting import MambaForecaster
+
+    target = Path(model_dir)
+    if (target / "config.json").exists() and not overwrite:
+        raise click.ClickException(f"{target} already holds a model; pass --overwrite to replace it")
+    series = read_timeseries(data, missing=missing, irregular="warn", lookback=lookback, horizon=horizon)
+    frame = _frame(series)
+    val = None
+    if split == "protocol":
+        splits = standard_splits(series, lookback)
+        frame, val = frame.iloc[splits.train.slice], frame.iloc[splits.val.slice]
+    model = MambaForecaster(lookback=lookback, horizon=horizon, d_model=d_model, n_layers=n_layers,
+                            d_state=d_state, patch_len=patch_len, architecture=architecture,
+                            max_epochs=max_epochs, batch_size=batch_size, lr=lr, patience=patience,
+                            device=device, random_state=seed, verbose=0 if quiet else 1)
+    model.fit(frame, X_val=val)
+    write_model_dir(model, target)
+    best = "" if model.best_val_mse_ is None else f"; best validation MSE {model.best_val_mse_:.4f}"
+    click.echo(f"trained {model.n_epochs_} epoch(s) on {len(frame)} rows x {series.n_variables} variables{best}; "
+               f"model in {target}", err=True)
+
+
+def _frame(series):
+    """A TimeSeries back to a pandas frame (a `date` column when it has timestamps)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(series.values, columns=list(series.columns))
+    if series.timestamps is not None:
+        frame.insert(0, "date", series.timestamps)
+    return frame
+
+
+def write_model_dir(model, target: Path) -> None:
+    """Save into a hidden sibling directory, then rename it into place: MODEL_DIR is whole or absent."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save(tmp)
+        if target.exists():
+            old = target.with_name(f".{target.name}.old.{os.getpid()}")
+            os.replace(target, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(tmp)
+        raise
+
+
+__all__ = ["train_forecast", "write_model_dir"]

@@ -1,0 +1,326 @@
+"""`MambaForecaster`: multivariate forecasting with a scikit-learn style fit / predict / evaluate."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+from ..datasets.timeseries import SlidingWindows, Span, standard_splits
+from ..errors import InputError
+from ..tokenizers.timeseries import TimeSeriesTokenizer
+from .frames import check_columns, future_index, make_output, read_table, typical_step
+from .model import ForecastConfig, PatchStream, build_model
+from .persist import load_dir, restore_state, save_dir, state_dict
+
+
+class MambaForecaster(BaseEstimator):
+    """Forecast the next ``horizon`` rows of a multivariate series from its last ``lookback`` rows.
+
+    Every numeric column is a variable (a datetime column or index is the time axis). Values are
+    z-scored with the training data's mean and std; the network (see
+    :mod:`seqmamba.forecasting.model`) normalises each window again (RevIN) and predicts all
+    ``horizon`` steps at once. Training runs through :class:`seqmamba.training.Trainer` (AdamW,
+    cosine schedule, progress bar on stderr) with early stopping on the validation MSE.
+
+    Args:
+        lookback, horizon: L input rows, H forecast rows.
+        d_model, n_layers, d_state: width, depth and SSM state size of the Mamba encoder.
+        patch_len: rows per token of the ``"patch"`` architecture (unused by ``"variate"``).
+        architecture: ``"variate"`` (default; S-Mamba: one token per variable, a bidirectional
+            Mamba across variables; cheapest and most accurate on the standard benchmarks) or
+            ``"patch"`` (patch tokens per variable through a causal Mamba over time).
+        dropout: on the token embeddings.
+        max_epochs, batch_size, lr, weight_decay: the training run (batch_size counts windows).
+        patience: epochs without a better validation MSE before stopping (None: never); the best
+            epoch's weights are kept.
+        validation_fraction: without ``X_val``, the last fraction of ``X`` (windows whose targets
+            fall in it) validates; 0 trains on everything with no early stopping.
+        max_time: stop training after this many seconds (None: no limit); the best epoch is kept.
+        device: "auto", "cpu", "cuda" or "cuda:N".
+        random_state: seed of the weights and the data order (None: a fresh one each fit).
+        verbose: 0 silent, 1 a progress bar and one line per evaluation on stderr.
+
+    Fitted attributes: ``model_`` (the network), ``scaler_`` (a fitted TimeSeriesTokenizer),
+    ``n_features_in_``, ``feature_names_in_``, ``freq_``, ``context_`` (the last ``lookback`` rows
+    seen, original units), ``last_timestamp_``, ``n_rows_seen_``, ``history_`` (one record per
+    epoch), ``best_val_mse_``, ``n_epochs_``.
+
+    Streaming: :meth:`update` appends new rows. With ``"variate"`` the next :meth:`predict`
+    re-encodes the last ``lookback`` rows (the architecture is not causal over time). With
+    ``"patch"`` the causal encoder is stepped once per ``patch_len`` new rows from its carried
+    state (a forecast covers every row seen since the last ``predict(X)``/``fit``, normalised with
+    that window's statistics; rows short of a full patch wait).
+
+    Example:
+        >>> t = np.arange(200, dtype=np.float32)
+        >>> X = np.stack([np.sin(t / 6), np.cos(t / 9)], axis=1)  # (T, C)
+        >>> model = MambaForecaster(lookback=24, horizon=6, d_model=8, n_layers=1, max_epochs=1,
+        ...                         batch_size=64, device="cpu", verbose=0).fit(X)
+        >>> model.predict().shape  # the 6 rows after X
+        (6, 2)
+        >>> sorted(model.evaluate(X, start=150))
+        ['end', 'mae', 'mse', 'n_windows', 'start']
+    """
+
+    def __init__(self, lookback: int = 96, horizon: int = 96, d_model: int = 128, n_layers: int = 2,
+                 d_state: int = 2, patch_len: int = 16, architecture: str = "variate", dropout: float = 0.1,
+                 max_epochs: int = 10, batch_size: int = 32, lr: float = 5e-4, weight_decay: float = 0.01,
+                 patience: int | None = 3, validation_fraction: float = 0.1, max_time: float | None = None,
+                 device: str = "auto", random_state: int | None = 0, verbose: int = 1) -> None:
+        self.lookback = lookback
+        self.horizon = horizon
+        self.d_model = d_model
+        self.n_layers = n_layers
+        self.d_state = d_state
+        self.patch_len = patch_len
+        self.architecture = architecture
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.max_time = max_time
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- fit ---------------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any = None, X_val: Any = None) -> MambaForecaster:
+        """Train on every (lookback, horizon) window of ``X``.
+
+        Args:
+            X: pandas or polars DataFrame (a datetime column or index; numeric variables), an array
+                ``(T, C)``, or a CSV/Parquet path.
+            y: ignored (the targets are X's own future rows).
+            X_val: rows to validate on, same columns (the first ``lookback`` rows only feed the
+                first window). Without it, ``validation_fraction`` of X is held out.
+        """
+        from ..training import Callback, SupervisedTask, Trainer, TrainerConfig, seed_everything
+
+        config = self._config(n_variables=1)  # checks the hyperparameters before any reading
+        series, kind = read_table(X)
+        L, H = self.lookback, self.horizon
+        values = series.values  # (T, C)
+        if len(values) < L + H:
+            raise InputError(f"X: {len(values)} rows, fewer than lookback + horizon = {L} + {H}")
+        train_rows, val_rows = values, None
+        if X_val is not None:
+            val_series, _ = read_table(X_val)
+            check_columns(val_series, series.columns, "X_val")
+            val_rows = val_series.values
+            if len(val_rows) < L + H:
+                raise InputError(f"X_val: {len(val_rows)} rows, fewer than lookback + horizon = {L} + {H}")
+        elif self.validation_fraction:
+            if not 0 < self.validation_fraction < 1:
+                raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+            n_val = int(len(values) * self.validation_fraction)
+            if n_val >= H and len(values) - n_val >= L + H:
+                train_rows, val_rows = values[:-n_val], values[-n_val - L:]  # (T', C), val with warm-up
+        self.scaler_ = TimeSeriesTokenizer().fit(train_rows)
+        train = SlidingWindows(self.scaler_.transform(train_rows), L, H)
+        val = None if val_rows is None else SlidingWindows(self.scaler_.transform(val_rows), L, H)
+
+        seed = self.random_state if self.random_state is not None else int(np.random.SeedSequence().entropy % 2**31)
+        seed_everything(seed)
+        config = self._config(n_variables=series.n_variables)
+        model = build_model(config)
+        history: list[dict[str, Any]] = []
+
+        deadline = None if self.max_time is None else time.monotonic() + self.max_time
+
+        class _History(Callback):
+            def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
+                history.append({k: record.get(k) for k in ("train_loss", "val_loss", "val_mae", "seconds")})
+
+            def on_step_end(self, trainer: Any) -> None:
+                if deadline is not None and time.monotonic() > deadline:
+                    trainer.should_stop = True
+
+        early = val is not None and self.patience is not None
+        trainer = Trainer(
+            model, SupervisedTask(F.mse_loss, metric_fns={"mae": F.l1_loss}), train, val_data=val,
+            config=TrainerConfig(max_epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr,
+                                 weight_decay=self.weight_decay, device=self.device, seed=seed,
+                                 patience=self.patience if early else None, restore_best=val is not None,
+                                 drop_last=False, quiet=not self.verbose),
+            callbacks=[_History()])
+        state = trainer.fit()
+        self.model_ = model.eval()
+        self.config_ = config
+        self.n_features_in_ = series.n_variables
+        self.feature_names_in_ = np.asarray(series.columns, dtype=object)
+        self.kind_ = kind
+        self.freq_ = series.freq
+        self.step_ = typical_step(series.timestamps)
+        self.history_ = history
+        self.n_epochs_ = len(history)
+        self.best_val_mse_ = state.best_metric
+        self._set_context(series)
+        return self
+
+    def _config(self, n_variables: int) -> ForecastConfig:
+        return ForecastConfig(lookback=self.lookback, horizon=self.horizon, n_variables=n_variables,
+                              architecture=self.architecture, d_model=self.d_model, n_layers=self.n_layers,
+                              d_state=self.d_state, patch_len=self.patch_len, dropout=self.dropout)
+
+    def _set_context(self, series: Any) -> None:
+        self.context_ = np.array(series.values[-self.lookback:], dtype=np.float32)  # (L, C), original units
+        self.last_timestamp_ = None if series.timestamps is None else series.timestamps[-1]
+        self.n_rows_seen_ = len(series.values)
+        self._stream = None
+
+    # -- predict -----------------------------------------------------------------------------
+
+    def predict(self, X: Any = None) -> Any:
+        """The ``horizon`` rows after the end of ``X`` (or of the data seen by fit/update).
+
+        Returns the caller's kind of table: an array ``(H, C)`` for an array, else a pandas/polars
+        frame of the fitted columns with the future timestamps (at the inferred frequency) in the
+        input's time column or index (row numbers without timestamps).
+        """
+        self._check_fitted()
+        kind = self.kind_
+        if X is not None:
+            series, kind = read_table(X)
+            check_columns(series, self._columns, "predict")
+            if len(series) < self.lookback:
+                raise InputError(f"predict: {len(series)} rows, fewer than lookback = {self.lookback}")
+            self._set_context(series)
+            self.freq_ = series.freq or self.freq_
+            self.step_ = typical_step(series.timestamps) or self.step_
+        scaled = self._forecast_scaled()  # (H, C)
+        values = np.asarray(self.scaler_.inverse_transform(scaled), dtype=np.float32)
+        index = future_index(self.last_timestamp_, self.freq_, self.step_, self.n_rows_seen_, self.horizon)
+        return make_output(values, index, self._columns, kind)
+
+    def _forecast_scaled(self) -> np.ndarray:
+        device = next(self.model_.parameters()).device
+        with torch.no_grad():
+            if self.architecture == "patch":
+                if self._stream is None:
+                    window = torch.as_tensor(self.scaler_.transform(self.context_), device=device)[None]
+                    self._stream = PatchStream(self.model_, window.float())
+                return self._stream.forecast()[0].cpu().numpy()
+            window = torch.as_tensor(self.scaler_.transform(self.context_), device=device)[None]  # (1, L, C)
+            return self.model_(window.float())[0].cpu().numpy()  # (H, C)
+
+    def update(self, new_rows: Any) -> MambaForecaster:
+        """Append rows that follow the data seen so far (same columns); the next :meth:`predict`
+        forecasts after them. With ``"patch"`` the encoder state advances one token per
+        ``patch_len`` rows; with ``"variate"`` the last ``lookback`` rows are kept for re-encoding."""
+        self._check_fitted()
+        series, _ = read_table(new_rows)
+        check_columns(series, self._columns, "update")
+        if series.timestamps is not None and self.last_timestamp_ is not None \
+                and series.timestamps[0] <= self.last_timestamp_:
+            raise InputError(f"update: the first new row ({series.timestamps[0]}) does not come after the last "
+                             f"row seen ({self.last_timestamp_})")
+        if self.architecture == "patch":
+            if self._stream is None:
+                self._forecast_scaled()  # starts the stream from the current context
+            device = next(self.model_.parameters()).device
+            self._stream.update(torch.as_tensor(self.scaler_.transform(series.values), device=device)[None].float())
+        self.context_ = np.concatenate([self.context_, series.values])[-self.lookback:]
+        self.n_rows_seen_ += len(series)
+        if series.timestamps is not None:
+            self.last_timestamp_ = series.timestamps[-1]
+        return self
+
+    # -- evaluate ----------------------------------------------------------------------------
+
+    def evaluate(self, X: Any, start: int | None = None, end: int | None = None, protocol: str = "auto",
+                 batch_size: int = 1024) -> dict[str, float]:
+        """MSE and MAE over every window (stride 1) of rows ``[start, end)`` of ``X``, in the z-scored
+        space of the training statistics, every variable and step weighed alike (the standard
+        long-horizon protocol's metrics).
+
+        Without ``start``/``end`` the span is the protocol's test span of X (ETTh*: rows
+        ``[11520 - L, 14400)``; other series: the last 20 %, starting L rows early), ``protocol``
+        as in :func:`~seqmamba.datasets.timeseries.standard_splits`; a file path keeps its name
+        (``ETTh1.csv`` picks the ETT protocol). The span includes the lookback warm-up rows.
+        Returns ``{"mse", "mae", "n_windows", "start", "end"}`` (the span's rows).
+        """
+        from ..baselines import evaluate_windows
+
+        self._check_fitted()
+        series, _ = read_table(X)
+        check_columns(series, self._columns, "evaluate")
+        if start is None and end is None:
+            span = standard_splits(series, self.lookback, protocol=protocol).test
+        else:
+            start = 0 if start is None else start
+            end = len(series) if end is None else end
+            if start < 0:
+                start += len(series)
+            if end < 0:
+                end += len(series)
+            span = Span("span", start, end)
+            if not 0 <= start <= end <= len(series):
+                raise InputError(f"evaluate: rows [{start}, {end}) are outside the {len(series)} rows of X")
+        windows = SlidingWindows(self.scaler_.transform(series.values), self.lookback, self.horizon, span)
+        if len(windows) == 0:
+            raise InputError(f"evaluate: rows [{span.start}, {span.end}) hold no window of lookback + horizon = "
+                             f"{self.lookback + self.horizon} rows")
+        device = next(self.model_.parameters()).device
+        model = self.model_.eval()
+
+        def forecast(x: np.ndarray) -> torch.Tensor:
+            with torch.no_grad():
+                return model(torch.from_numpy(x).to(device))
+
+        scores = evaluate_windows(forecast, windows, batch_size=batch_size)
+        return {**scores, "start": span.start, "end": span.end}
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Negative test-span MSE of :meth:`evaluate` (higher is better, as scikit-learn expects)."""
+        return -self.evaluate(X)["mse"]
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write ``config.json`` (hyperparameters, scaler, columns, time axis) and ``model.safetensors``
+        into ``directory``, atomically; no pickle."""
+        self._check_fitted()
+        save_dir(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str = "cpu") -> MambaForecaster:
+        """A fitted forecaster written by :meth:`save`."""
+        return load_dir(cls, directory, device)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The network travels as safetensors bytes + JSON config, never as a pickled nn.Module.
+        state = {k: v for k, v in self.__dict__.items() if k not in ("model_", "_stream")}
+        if hasattr(self, "model_"):
+            state["_weights"] = state_dict(self)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        weights = state.pop("_weights", None)
+        self.__dict__.update(state)
+        self._stream = None
+        if weights is not None:
+            restore_state(self, weights, device="cpu")
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @property
+    def _columns(self) -> tuple[str, ...]:
+        return tuple(str(c) for c in self.feature_names_in_)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call fit first")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")

@@ -1,0 +1,239 @@
+"""Forecasting networks: windows ``(batch, L, C)`` in, direct multi-horizon forecasts ``(batch, H, C)`` out.
+
+Two architectures, both with instance normalisation (RevIN) around the network:
+
+- ``"variate"`` (default; S-Mamba, Wang et al. 2024, arXiv:2403.11144): each variable's whole
+  lookback is one token (``Linear(L, d_model)``); a bidirectional Mamba mixes the C variate
+  tokens; ``Linear(d_model, H)`` reads each token's forecast, added to a linear ``(L -> H)`` map of
+  the same variable (``linear_skip``, DLinear's model, shared across variables). C tokens per window make an epoch
+  cheap, and the encoder sees correlations between variables. It is not causal over time: a new
+  row changes every token.
+- ``"patch"``: each variable on its own (weights shared), its lookback cut into patches of
+  ``patch_len`` rows; a causal Mamba runs over the patch tokens and the last token's state gives
+  the H steps. Causal over time, so a stream can be continued token by token (:class:`PatchStream`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import MambaConfig
+from ..encoder import MambaEncoder
+from ..inference import InferenceCache
+from ..modules.revin import RevIN
+from ..tokenizers.instance_norm import InstanceStats
+
+ARCHITECTURES = ("variate", "patch")
+
+
+@dataclass
+class ForecastConfig:
+    """Every hyperparameter of a forecasting network, as JSON-able data.
+
+    Example:
+        >>> cfg = ForecastConfig(lookback=96, horizon=24, n_variables=7)
+        >>> ForecastConfig.from_dict(cfg.to_dict()) == cfg
+        True
+    """
+
+    lookback: int
+    horizon: int
+    n_variables: int
+    architecture: str = "variate"
+    d_model: int = 128
+    n_layers: int = 2
+    d_state: int = 16
+    patch_len: int = 16
+    dropout: float = 0.1
+    revin: bool = True
+    linear_skip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        for name in ("lookback", "horizon", "n_variables", "d_model", "n_layers", "d_state", "patch_len"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.architecture == "patch" and self.patch_len > self.lookback:
+            raise ValueError(f"patch_len {self.patch_len} is longer than the lookback {self.lookback}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ForecastConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"ForecastConfig: unknown keys {unknown}")
+        return cls(**data)
+
+
+def build_model(config: ForecastConfig) -> nn.Module:
+    """The network a config describes."""
+    return VariateMamba(config) if config.architecture == "variate" else PatchMamba(config)
+
+
+class VariateMamba(nn.Module):
+    """S-Mamba style: one token per variable, a bidirectional Mamba across variables.
+
+    Example:
+        >>> net = VariateMamba(ForecastConfig(lookback=32, horizon=8, n_variables=3, d_model=16, d_state=4))
+        >>> net(torch.randn(2, 32, 3)).shape  # (batch, H, C)
+        torch.Size([2, 8, 3])
+    """
+
+    def __init__(self, config: ForecastConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.revin = RevIN(config.n_variables, affine=False) if config.revin else None
+        self.embed = nn.Linear(config.lookback, config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+        # The variables have no order: a bidirectional scan lets every token see all the others.
+        self.encoder = MambaEncoder(MambaConfig(d_model=config.d_model, n_layers=config.n_layers,
+                                                d_state=config.d_state, bidirectional=True))
+        self.head = nn.Linear(config.d_model, config.horizon)
+        # DLinear's whole model is one (L -> H) map per variable; keeping it beside the Mamba path means
+        # the network starts from a strong linear forecast and learns the non-linear rest.
+        self.skip = nn.Linear(config.lookback, config.horizon) if config.linear_skip else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (batch, L, C) -> forecast (batch, H, C)."""
+        stats = None
+        if self.revin is not None:
+            x, stats = self.revin(x)
+        series = x.transpose(1, 2)  # (batch, C, L)
+        tokens = self.dropout(self.embed(series))  # (batch, C, d_model)
+        y = self.head(self.encoder(tokens))  # (batch, C, H)
+        if self.skip is not None:
+            y = y + self.skip(series)
+        y = y.transpose(1, 2)  # (batch, H, C)
+        return self.revin.denormalize(y, stats) if stats is not None else y
+
+
+class PatchMamba(nn.Module):
+    """Channel-independent patch tokens through a causal Mamba; the last token's state forecasts.
+
+    The window is patched from its end: the first ``L % patch_len`` rows are dropped, so the last
+    token always ends at the last row and a stream adds one token per ``patch_len`` new rows.
+
+    Example:
+        >>> cfg = ForecastConfig(lookback=32, horizon=8, n_variables=3, architecture="patch",
+        ...                      d_model=16, d_state=4, patch_len=8)
+        >>> PatchMamba(cfg)(torch.randn(2, 32, 3)).shape  # (batch, H, C)
+        torch.Size([2, 8, 3])
+    """
+
+    def __init__(self, config: ForecastConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.revin = RevIN(config.n_variables, affine=False) if config.revin else None
+        self.embed = nn.Linear(config.patch_len, config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+        self.encoder = MambaEncoder(MambaConfig(d_model=config.d_model, n_layers=config.n_layers,
+                                                d_state=config.d_state, bidirectional=False))
+        self.head = nn.Linear(config.d_model, config.horizon)
+
+    def normalize(self, x: torch.Tensor) -> tuple[torch.Tensor, InstanceStats | None]:
+        return self.revin(x) if self.revin is not None else (x, None)
+
+    def denormalize(self, y: torch.Tensor, stats: InstanceStats | None) -> torch.Tensor:
+        return self.revin.denormalize(y, stats) if stats is not None else y
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised rows (batch, T, C) -> embedded patches (batch * C, T // patch_len, d_model)."""
+        p = self.config.patch_len
+        batch, length, channels = x.shape
+        x = x[:, length % p:]  # (batch, n * p, C): patches end at the last row
+        patches = x.transpose(1, 2).reshape(batch * channels, -1, p)  # (batch * C, n, p)
+        return self.embed(patches)
+
+    def forecast(self, last: torch.Tensor, batch: int) -> torch.Tensor:
+        """Last token outputs (batch * C, d_model) -> normalised forecast (batch, H, C)."""
+        return self.head(last).reshape(batch, -1, self.config.horizon).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (batch, L, C) -> forecast (batch, H, C)."""
+        x, stats = self.normalize(x)
+        hidden = self.encoder(self.dropout(self.tokens(x)))  # (batch * C, n, d_model)
+        return self.denormalize(self.forecast(hidden[:, -1], x.shape[0]), stats)
+
+
+class PatchStream:
+    """Recurrent forecasting with a :class:`PatchMamba`: start from a window, then feed new rows.
+
+    The encoder's conv and SSM states carry everything seen since :meth:`start`; each
+    ``patch_len`` new rows are one :meth:`MambaEncoder.step`. The instance statistics stay those of
+    the starting window, so a forecast after ``k * patch_len`` new rows equals the network run over
+    the starting window's tokens followed by the new ones, normalised alike (the tests check it).
+    Rows that do not yet fill a patch wait in a buffer.
+
+    Example:
+        >>> cfg = ForecastConfig(lookback=16, horizon=4, n_variables=2, architecture="patch",
+        ...                      d_model=8, d_state=4, patch_len=4)
+        >>> stream = PatchStream(PatchMamba(cfg).eval(), torch.randn(1, 16, 2))
+        >>> stream.update(torch.randn(1, 6, 2)); stream.pending.shape[1], stream.forecast().shape
+        (2, torch.Size([1, 4, 2]))
+    """
+
+    def __init__(self, net: PatchMamba, window: torch.Tensor) -> None:
+        self.net = net
+        self.start(window)
+
+    @torch.no_grad()
+    def start(self, window: torch.Tensor) -> None:
+        """Encode ``window`` (batch, L, C) and keep the states."""
+        net = self.net
+        x, self.stats = net.normalize(window)
+        tokens = net.tokens(x)  # (batch * C, n, d_model)
+        self.cache: InferenceCache = net.encoder.allocate_inference_cache(tokens.shape[0], dtype=tokens.dtype)
+        self.last = net.encoder.forward_chunked(tokens, chunk_len=tokens.shape[1], cache=self.cache)[:, -1]
+        self.batch = window.shape[0]
+        self.pending = x[:, :0]  # (batch, 0, C)
+
+    @torch.no_grad()
+    def update(self, rows: torch.Tensor) -> None:
+        """New rows (batch, k, C) in the series' scaled units; steps once per completed patch."""
+        net, p = self.net, self.net.config.patch_len
+        if self.stats is not None:
+            rows = (rows - self.stats.mean) / self.stats.std
+        self.pending = torch.cat([self.pending, rows], dim=1)
+        while self.pending.shape[1] >= p:
+            token = net.tokens(self.pending[:, :p])[:, 0]  # (batch * C, d_model)
+            self.last = net.encoder.step(token, self.cache)
+            self.pending = self.pending[:, p:]
+
+    @torch.no_grad()
+    def forecast(self) -> torch.Tensor:
+        """(batch, H, C) after the last completed patch, in the series' scaled units."""
+        return self.net.denormalize(self.net.forecast(self.last, self.batch), self.stats)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Everything needed to resume the stream, as tensors (safetensors-friendly)."""
+        out = {"last": self.last, "pending": self.pending, "offset": torch.tensor(self.cache.seqlen_offset)}
+        if self.stats is not None:
+            out["stats_mean"], out["stats_std"] = self.stats.mean, self.stats.std
+        for i, (conv, ssm) in enumerate(zip(self.cache.conv_states, self.cache.ssm_states)):
+            out[f"conv{i}"], out[f"ssm{i}"] = conv, ssm
+        return out
+
+    @classmethod
+    def from_tensors(cls, net: PatchMamba, tensors: dict[str, torch.Tensor]) -> PatchStream:
+        stream = cls.__new__(cls)
+        stream.net = net
+        stream.last, stream.pending = tensors["last"], tensors["pending"]
+        stream.batch = stream.pending.shape[0]
+        stream.stats = (InstanceStats(tensors["stats_mean"], tensors["stats_std"])
+                        if "stats_mean" in tensors else None)
+        n_layers = net.config.n_layers
+        stream.cache = InferenceCache([tensors[f"conv{i}"] for i in range(n_layers)],
+                                      [tensors[f"ssm{i}"] for i in range(n_layers)], int(tensors["offset"]))
+        return stream
