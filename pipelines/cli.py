@@ -18,6 +18,7 @@ class _LazyGroup(click.Group):
     """Loads commands that need torch only when they run: `seqmamba windows` starts in ~0.2 s, not 1.5 s."""
 
     lazy: ClassVar[dict[str, str]] = {"selfcheck": ".selfcheck", "train": ".train_cmd"}
+    lazy |= {"classify": ".classify_cmd", "embed": ".embed_cmd", "quickstart": ".quickstart_cmd"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])

@@ -63,3 +63,6 @@ def selftest(run_dir: str, device: str, max_steps: int, batch_size: int, grad_ac
         val = state.last_metrics.get("val_loss", float("nan"))
         click.echo(f"selftest: {state.global_step} steps on {trainer.device} x {world} process(es); "
                    f"val_loss {val:.4g}; run directory {run_dir}")
+
+
+from . import train_dna_cmd  # noqa: E402, F401  (registers `seqmamba train dna` on this group)

@@ -20,7 +20,8 @@ if (_checkout / "pyproject.toml").is_file() and (_checkout / "kernels" / "__init
     __path__.append(str(_checkout))  # type: ignore[name-defined]
 
 __all__ = [
-    "DNAEncoder", "DNATokenizer", "MambaBlock", "MambaConfig", "MambaEncoder", "TimeSeriesTokenizer", "__version__",
+    "DNAEncoder", "DNATokenizer", "MambaBlock", "MambaConfig", "MambaEmbedder", "MambaEncoder",
+    "MambaSequenceClassifier", "TimeSeriesTokenizer", "__version__",
 ]
 
 # Imported on first use, so `import seqmamba` (the CLI's start-up) does not import torch.
@@ -31,6 +32,7 @@ _LAZY = {
     "DNAEncoder": ".dna",
     "DNATokenizer": ".tokenizers.dna",
     "TimeSeriesTokenizer": ".tokenizers.timeseries",
+    "MambaSequenceClassifier": ".estimators", "MambaEmbedder": ".estimators",
 }
 
 
