@@ -24,7 +24,7 @@ def read_labelled_table(path: str | os.PathLike) -> tuple[list[str], list[str]]:
 
     Example:
         >>> X, y = read_labelled_table("../shared/data/dna/gue/prom_core_tata/train.csv")  # doctest: +SKIP
-        >>> len(X[0]), y[:3]
+        >>> len(X[0]), y[:3]  # doctest: +SKIP
         (70, ['0', '1', '0'])
     """
     path = Path(path)

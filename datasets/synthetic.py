@@ -34,9 +34,9 @@ def motif_order_task(
     80-95 %.
 
     Example:
-        >>> X, y = motif_order_task(4, length=(200, 200), seed=1)
+        >>> X, y = motif_order_task(4, length=(300, 300), seed=1)
         >>> len(X[0]), sorted(set(y)) == sorted(LABELS)
-        (200, True)
+        (300, True)
         >>> all(MOTIF_A in s and MOTIF_B in s for s in X)
         True
     """

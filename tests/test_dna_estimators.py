@@ -180,3 +180,16 @@ def test_pooling_ignores_padding():
     assert masked_pool(h, mask, "mean").flatten().tolist() == [2.0, 4.0]
     assert masked_pool(h, mask, "max").flatten().tolist() == [3.0, 6.0]
     assert masked_pool(h, mask, "cls").flatten().tolist() == [1.0, 2.0]
+
+
+def test_kmer_baseline_cannot_solve_the_motif_order_task_but_the_data_is_sound():
+    from seqmamba.baselines.kmer import KmerCounter, kmer_codes
+    from seqmamba.datasets.synthetic import MOTIF_A, MOTIF_B, motif_order_task
+
+    X, y = motif_order_task(40, length=(400, 450), seed=3)
+    assert sorted(set(y)) == ["A_first", "B_first"] and y.count("A_first") == 20
+    for seq, label in zip(X, y):
+        assert (seq.index(MOTIF_A) < seq.index(MOTIF_B)) == (label == "A_first")
+    counts = KmerCounter(k=3).fit_transform(X)
+    assert counts.shape == (40, 64) and np.allclose(counts.sum(1), 1.0)
+    assert kmer_codes("AAAA", 2).tolist() == [0, 0, 0]
