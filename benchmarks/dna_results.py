@@ -31,10 +31,10 @@ GENOMES = {"E. coli": "GCF_000005845.2_ASM584v2_genomic.fna.gz", "A. thaliana": 
 
 # Per task: model and schedule. GUE sets are small (2-5k sequences of 70-300 bp).
 GUE_MODEL = {"d_model": 128, "n_layers": 4, "d_state": 16, "rc_equivariant": True, "batch_size": 64, "lr": 2e-3,
-             "max_epochs": 20, "early_stopping": True, "n_iter_no_change": 5, "max_time": 75.0}
+             "max_epochs": 20, "early_stopping": True, "n_iter_no_change": 5, "max_time": 65.0}
 GENOME_MODEL = {"d_model": 128, "n_layers": 4, "d_state": 16, "rc_equivariant": True, "batch_size": 32,
                 "lr": 2e-3, "max_len": 2048, "max_epochs": 12, "early_stopping": True, "n_iter_no_change": 4,
-                "max_time": 120.0}
+                "max_time": 100.0}
 SMOKE_MODEL = {"d_model": 16, "n_layers": 1, "d_state": 4, "rc_equivariant": False, "batch_size": 16, "lr": 3e-3,
                "max_epochs": 1, "early_stopping": False, "max_time": None}
 
