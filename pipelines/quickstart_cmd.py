@@ -6,7 +6,7 @@ import time
 
 import click
 
-# Sized for a 2-core CPU: about two minutes in all (see docs/classify_dna.md for the measured time).
+# Sized for a 2-core CPU: 34-39 s wall in all, measured on a busy one (docs/results/dna.md).
 # Max pooling: a channel that counts positions and reads out at one motif learns in tens of steps, where a
 # mean over 2,000 positions dilutes that signal ~60-fold.
 DEFAULTS = {"n_train": 256, "n_test": 160, "length": (2000, 2400), "d_model": 16, "n_layers": 1, "d_state": 8,
@@ -90,7 +90,7 @@ def _run(out_dir: str, seed: int, quiet: bool, opts: dict) -> dict[str, float]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Only the final result line.")
 def quickstart(out_dir: str, seed: int, quiet: bool) -> None:
-    """Classify long DNA from FASTA, end to end, on a CPU in about two minutes (no download).
+    """Classify long DNA from FASTA, end to end, on a CPU in under a minute (no download).
 
     Generates 2-2.4 kbp sequences whose label says which of two motifs comes first (they lie
     ~1,500 bases apart; k-mer counts cannot tell), writes them as FASTA, trains a small
