@@ -135,10 +135,11 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="Tiny subsets and model, CPU: checks it runs.")
     parser.add_argument("--baselines-only", action="store_true", help="Only the 6-mer baselines.")
     parser.add_argument("--tasks", nargs="*", default=[*GUE_TASKS, "genome_of_origin"])
-    parser.add_argument("--data", default=str(DATA), help="Folder holding dna/gue/ and genomes/.")
+    parser.add_argument("--data", default=None, help="Folder holding dna/gue/ and genomes/ [../shared/data].")
     args = parser.parse_args()
-    global DATA
-    DATA = Path(args.data)
+    if args.data:
+        global DATA
+        DATA = Path(args.data)
 
     import torch
 
