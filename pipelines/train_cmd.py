@@ -64,4 +64,7 @@ def selftest(run_dir: str, device: str, max_steps: int, batch_size: int, grad_ac
         click.echo(f"selftest: {state.global_step} steps on {trainer.device} x {world} process(es); "
                    f"val_loss {val:.4g}; run directory {run_dir}")
 
+
+# Registered on import, so each task's module stays its own file.
+from . import train_dna_cmd  # noqa: E402, F401  (registers `seqmamba train dna`)
 from .train_forecast_cmd import train_forecast  # noqa: E402, F401  (registers `seqmamba train forecast`)

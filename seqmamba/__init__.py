@@ -20,8 +20,8 @@ if (_checkout / "pyproject.toml").is_file() and (_checkout / "kernels" / "__init
     __path__.append(str(_checkout))  # type: ignore[name-defined]
 
 __all__ = [
-    "DNAEncoder", "DNATokenizer", "MambaBlock", "MambaConfig", "MambaEncoder", "MambaForecaster", "TimeSeriesTokenizer",
-    "__version__",
+    "DNAEncoder", "DNATokenizer", "MambaBlock", "MambaConfig", "MambaEmbedder", "MambaEncoder",
+    "MambaForecaster", "MambaSequenceClassifier", "TimeSeriesTokenizer", "__version__",
 ]
 
 # Imported on first use, so `import seqmamba` (the CLI's start-up) does not import torch.
@@ -33,6 +33,7 @@ _LAZY = {
     "DNATokenizer": ".tokenizers.dna",
     "TimeSeriesTokenizer": ".tokenizers.timeseries",
     "MambaForecaster": ".forecasting.estimator",
+    "MambaSequenceClassifier": ".estimators", "MambaEmbedder": ".estimators",
 }
 
 

@@ -1,0 +1,95 @@
+"""Labelled DNA sets for classification: ``sequence,label`` tables (CSV/TSV) or one FASTA file per class.
+
+Every problem is an `InputError` naming the file and the place (line, record), so the CLI prints one line.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..errors import InputError
+from .fasta import FastaFile
+
+SEQUENCE_COLUMN, LABEL_COLUMN = "sequence", "label"
+
+
+def read_labelled_table(path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Sequences and labels of a CSV or TSV file with ``sequence`` and ``label`` columns (others ignored).
+
+    The delimiter is a tab for ``.tsv``/``.tab`` files or a header holding a tab, else a comma. Labels
+    are kept as text.
+
+    Example:
+        >>> X, y = read_labelled_table("../shared/data/dna/gue/prom_core_tata/train.csv")  # doctest: +SKIP
+        >>> len(X[0]), y[:3]  # doctest: +SKIP
+        (70, ['0', '1', '0'])
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        header_line = handle.readline()
+        if not header_line.strip():
+            raise InputError(f"{path}: line 1: empty file, expected a header with 'sequence' and 'label'")
+        tab = path.suffix.lower() in (".tsv", ".tab") or "\t" in header_line
+        handle.seek(0)
+        reader = csv.reader(handle, delimiter="\t" if tab else ",")
+        header = [name.strip().lower() for name in next(reader)]
+        missing = [c for c in (SEQUENCE_COLUMN, LABEL_COLUMN) if c not in header]
+        if missing:
+            raise InputError(f"{path}: line 1: missing column(s) {', '.join(missing)}; the header has "
+                             f"{', '.join(header)} (expected 'sequence' and 'label', "
+                             f"{'tab' if tab else 'comma'}-separated)")
+        si, li = header.index(SEQUENCE_COLUMN), header.index(LABEL_COLUMN)
+        sequences, labels = [], []
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) <= max(si, li):
+                raise InputError(f"{path}: line {line}: {len(row)} field(s), expected at least {max(si, li) + 1}")
+            seq, label = row[si].strip(), row[li].strip()
+            if not seq:
+                raise InputError(f"{path}: line {line}: empty sequence")
+            if not label:
+                raise InputError(f"{path}: line {line}: empty label")
+            sequences.append(seq)
+            labels.append(label)
+    if not sequences:
+        raise InputError(f"{path}: no rows after the header")
+    return sequences, labels
+
+
+def read_class_fastas(pairs: Iterable[tuple[str, str | os.PathLike]]) -> tuple[list[str], list[str], list[str]]:
+    """``(label, FASTA)`` pairs -> sequences, labels and record names (every record of a file gets its label)."""
+    sequences, labels, names = [], [], []
+    for label, path in pairs:
+        if not label:
+            raise InputError(f"{path}: empty class label (write LABEL=FASTA)")
+        for name, seq in FastaFile(path).records():
+            sequences.append(seq)
+            labels.append(label)
+            names.append(name)
+    return sequences, labels, names
+
+
+def check_classes(labels: list[str], source: str) -> None:
+    """InputError unless ``labels`` hold at least two classes."""
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        shown = repr(classes[0]) if classes else "none"
+        raise InputError(f"{source}: a single class ({shown}) in {len(labels)} sequence(s); a classifier "
+                         "needs at least two")
+
+
+def read_fasta_records(paths: Iterable[str | os.PathLike]) -> tuple[list[str], list[str]]:
+    """Record names and sequences of every record of every file, in order."""
+    names, sequences = [], []
+    for path in paths:
+        for name, seq in FastaFile(path).records():
+            names.append(name)
+            sequences.append(seq)
+    return names, sequences

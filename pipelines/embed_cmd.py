@@ -1,0 +1,47 @@
+"""`seqmamba embed`: embeddings of FASTA records (or of their windows) as Parquet or .npy."""
+
+from __future__ import annotations
+
+import click
+
+from .train_cmd import _check_device
+
+
+@click.command("embed")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("fasta", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True,
+              help="embeddings.parquet (id [, start, end], emb_0..) or embeddings.npy (the matrix only).")
+@click.option("--per-window", is_flag=True, help="One row per window, with its coordinates.")
+@click.option("--pooling", type=click.Choice(["mean", "max", "cls"]), default="mean", show_default=True,
+              help="Positions -> window embedding.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Windows per batch [default: the model's].")
+@click.option("--device", default="auto", show_default=True, callback=_check_device,
+              help="auto, cpu, cuda or cuda:N.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
+def embed(model_dir: str, fasta: tuple[str, ...], output: str, per_window: bool, pooling: str,
+          batch_size: int | None, device: str, quiet: bool) -> None:
+    """Write an embedding per record (or per window) of FASTA files, from a trained model.
+
+    MODEL_DIR is a classifier (`seqmamba train dna`) or an embedder saved from Python. Rows follow
+    the records in file order; a record's windows are averaged, weighted by length.
+
+    \b
+    Examples:
+      seqmamba embed model/ genes.fa -o embeddings.parquet
+      seqmamba embed model/ genome.fa.gz --per-window -o windows.parquet
+      python -c "import polars as pl; print(pl.read_parquet('embeddings.parquet'))"
+    """
+    from ..datasets.labelled import read_fasta_records
+    from ..estimators import MambaEmbedder, load_model_dir
+    from .dna_jobs import write_embeddings
+
+    source = load_model_dir(model_dir, device=device)
+    params = {"batch_size": batch_size} if batch_size is not None else {}
+    embedder = MambaEmbedder(model=source, pooling=pooling, max_len=source.max_len,
+                             window_stride=source.window_stride, device=device,
+                             **{"batch_size": source.batch_size, **params}).fit()
+    names, sequences = read_fasta_records(fasta)
+    shape = write_embeddings(embedder, names, sequences, output, per_window, quiet)
+    if not quiet:
+        click.echo(f"wrote {shape[0]} x {shape[1]} embeddings to {output}", err=True)

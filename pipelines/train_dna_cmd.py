@@ -1,0 +1,98 @@
+"""`seqmamba train dna`: train a DNA sequence classifier from a labelled table or one FASTA per class."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .train_cmd import _check_device, train
+
+log = logging.getLogger(__name__)
+
+
+def _parse_class(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        label, sep, path = value.partition("=")
+        if not sep or not label.strip() or not path.strip():
+            raise click.BadParameter(f"{value!r}: expected LABEL=FASTA")
+        pairs.append((label.strip(), path.strip()))
+    return pairs
+
+
+@train.command("dna")
+@click.option("--train", "train_path", type=click.Path(dir_okay=False),
+              help="CSV/TSV with 'sequence' and 'label' columns.")
+@click.option("--class", "classes", multiple=True, callback=_parse_class, metavar="LABEL=FASTA",
+              help="A FASTA file whose records all have LABEL (repeat, one per class).")
+@click.option("--valid", "valid_path", type=click.Path(dir_okay=False),
+              help="Validation CSV/TSV: early stopping on it; the best epoch's weights are kept.")
+@click.option("-o", "--out", "model_dir", type=click.Path(file_okay=False), required=True,
+              help="Model directory to write (config.json, model.safetensors, tokenizer.json, estimator.json).")
+@click.option("--d-model", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--n-layers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--d-state", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--rc-equivariant/--no-rc-equivariant", default=False, show_default=True,
+              help="Strand-symmetric predictions (twice the compute).")
+@click.option("--pooling", type=click.Choice(["mean", "max", "cls"]), default="mean", show_default=True)
+@click.option("--max-len", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Window length; longer sequences are windowed.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True)
+@click.option("--early-stopping", is_flag=True,
+              help="Without --valid: hold out 10%% of the training set for early stopping.")
+@click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Epochs without a better validation loss before stopping.")
+@click.option("--device", default="auto", show_default=True, callback=_check_device,
+              help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def dna(train_path: str | None, classes: list[tuple[str, str]], valid_path: str | None, model_dir: str,
+        d_model: int, n_layers: int, d_state: int, rc_equivariant: bool, pooling: str, max_len: int, epochs: int,
+        batch_size: int, lr: float, weight_decay: float, early_stopping: bool, patience: int, device: str,
+        seed: int, quiet: bool) -> None:
+    """Train a Mamba DNA classifier from scratch and save it to MODEL_DIR.
+
+    \b
+    Examples:
+      seqmamba train dna --train gue/prom_300_tata/train.csv --valid gue/prom_300_tata/dev.csv -o model/
+      seqmamba train dna --class coding=cds.fa --class intergenic=ig.fa -o model/ --max-len 2048
+      seqmamba classify model/ genome.fa -o predictions.tsv
+    """
+    from ..datasets.labelled import check_classes, read_class_fastas, read_labelled_table
+    from ..estimators import MambaSequenceClassifier
+    from .dna_jobs import check_output_dir
+
+    if (train_path is None) == (not classes):
+        raise click.UsageError("give either --train TABLE or --class LABEL=FASTA (repeated), not both or neither")
+    if train_path is not None:
+        X, y = read_labelled_table(train_path)
+        source = train_path
+    else:
+        X, y, _ = read_class_fastas(classes)
+        source = ", ".join(path for _, path in classes)
+    check_classes(y, source)
+    eval_set = read_labelled_table(valid_path) if valid_path else None
+    if eval_set is not None:
+        unknown = sorted(set(eval_set[1]) - set(y))
+        if unknown:
+            from ..errors import InputError
+
+            raise InputError(f"{valid_path}: label(s) {', '.join(map(repr, unknown[:5]))} not in the training set")
+    check_output_dir(model_dir)
+    clf = MambaSequenceClassifier(
+        d_model=d_model, n_layers=n_layers, d_state=d_state, rc_equivariant=rc_equivariant, pooling=pooling,
+        max_len=max_len, max_epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+        early_stopping=early_stopping, n_iter_no_change=patience, device=device, random_state=seed,
+        verbose=0 if quiet else 1,
+    )
+    clf.fit(X, y, eval_set=eval_set)
+    clf.save(model_dir)
+    message = (f"trained on {len(X)} sequences, classes {', '.join(map(str, clf.classes_))}; "
+               f"{clf.n_iter_} steps; model in {model_dir}")
+    if eval_set is not None:
+        message += f"; validation accuracy {clf.score(*eval_set):.4f}"
+    click.echo(message, err=True)

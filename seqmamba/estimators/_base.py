@@ -1,0 +1,230 @@
+"""What both DNA estimators share: the model's config, training through the Trainer, windowed
+inference, pickling without pickled modules, and the checkpoint directory.
+
+Checkpoint directory (what ``save`` writes and ``seqmamba classify`` / ``embed`` read)::
+
+    config.json         MambaConfig, seqmamba's checkpoint envelope
+    model.safetensors   weights (encoder + head)
+    tokenizer.json      DNATokenizer state
+    estimator.json      estimator type, hyperparameters, classes, head (kind, outputs, pooling)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
+from sklearn.base import BaseEstimator
+from torch import nn
+
+from .. import checkpoint as ckpt
+from ..config import MambaConfig
+from ..errors import InputError
+from ..tokenizers.dna import DNATokenizer
+from ..training import Callback, Task, Trainer, TrainerConfig
+from ..training.device import resolve_device
+from ._dna_data import TOKENIZER_COMPLEMENT, WindowRef, iter_batches, plan_windows
+from ._heads import build_module
+
+ESTIMATOR_NAME = "estimator.json"
+TOKENIZER_NAME = "tokenizer.json"
+ESTIMATOR_FORMAT = 1
+
+
+class _TimeLimit(Callback):
+    """Stops training cleanly once ``seconds`` have passed (benchmarks with a wall-clock budget)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.deadline = time.monotonic() + self.seconds
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if time.monotonic() >= self.deadline:
+            trainer.should_stop = True
+
+
+def json_ready(value: Any) -> Any:
+    """NumPy scalars and arrays as plain Python, for estimator.json."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class DNAEstimatorBase(BaseEstimator):
+    """Machinery for estimators holding a DNA model in ``model_`` (not a public class)."""
+
+    # Subclasses set these in fit: model_ (nn.Module), tokenizer_, head_ (dict: kind, n_outputs,
+    # pooling, add_cls).
+
+    # -- model ----------------------------------------------------------------------------------
+
+    def _mamba_config(self) -> MambaConfig:
+        return MambaConfig(
+            d_model=self.d_model, n_layers=self.n_layers, d_state=self.d_state, bidirectional=self.bidirectional,
+            rc_equivariant=self.rc_equivariant, vocab_size=DNATokenizer.vocab_size,
+            complement_map=list(TOKENIZER_COMPLEMENT) if self.rc_equivariant else None,
+        )
+
+    def _check_params(self) -> None:
+        for name in ("d_model", "n_layers", "d_state", "max_len", "max_epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{type(self).__name__}: {name} must be a positive integer, got {value!r}")
+        if self.window_stride is not None and not 1 <= self.window_stride:
+            raise ValueError(f"{type(self).__name__}: window_stride must be positive, got {self.window_stride!r}")
+        if not self.lr > 0:
+            raise ValueError(f"{type(self).__name__}: lr must be > 0, got {self.lr!r}")
+
+    @property
+    def _stride(self) -> int:
+        return int(self.window_stride or self.max_len)
+
+    def _torch_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def _seed(self) -> int:
+        rs = self.random_state
+        if rs is None:
+            return int(np.random.default_rng().integers(2**31))
+        if isinstance(rs, np.random.RandomState):
+            return int(rs.randint(2**31))
+        return int(rs)
+
+    def _trainer_config(self, steps: int, seed: int, early_stopping: bool) -> TrainerConfig:
+        return TrainerConfig(
+            max_epochs=None, max_steps=max(1, steps), batch_size=self.batch_size, lr=self.lr,
+            weight_decay=self.weight_decay, warmup_steps=min(steps // 10, 200), device=self.device, seed=seed,
+            eval_every=max(1, steps // self.max_epochs), patience=self.n_iter_no_change if early_stopping else None,
+            restore_best=early_stopping, quiet=not self.verbose,
+        )
+
+    def _run_trainer(self, module: nn.Module, task: Task, train: Callable, val: Callable | None,
+                     batches_per_epoch: int, seed: int) -> None:
+        # Steps rather than epochs: a loader factory has no length, and the schedule needs the total.
+        early = val is not None and self._early_stopping_on()
+        config = self._trainer_config(batches_per_epoch * self.max_epochs, seed, early)
+        callbacks = [_TimeLimit(self.max_time)] if getattr(self, "max_time", None) else []
+        trainer = Trainer(module, task, train, val_data=val, config=config, callbacks=callbacks)
+        state = trainer.fit()
+        self.n_iter_ = state.global_step
+        self.best_validation_score_ = state.best_metric
+        self.validation_scores_ = dict(state.last_metrics)
+
+    def _early_stopping_on(self) -> bool:
+        return bool(getattr(self, "early_stopping", False))
+
+    # -- windowed inference ---------------------------------------------------------------------
+
+    def _window_outputs(
+        self, sequences: Sequence[str], fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
+        names: Sequence[str] | None = None, progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[WindowRef]]:
+        """fn(model, batch) -> (b, k) for every window; rows in window order (input order)."""
+        model = self.model_
+        device = self._torch_device()
+        model.to(device).eval()
+        windows = plan_windows(sequences, self.max_len, self._stride)
+        out: np.ndarray | None = None
+        position = {id(w): i for i, w in enumerate(windows)}
+        with torch.inference_mode():
+            for batch in iter_batches(sequences, windows, self.tokenizer_, self.batch_size,
+                                      add_cls=self.head_["add_cls"], names=names):
+                values = fn(model, {k: v.to(device) for k, v in batch.as_dict().items()})  # (b, k)
+                values = values.float().cpu().numpy()
+                if out is None:
+                    out = np.empty((len(windows), values.shape[1]), dtype=np.float32)
+                out[[position[id(w)] for w in batch.windows]] = values
+                if progress is not None:
+                    progress(sum(w.end - w.start for w in batch.windows))
+        assert out is not None
+        return out, windows
+
+    # -- pickling: weights as safetensors bytes, never a pickled nn.Module ------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__().copy()
+        model = state.pop("model_", None)
+        if model is not None:
+            tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+            state["_weights"] = save_bytes(tensors)
+            state["_config"] = json.dumps(model.config.to_dict())
+        tokenizer = state.pop("tokenizer_", None)
+        if tokenizer is not None:
+            state["_tokenizer"] = json.dumps(tokenizer.to_dict())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        weights, config = state.pop("_weights", None), state.pop("_config", None)
+        tokenizer = state.pop("_tokenizer", None)
+        super().__setstate__(state)
+        if tokenizer is not None:
+            self.tokenizer_ = DNATokenizer.from_dict(json.loads(tokenizer))
+        if weights is not None:
+            head = self.head_
+            module = build_module(head["kind"], MambaConfig.from_dict(json.loads(config)), head["n_outputs"],
+                                  head["pooling"])
+            module.load_state_dict(load_bytes(weights))
+            self.model_ = module.eval()
+
+    # -- checkpoint directory --------------------------------------------------------------------
+
+    def _estimator_record(self) -> dict[str, Any]:
+        params = {k: json_ready(v) for k, v in self.get_params(deep=False).items()
+                  if isinstance(json_ready(v), (int, float, str, bool, type(None), list))}
+        return {"format": ESTIMATOR_FORMAT, "estimator": type(self).__name__, "params": params,
+                "head": self.head_}
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the fitted estimator as a checkpoint directory (atomic files, no pickle)."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "model_")
+        directory = Path(directory)
+        ckpt.save_pretrained(self.model_, directory, self.model_.config)
+        self.tokenizer_.save(directory / TOKENIZER_NAME)
+        text = json.dumps(self._estimator_record(), indent=2) + "\n"
+        ckpt._atomic_write(directory / ESTIMATOR_NAME, lambda p: Path(p).write_text(text, encoding="utf-8"))
+        return directory
+
+    def _restore(self, directory: Path, record: dict[str, Any]) -> None:
+        head = record["head"]
+        config = ckpt.load_config(directory)
+        module = build_module(head["kind"], config, head["n_outputs"], head["pooling"])
+        ckpt.load_weights(module, directory)
+        self.model_ = module.eval()
+        self.head_ = head
+        self.tokenizer_ = DNATokenizer.load(directory / TOKENIZER_NAME)
+
+
+def read_estimator_record(directory: str | os.PathLike) -> dict[str, Any]:
+    """estimator.json of a checkpoint directory, checked; InputError naming the file otherwise."""
+    path = Path(directory) / ESTIMATOR_NAME
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; is {directory} a model directory written by "
+                         "`seqmamba train dna` or an estimator's save()?")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}") from None
+    if not isinstance(record, dict) or record.get("format") != ESTIMATOR_FORMAT or "head" not in record:
+        raise InputError(f"{path}: not a seqmamba estimator record of format {ESTIMATOR_FORMAT}")
+    return record
+
+
+def valid_params(cls: type[BaseEstimator], params: dict[str, Any]) -> dict[str, Any]:
+    """The stored hyperparameters that ``cls`` still takes (older or newer records load)."""
+    names = set(cls._get_param_names())
+    return {k: v for k, v in params.items() if k in names}

@@ -1,0 +1,112 @@
+"""The estimators' torch modules: a `DNAEncoder` with a pooled linear head, or a per-position one.
+
+Both take ``input_ids`` and ``attention_mask`` (1 on real tokens) and ignore padded positions when
+pooling. Padding sits at the end of a window; an RC-equivariant encoder flips its reverse strand's
+output back, so the mask applies to the combined output as it is.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import MambaConfig
+from ..dna import DNAEncoder
+
+POOLINGS = ("mean", "max", "cls")
+
+
+def masked_pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """hidden (b, L, d), mask (b, L) -> (b, d): mean or max over real positions, or position 0 ("cls").
+
+    Example:
+        >>> h = torch.tensor([[[1.0], [3.0], [100.0]]])
+        >>> mask = torch.tensor([[1, 1, 0]])
+        >>> masked_pool(h, mask, "mean").item(), masked_pool(h, mask, "max").item()
+        (2.0, 3.0)
+    """
+    if how == "cls":
+        return hidden[:, 0]
+    m = mask.to(hidden.dtype).unsqueeze(-1)  # (b, L, 1)
+    if how == "mean":
+        return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+    if how == "max":
+        return hidden.masked_fill(m == 0, torch.finfo(hidden.dtype).min).amax(1)
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {how!r}")
+
+
+class SequenceHeadModel(nn.Module):
+    """DNA ids (b, L) -> pooled embedding (b, d_model) -> logits (b, n_outputs).
+
+    Example:
+        >>> from seqmamba.config import MambaConfig
+        >>> cfg = MambaConfig(d_model=8, n_layers=1, d_state=4, bidirectional=True, vocab_size=10)
+        >>> model = SequenceHeadModel(cfg, n_outputs=3)
+        >>> model(torch.randint(1, 5, (2, 30)), torch.ones(2, 30, dtype=torch.long)).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self, config: MambaConfig, n_outputs: int, pooling: str = "mean") -> None:
+        super().__init__()
+        self.encoder = DNAEncoder(config)
+        self.config = config
+        self.pooling = pooling
+        self.head = nn.Linear(config.d_model, n_outputs)
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return self.encoder.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:
+        self.encoder.gradient_checkpointing = value
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooling: str | None = None) -> torch.Tensor:
+        """(b, L) ids -> (b, d_model) pooled embeddings."""
+        hidden = self.encoder(input_ids)  # (b, L, d_model)
+        return masked_pool(hidden, attention_mask, pooling or self.pooling)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(input_ids, attention_mask))  # (b, n_outputs)
+
+
+class MaskedLMModel(nn.Module):
+    """DNA ids (b, L) -> per-position token logits (b, L, vocab): masked-nucleotide modelling.
+
+    Example:
+        >>> from seqmamba.config import MambaConfig
+        >>> cfg = MambaConfig(d_model=8, n_layers=1, d_state=4, bidirectional=True, vocab_size=10)
+        >>> MaskedLMModel(cfg)(torch.randint(1, 5, (2, 30)), torch.ones(2, 30)).shape
+        torch.Size([2, 30, 10])
+    """
+
+    def __init__(self, config: MambaConfig, pooling: str = "mean") -> None:
+        super().__init__()
+        self.encoder = DNAEncoder(config)
+        self.config = config
+        self.pooling = pooling
+        self.head = nn.Linear(config.d_model, config.vocab_size)
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return self.encoder.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:
+        self.encoder.gradient_checkpointing = value
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooling: str | None = None) -> torch.Tensor:
+        hidden = self.encoder(input_ids)  # (b, L, d_model)
+        return masked_pool(hidden, attention_mask, pooling or self.pooling)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(input_ids))  # (b, L, vocab)
+
+
+def build_module(kind: str, config: MambaConfig, n_outputs: int, pooling: str) -> nn.Module:
+    """The module an estimator's checkpoint describes (``kind`` from its estimator.json)."""
+    if kind == "SequenceHeadModel":
+        return SequenceHeadModel(config, n_outputs, pooling)
+    if kind == "MaskedLMModel":
+        return MaskedLMModel(config, pooling)
+    raise ValueError(f"unknown model kind {kind!r}")
