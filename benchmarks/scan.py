@@ -166,6 +166,13 @@ def mambapy_scan(x, delta, A, B, C, D):
 
 
 def cpu_table(args) -> str:
+    """Each cell is the median over `--repeat` rounds of each implementation's median time."""
+    rounds = [cpu_round(args) for _ in range(args.repeat)]
+    rows = {key: tuple(statistics.median(r[key][i] for r in rounds) for i in range(2)) for key in rounds[0]}
+    return cpu_markdown(rows, args)
+
+
+def cpu_round(args) -> dict:
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     batch, dim, length, n = 1, 128, 2048, 16
@@ -211,10 +218,16 @@ def cpu_table(args) -> str:
         rows["mambapy pscan"] = (timed(mp_fwd, device), timed(mp_fwd_bwd, device))
     except ImportError:
         print("mambapy is not installed: pip install mambapy", file=sys.stderr)
+    return rows
+
+
+def cpu_markdown(rows: dict, args) -> str:
+    batch, dim, length, n = 1, 128, 2048, 16
     ref_f, ref_fb = rows["loop"]
     lines = [
         f"CPU: {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}; "
-        f"batch {batch}, dim {dim}, N {n}, L {length}, float32, delta_bias + softplus, D.",
+        f"batch {batch}, dim {dim}, N {n}, L {length}, float32, delta_bias + softplus, D; "
+        f"median of {args.repeat} rounds of medians.",
         "",
         "| implementation | forward ms | fwd+bwd ms | forward speed-up vs loop | fwd+bwd speed-up vs loop |",
         "|---|---|---|---|---|",
@@ -235,6 +248,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cpu", action="store_true", help="the CPU comparison instead of the GPU shapes")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3, help="CPU: rounds of the whole comparison")
     parser.add_argument("--backends", nargs="+", default=["triton", "torch"])
     parser.add_argument("--out", help="write the markdown table here as well")
     args = parser.parse_args()

@@ -3,7 +3,7 @@
 A Python loop over L steps is dominated by per-op overhead and a fully vectorised scan streams
 (batch, dim, L, N) tensors through memory several times. Here each segment of the sequence is cut
 into n chunks of c steps and every loop step works on one position of *all* n chunks at once, a
-(batch, dim, n, N) slab that stays in cache:
+(batch, dim, N, n) slab that stays in cache (chunks innermost, so broadcasts vectorise):
 
 1. walk the c positions from a zero state: each chunk's own final state;
 2. walk the n chunks (tiny steps): the state entering each chunk;
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ._validate import check_scan_args, grouped, state_dtype
 
-# Per device kind: elements of one loop step's (batch, dim, n, N) slab (a CPU core's cache; a GPU
+# Per device kind: elements of one loop step's (batch, dim, N, n) slab (a CPU core's cache; a GPU
 # wants large launches) and the longest chunk (the backward keeps a segment's c*n states).
 STEP_ELEMENTS = {"cpu": 1 << 17, "cuda": 1 << 22}
 MAX_CHUNK = {"cpu": 64, "cuda": 256}
@@ -63,17 +63,17 @@ class _Segment:
         self.dt = _to_chunks(dt, c).unflatten(2, (groups, per_group))  # (c, batch, G, R, n)
         self.u = _to_chunks(u, c).unflatten(2, (groups, per_group))  # (c, batch, G, R, n)
         self.dtu = self.dt * self.u  # (c, batch, G, R, n)
-        self.A = A.view(groups, per_group, 1, -1)  # (G, R, 1, N)
-        self.B = _to_chunks(B, c).transpose(-1, -2).unsqueeze(3)  # (c, batch, G, 1, n, N)
-        self.C = _to_chunks(C, c).transpose(-1, -2).unsqueeze(3)  # (c, batch, G, 1, n, N)
+        self.A = A.view(groups, per_group, -1, 1)  # (G, R, N, 1)
+        self.B = _to_chunks(B, c).unsqueeze(3)  # (c, batch, G, 1, N, n)
+        self.C = _to_chunks(C, c).unsqueeze(3)  # (c, batch, G, 1, N, n)
 
     def decay(self, i: int, out: torch.Tensor) -> torch.Tensor:
-        """exp(dt * A) at position i of every chunk, written into `out` (batch, G, R, n, N)."""
-        return torch.mul(self.dt[i].unsqueeze(-1), self.A, out=out).exp_()
+        """exp(dt * A) at position i of every chunk, written into `out` (batch, G, R, N, n)."""
+        return torch.mul(self.dt[i].unsqueeze(-2), self.A, out=out).exp_()
 
     def input(self, i: int, out: torch.Tensor | None = None) -> torch.Tensor:
-        """dt * u * B at position i of every chunk, (batch, G, R, n, N)."""
-        return torch.mul(self.dtu[i].unsqueeze(-1), self.B[i], out=out)
+        """dt * u * B at position i of every chunk, (batch, G, R, N, n)."""
+        return torch.mul(self.dtu[i].unsqueeze(-2), self.B[i], out=out)
 
     def chunks(self, t: torch.Tensor) -> torch.Tensor:
         """A (batch, dim, T) slice of this segment in the layout (c, batch, G, R, n)."""
@@ -84,22 +84,22 @@ class _Segment:
         return _from_chunks(t.flatten(2, 3), self.length)
 
     def unchunk_bc(self, t: torch.Tensor) -> torch.Tensor:
-        """(c, batch, G, n, N) -> (batch, G, N, T)."""
-        return _from_chunks(t.transpose(-1, -2), self.length)
+        """(c, batch, G, N, n) -> (batch, G, N, T)."""
+        return _from_chunks(t, self.length)
 
 
 def _entering_states(local, chunk_decay, h0, reverse: bool):
-    """Pass 2: the state entering each chunk, (batch, G, R, n, N), and the state after the last one.
+    """Pass 2: the state entering each chunk, (batch, G, R, N, n), and the state after the last one.
 
     local: each chunk's final state from a zero start; chunk_decay: the product of the decays over
     each chunk; h0 (batch, G, R, N) enters the first chunk in walking order.
     """
-    n = local.shape[-2]
+    n = local.shape[-1]
     entering = torch.empty_like(local)
     carry = h0
     for k in range(n - 1, -1, -1) if reverse else range(n):
-        entering[..., k, :] = carry
-        carry = torch.addcmul(local[..., k, :], chunk_decay[..., k, :], carry)
+        entering[..., k] = carry
+        carry = torch.addcmul(local[..., k], chunk_decay[..., k], carry)
     return entering, carry
 
 
@@ -131,21 +131,21 @@ class _ChunkedScan(torch.autograd.Function):
         ys, saved_entering = [], []
         for s in _segments(length, c * n):
             seg = _Segment(dt[..., s], x[..., s], Aw, Bg[..., s], Cg[..., s], groups, c)
-            slab = (*seg.dt.shape, d_state)  # (c, batch, G, R, n, N)
+            slab = (*seg.dt.shape[:-1], d_state, seg.dt.shape[-1])  # (c, batch, G, R, N, n)
             decays = torch.empty(slab, dtype=work, device=x.device)
             inputs = torch.empty(slab, dtype=work, device=x.device)
             local = None  # pass 1: each chunk's final state from a zero start
             for i in range(c):
                 a_i, x_i = seg.decay(i, out=decays[i]), seg.input(i, out=inputs[i])
                 local = x_i.clone() if local is None else torch.addcmul(x_i, a_i, local)
-            chunk_decay = torch.exp(seg.dt.sum(0).unsqueeze(-1) * seg.A)  # (batch, G, R, n, N)
+            chunk_decay = torch.exp(seg.dt.sum(0).unsqueeze(-2) * seg.A)  # (batch, G, R, N, n)
             entering, h = _entering_states(local, chunk_decay, h, reverse=False)
             saved_entering.append(entering)
             y = torch.empty_like(seg.dt)  # (c, batch, G, R, n)
             state = entering
             for i in range(c):  # pass 3, overwriting the inputs with the states
                 state = inputs[i].addcmul_(decays[i], state)
-                y[i] = torch.linalg.vecdot(state, seg.C[i])
+                y[i] = torch.linalg.vecdot(state, seg.C[i], dim=-2)
             ys.append(seg.unchunk(y))
         y = torch.cat(ys, dim=-1) if ys else x.new_zeros(x.shape)  # (batch, dim, L)
         if D is not None:
@@ -186,11 +186,11 @@ class _ChunkedScan(torch.autograd.Function):
         g = dlast.to(work) if dlast is not None else x.new_zeros(batch, dim, d_state)
         g = g.view(batch, groups, dim // groups, d_state)
         ddt = torch.empty_like(x)
-        dA = torch.zeros(batch, groups, dim // groups, n, d_state, dtype=work, device=x.device)
+        dA = torch.zeros(batch, groups, dim // groups, d_state, n, dtype=work, device=x.device)
         dB, dC = torch.empty_like(Bg), torch.empty_like(Cg)
         for s, entering in reversed(list(zip(_segments(length, c * n), saved_entering))):
             seg = _Segment(dt[..., s], x[..., s], Aw, Bg[..., s], Cg[..., s], groups, c)
-            slab = (*seg.dt.shape, d_state)  # (c, batch, G, R, n, N)
+            slab = (*seg.dt.shape[:-1], d_state, seg.dt.shape[-1])  # (c, batch, G, R, N, n)
             decays = torch.empty(slab, dtype=work, device=x.device)
             states = torch.empty(slab, dtype=work, device=x.device)
             state = entering
@@ -198,9 +198,9 @@ class _ChunkedScan(torch.autograd.Function):
                 state = torch.addcmul(seg.input(i), seg.decay(i, out=decays[i]), state, out=states[i])
 
             dt_next_c = seg.chunks(dt_next[..., s])  # (c, batch, G, R, n)
-            dy_c = seg.chunks(dy[..., s]).unsqueeze(-1)  # (c, batch, G, R, n, 1)
+            dy_c = seg.chunks(dy[..., s]).unsqueeze(-2)  # (c, batch, G, R, 1, n)
             # The decay one step ahead: the next position's, or after a chunk's end the next chunk's first.
-            decay_after_chunk = torch.exp(dt_next_c[c - 1].unsqueeze(-1) * seg.A)
+            decay_after_chunk = torch.exp(dt_next_c[c - 1].unsqueeze(-2) * seg.A)
 
             def decay_next(i, decays=decays, last=decay_after_chunk):
                 return decays[i + 1] if i + 1 < c else last
@@ -209,22 +209,22 @@ class _ChunkedScan(torch.autograd.Function):
             for i in range(c - 1, -1, -1):
                 w_i = dy_c[i] * seg.C[i]
                 local = w_i if local is None else w_i.addcmul_(decay_next(i), local)
-            chunk_decay = torch.exp(dt_next_c.sum(0).unsqueeze(-1) * seg.A)
+            chunk_decay = torch.exp(dt_next_c.sum(0).unsqueeze(-2) * seg.A)
             grad_entering, g_out = _entering_states(local, chunk_decay, g, reverse=True)
 
             ddt_c, du_c = torch.empty_like(seg.dt), torch.empty_like(seg.dt)
-            dB_c = torch.empty((*seg.B.shape[:3], *seg.B.shape[4:]), dtype=work, device=x.device)  # (c, b, G, n, N)
+            dB_c = torch.empty((*seg.B.shape[:3], *seg.B.shape[4:]), dtype=work, device=x.device)  # (c, b, G, N, n)
             dC_c = torch.empty_like(dB_c)
-            dA_seg = dA[..., : seg.dt.shape[-1], :]
+            dA_seg = dA[..., : seg.dt.shape[-1]]
             grad = grad_entering
             for i in range(c - 1, -1, -1):
                 grad = (dy_c[i] * seg.C[i]).addcmul_(decay_next(i), grad)  # dL/dh at this position
                 d_log_decay = (states[i] - seg.input(i)).mul_(grad)  # dL/d(dt*A); h - x = a * h_prev
-                grad_b = torch.linalg.vecdot(grad, seg.B[i])  # (batch, G, R, n)
-                ddt_c[i] = torch.linalg.vecdot(d_log_decay, seg.A).addcmul_(grad_b, seg.u[i])
+                grad_b = torch.linalg.vecdot(grad, seg.B[i], dim=-2)  # (batch, G, R, n)
+                ddt_c[i] = torch.linalg.vecdot(d_log_decay, seg.A, dim=-2).addcmul_(grad_b, seg.u[i])
                 torch.mul(grad_b, seg.dt[i], out=du_c[i])
-                dA_seg.addcmul_(d_log_decay, seg.dt[i].unsqueeze(-1))
-                torch.sum(grad * seg.dtu[i].unsqueeze(-1), dim=2, out=dB_c[i])
+                dA_seg.addcmul_(d_log_decay, seg.dt[i].unsqueeze(-2))
+                torch.sum(grad * seg.dtu[i].unsqueeze(-2), dim=2, out=dB_c[i])
                 torch.sum(states[i] * dy_c[i], dim=2, out=dC_c[i])
             g = g_out
             ddt[..., s] = seg.unchunk(ddt_c)
@@ -245,7 +245,7 @@ class _ChunkedScan(torch.autograd.Function):
         return (
             du.to(u.dtype),
             ddt.to(delta.dtype),
-            dA.sum((0, 3)).reshape(dim, d_state).to(A.dtype),
+            dA.sum((0, 4)).reshape(dim, d_state).to(A.dtype),
             dB.to(B.dtype),
             dC.to(C.dtype),
             dD.to(D.dtype) if dD is not None else None,
