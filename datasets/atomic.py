@@ -18,27 +18,15 @@ def atomic_output(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         >>> with atomic_output(tmp / "out.bed") as handle:  # doctest: +SKIP
         ...     handle.write("chr1\\t0\\t10\\n")
     """
-    path = Path(path)
-    # Same directory: os.replace is only atomic within one file system.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-        _fsync_directory(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, mode) as handle:
+        yield handle
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside ``path`` for tools that open files themselves; renamed on success."""
+    """A temporary path beside ``path`` for tools that open files themselves; fsynced and renamed on success."""
     path = Path(path)
+    # Same directory: os.replace is only atomic within one file system.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
