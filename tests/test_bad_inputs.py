@@ -246,7 +246,7 @@ CASES = [
     pytest.param(fasta_illegal_characters, 1, ["in.fa", "r2", "'1'"], id="fasta-illegal-characters"),
     pytest.param(fasta_duplicate_names, 1, ["in.fa", "r1", "duplicate"], id="fasta-duplicate-names"),
     pytest.param(fasta_empty_record, 1, ["in.fa", "r2", "empty"], id="fasta-empty-record",
-                 marks=xfail("a 0-length record among others is classified (length 0), exit 0")),
+                 marks=xfail("a 0-length record among others is silently dropped from the output, exit 0")),
     pytest.param(fasta_directory, 2, ["adir", "directory"], id="fasta-directory"),
     pytest.param(fasta_missing, 2, ["nope.fa", "does not exist"], id="fasta-missing"),
     pytest.param(fasta_unreadable, 2, ["in.fa", "not readable"], id="fasta-unreadable", marks=ROOT),
