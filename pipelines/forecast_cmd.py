@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -43,7 +44,8 @@ def forecast(model_dir: str, data: str, output: str | None, plot_path: str | Non
     model = _load(model_dir)
     series = read_timeseries(data, missing=missing, irregular="ignore")
     frame = _as_frame(series)
-    result = model.predict(frame)  # pandas frame: date column (or row numbers) + variables
+    with _naming(data):
+        result = model.predict(frame)  # pandas frame: date column (or row numbers) + variables
     if output:
         with atomic_output(output) as handle:
             result.to_csv(handle, index=series.timestamps is None, index_label="row")
@@ -53,6 +55,16 @@ def forecast(model_dir: str, data: str, output: str | None, plot_path: str | Non
         from .forecast_plot import plot_forecast
 
         plot_forecast(frame, result, plot_path, history or 3 * model.lookback, title=f"{data}: {model_dir}")
+
+
+@contextlib.contextmanager
+def _naming(data: str):
+    """Input errors of the estimator name the method, not the file: put the file in front."""
+    try:
+        yield
+    except InputError as error:
+        message = str(error)
+        raise InputError(message if message.startswith(data) else f"{data}: {message}") from None
 
 
 @click.command("evaluate")
@@ -71,7 +83,8 @@ def evaluate(model_dir: str, data: str, protocol: str, start: int | None, end: i
       seqmamba evaluate etth1_model/ ETTh1.csv
     """
     model = _load(model_dir)
-    scores = model.evaluate(data, start=start, end=end, protocol=protocol)
+    with _naming(data):
+        scores = model.evaluate(data, start=start, end=end, protocol=protocol)
     what = "test span rows" if start is None and end is None else "rows"
     where = f"{what} [{scores['start']}, {scores['end']})"
     click.echo(f"mse {scores['mse']:.4f}  mae {scores['mae']:.4f}  ({scores['n_windows']} windows, {where}, "

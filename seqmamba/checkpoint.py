@@ -19,6 +19,7 @@ from torch import nn
 
 from .config import MambaConfig
 from .datasets.atomic import atomic_path
+from .errors import InputError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -58,37 +59,37 @@ def load_config(directory: str | os.PathLike, model_type: str | None = None) -> 
     """Read and check ``config.json``; ValueError says which file and what is wrong."""
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
-        raise ValueError(f"{path}: no such file; a seqmamba checkpoint has {CONFIG_NAME} and {WEIGHTS_NAME}")
+        raise InputError(f"{path}: no such file; a seqmamba checkpoint has {CONFIG_NAME} and {WEIGHTS_NAME}")
     try:
         envelope = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise InputError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(envelope, dict) or "config" not in envelope:
-        raise ValueError(f"{path}: not a seqmamba config (no 'config' entry)")
+        raise InputError(f"{path}: not a seqmamba config (no 'config' entry)")
     version = envelope.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(
+        raise InputError(
             f"{path}: checkpoint format version {version!r} is not supported (this seqmamba reads"
             f" {FORMAT_VERSION}); it was written by seqmamba {envelope.get('seqmamba_version', '?')}"
         )
     found = envelope.get("model_type")
     if model_type is not None and found != model_type:
-        raise ValueError(f"{path}: checkpoint holds a {found}, not a {model_type}; load it with {found}")
+        raise InputError(f"{path}: checkpoint holds a {found}, not a {model_type}; load it with {found}")
     try:
         return MambaConfig.from_dict(envelope["config"])
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise InputError(f"{path}: {err}") from None
 
 
 def load_weights(model: nn.Module, directory: str | os.PathLike) -> None:
     """Load ``model.safetensors`` into ``model``; every missing, unexpected or misshaped key is named."""
     path = Path(directory) / WEIGHTS_NAME
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
     try:
         tensors = load_file(path, device="cpu")
     except Exception as err:  # safetensors raises its own error types for corrupt files
-        raise ValueError(f"{path}: cannot read the weights ({err})") from None
+        raise InputError(f"{path}: cannot read the weights ({err})") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -105,7 +106,7 @@ def load_weights(model: nn.Module, directory: str | os.PathLike) -> None:
     if misshaped:
         problems.append(f"shape mismatches: {'; '.join(misshaped)}")
     if problems:
-        raise ValueError(f"{path} does not match the model in {CONFIG_NAME}: " + " | ".join(problems))
+        raise InputError(f"{path} does not match the model in {CONFIG_NAME}: " + " | ".join(problems))
     with torch.no_grad():
         for name, target in expected.items():
             target.copy_(tensors[name])

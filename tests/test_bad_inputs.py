@@ -234,7 +234,6 @@ def xfail(gap):
 
 
 ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-CHECKPOINT_VALUEERROR = xfail("seqmamba/checkpoint.py raises ValueError, not InputError: a traceback")
 
 # (case, exit code, words the one-line message must contain)
 CASES = [
@@ -258,22 +257,17 @@ CASES = [
     pytest.param(ts_non_numeric, 1, ["in.csv", "'b'"], id="ts-non-numeric"),
     pytest.param(ts_duplicate_timestamps, 1, ["in.csv", "2022-01-30", "duplicate"], id="ts-duplicate-timestamps"),
     pytest.param(ts_unsorted_timestamps, 1, ["in.csv", "2022-02-01", "sorted"], id="ts-unsorted-timestamps"),
-    pytest.param(ts_too_short_forecast, 1, ["in.csv", "10 rows", "lookback = 24"], id="ts-too-short-forecast",
-                 marks=xfail("names 'predict:', not the file")),
+    pytest.param(ts_too_short_forecast, 1, ["in.csv", "10 rows", "lookback = 24"], id="ts-too-short-forecast"),
     pytest.param(ts_too_short_train, 1, ["in.csv", "20 rows", "24 + 6"], id="ts-too-short-train"),
-    pytest.param(ts_other_columns_forecast, 1, ["in.csv", "unexpected columns ['c']"], id="ts-other-columns-forecast",
-                 marks=xfail("names 'predict:', not the file")),
+    pytest.param(ts_other_columns_forecast, 1, ["in.csv", "unexpected columns ['c']"], id="ts-other-columns-forecast"),
     pytest.param(ts_other_columns_evaluate, 1, ["in.csv", "missing columns ['b']", "unexpected columns ['c']"],
-                 id="ts-other-columns-evaluate", marks=xfail("names 'evaluate:', not the file")),
-    pytest.param(model_missing_weights, 1, ["model.safetensors", "no such file"], id="model-missing-weights",
-                 marks=CHECKPOINT_VALUEERROR),
-    pytest.param(model_corrupt_weights, 1, ["model.safetensors", "cannot read"], id="model-corrupt-weights",
-                 marks=CHECKPOINT_VALUEERROR),
+                 id="ts-other-columns-evaluate"),
+    pytest.param(model_missing_weights, 1, ["model.safetensors", "no such file"], id="model-missing-weights"),
+    pytest.param(model_corrupt_weights, 1, ["model.safetensors", "cannot read"], id="model-corrupt-weights"),
     pytest.param(model_dna_to_forecast, 1, ["dna/config.json", "not a MambaForecaster"], id="model-dna-to-forecast"),
     pytest.param(model_forecaster_to_classify, 1, ["fc/estimator.json", "no such file", "train dna"],
                  id="model-forecaster-to-classify"),
-    pytest.param(model_config_other_version, 1, ["config.json", "version 999"], id="model-config-other-version",
-                 marks=CHECKPOINT_VALUEERROR),
+    pytest.param(model_config_other_version, 1, ["config.json", "version 999"], id="model-config-other-version"),
     pytest.param(model_dir_missing, 2, ["no_model", "does not exist"], id="model-dir-missing"),
 ]
 
