@@ -86,10 +86,13 @@ def check_classes(labels: list[str], source: str) -> None:
 
 
 def read_fasta_records(paths: Iterable[str | os.PathLike]) -> tuple[list[str], list[str]]:
-    """Record names and sequences of every record of every file, in order."""
+    """Record names and sequences of every record of every file, in order.
+
+    A record of length 0 is an error here: every input record must get its row in the output.
+    """
     names, sequences = [], []
     for path in paths:
-        for name, seq in FastaFile(path).records():
+        for name, seq in FastaFile(path, empty="error").records():
             names.append(name)
             sequences.append(seq)
     return names, sequences
