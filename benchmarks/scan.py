@@ -68,17 +68,17 @@ def timed(fn, device) -> float:
     return statistics.median(runs)
 
 
-def scan_fns(inputs, backend, reverse=False):
+def scan_fns(inputs, backend, reverse=False, scan=selective_scan):
     grads = {k: v.detach().clone().requires_grad_() for k, v in inputs.items()}
 
     def forward():
         with torch.no_grad():
-            selective_scan(**inputs, delta_softplus=True, reverse=reverse, backend=backend)
+            scan(**inputs, delta_softplus=True, reverse=reverse, backend=backend)
 
     def forward_backward():
         for v in grads.values():
             v.grad = None
-        y = selective_scan(**grads, delta_softplus=True, reverse=reverse, backend=backend)
+        y = scan(**grads, delta_softplus=True, reverse=reverse, backend=backend)
         y.backward(torch.ones_like(y))
 
     return forward, forward_backward
@@ -95,24 +95,41 @@ def peak_memory(fn, device) -> float:
     return (torch.cuda.max_memory_allocated() - base) / 2**30
 
 
+def minimal_gb(batch, dim, length, d_state, dtype) -> float:
+    """Bytes a scan must move at least: read u, delta, z, B, C once and write y once."""
+    size = torch.tensor([], dtype=dtype).element_size()
+    return size * (4 * batch * dim * length + 2 * batch * d_state * length) / 1e9
+
+
 def gpu_tables(args) -> str:
     device = torch.device("cuda")
+    backends = {name: (name, selective_scan) for name in args.backends}
+    if args.compare:
+        from functools import partial
+
+        from mamba_ssm_ref import load_extension, mamba_ssm_scan
+
+        backends["mamba_ssm"] = ("mamba_ssm", partial(mamba_ssm_scan, load_extension(args.compare)))
     lines = [
         f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}; "
         f"triton {__import__('triton').__version__}; N=16, B/C shared, D, z, delta_bias, softplus.",
         "",
-        "| shape | batch x dim x L | backend | dtype | forward ms | fwd+bwd ms | fwd+bwd peak GiB |",
-        "|---|---|---|---|---|---|---|",
+        f"Copy bandwidth for the % column: {args.copy_gbs:.0f} GB/s (device-to-device, read + write).",
+        "",
+        "| shape | batch x dim x L | backend | dtype | forward ms | fwd GB/s (% of copy) | fwd+bwd ms "
+        "| fwd+bwd peak GiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, (batch, dim, length) in GPU_SHAPES.items():
         for dtype in (torch.bfloat16, torch.float32):
             inputs = make_inputs(batch, dim, length, 16, dtype, device)
-            for backend in args.backends:
-                fwd, fwd_bwd = scan_fns(inputs, backend)
+            for label, (backend, scan) in backends.items():
+                fwd, fwd_bwd = scan_fns(inputs, backend, scan=scan)
                 t_f, t_fb = timed(fwd, device), timed(fwd_bwd, device)
                 mem = peak_memory(fwd_bwd, device)
-                row = (f"| {name} | {batch} x {dim} x {length:,} | {backend} | {str(dtype)[6:]} | {t_f:.2f} | "
-                       f"{t_fb:.2f} | {mem:.2f} |")
+                gbs = minimal_gb(batch, dim, length, 16, dtype) / (t_f / 1e3)
+                row = (f"| {name} | {batch} x {dim} x {length:,} | {label} | {str(dtype)[6:]} | {t_f:.2f} | "
+                       f"{gbs:.0f} ({100 * gbs / args.copy_gbs:.0f}%) | {t_fb:.2f} | {mem:.2f} |")
                 print(row, flush=True)
                 lines.append(row)
             del inputs
@@ -251,6 +268,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="CPU: rounds of the whole comparison")
     parser.add_argument("--backends", nargs="+", default=["triton", "torch"])
     parser.add_argument("--out", help="write the markdown table here as well")
+    parser.add_argument("--compare", metavar="SDIST",
+                        help="also time mamba_ssm's CUDA scan, compiled from this mamba_ssm sdist (.tar.gz)")
+    parser.add_argument("--copy-gbs", type=float, default=3000.0,
+                        help="measured device-to-device copy bandwidth, GB/s (H100: about 3000)")
     args = parser.parse_args()
     if not args.cpu and not torch.cuda.is_available():
         parser.error("no CUDA device: run with --cpu")
