@@ -2,8 +2,9 @@
 file and the place, no traceback, and no output (or temporary) file left behind.
 
 Each case is a function ``(tmp, models) -> (argv, output)``: it writes the bad input under ``tmp`` and returns
-the command line and the output path that must not exist afterwards. Cases that fail today are strict xfails
-(the reason names the gap); they turn into failures, to be unmarked, once the gap is fixed.
+the command line and the output path that must not exist afterwards. A case that cannot pass yet is marked
+`pytest.mark.xfail(strict=True, reason=<the gap>)`, so that it fails, to be unmarked, once the gap is fixed;
+none is marked today.
 """
 
 import gzip
@@ -229,8 +230,6 @@ def model_dir_missing(tmp, models):
     return argv, out
 
 
-def xfail(gap):
-    return pytest.mark.xfail(strict=True, reason=gap)
 
 
 ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")

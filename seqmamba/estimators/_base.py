@@ -27,6 +27,7 @@ from torch import nn
 
 from .. import checkpoint as ckpt
 from ..config import MambaConfig
+from ..datasets.atomic import atomic_output
 from ..errors import InputError
 from ..tokenizers.dna import DNATokenizer
 from ..training import Callback, Task, Trainer, TrainerConfig
@@ -196,8 +197,23 @@ class DNAEstimatorBase(BaseEstimator):
         ckpt.save_pretrained(self.model_, directory, self.model_.config)
         self.tokenizer_.save(directory / TOKENIZER_NAME)
         text = json.dumps(self._estimator_record(), indent=2) + "\n"
-        ckpt._atomic_write(directory / ESTIMATOR_NAME, lambda p: Path(p).write_text(text, encoding="utf-8"))
+        with atomic_output(directory / ESTIMATOR_NAME) as handle:
+            handle.write(text)
         return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str | None = None):
+        """A fitted estimator from a directory written by `save` (or ``seqmamba train dna``)."""
+        directory = Path(directory)
+        record = read_estimator_record(directory)
+        if record.get("estimator") != cls.__name__:
+            raise InputError(f"{directory}: holds a {record.get('estimator')}, not a {cls.__name__}")
+        params = valid_params(cls, record.get("params", {}))
+        if device is not None:
+            params["device"] = device
+        est = cls(**params)
+        est._restore(directory, record)
+        return est
 
     def _restore(self, directory: Path, record: dict[str, Any]) -> None:
         head = record["head"]

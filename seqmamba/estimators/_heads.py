@@ -35,18 +35,10 @@ def masked_pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Ten
     raise ValueError(f"pooling must be one of {POOLINGS}, got {how!r}")
 
 
-class SequenceHeadModel(nn.Module):
-    """DNA ids (b, L) -> pooled embedding (b, d_model) -> logits (b, n_outputs).
+class _EncoderWithHead(nn.Module):
+    """A `DNAEncoder` and a linear head of ``n_outputs``; subclasses say where the head is applied."""
 
-    Example:
-        >>> from seqmamba.config import MambaConfig
-        >>> cfg = MambaConfig(d_model=8, n_layers=1, d_state=4, bidirectional=True, vocab_size=10)
-        >>> model = SequenceHeadModel(cfg, n_outputs=3)
-        >>> model(torch.randint(1, 5, (2, 30)), torch.ones(2, 30, dtype=torch.long)).shape
-        torch.Size([2, 3])
-    """
-
-    def __init__(self, config: MambaConfig, n_outputs: int, pooling: str = "mean") -> None:
+    def __init__(self, config: MambaConfig, n_outputs: int, pooling: str) -> None:
         super().__init__()
         self.encoder = DNAEncoder(config)
         self.config = config
@@ -66,11 +58,26 @@ class SequenceHeadModel(nn.Module):
         hidden = self.encoder(input_ids)  # (b, L, d_model)
         return masked_pool(hidden, attention_mask, pooling or self.pooling)
 
+
+class SequenceHeadModel(_EncoderWithHead):
+    """DNA ids (b, L) -> pooled embedding (b, d_model) -> logits (b, n_outputs).
+
+    Example:
+        >>> from seqmamba.config import MambaConfig
+        >>> cfg = MambaConfig(d_model=8, n_layers=1, d_state=4, bidirectional=True, vocab_size=10)
+        >>> model = SequenceHeadModel(cfg, n_outputs=3)
+        >>> model(torch.randint(1, 5, (2, 30)), torch.ones(2, 30, dtype=torch.long)).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self, config: MambaConfig, n_outputs: int, pooling: str = "mean") -> None:
+        super().__init__(config, n_outputs, pooling)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(input_ids, attention_mask))  # (b, n_outputs)
 
 
-class MaskedLMModel(nn.Module):
+class MaskedLMModel(_EncoderWithHead):
     """DNA ids (b, L) -> per-position token logits (b, L, vocab): masked-nucleotide modelling.
 
     Example:
@@ -81,23 +88,7 @@ class MaskedLMModel(nn.Module):
     """
 
     def __init__(self, config: MambaConfig, pooling: str = "mean") -> None:
-        super().__init__()
-        self.encoder = DNAEncoder(config)
-        self.config = config
-        self.pooling = pooling
-        self.head = nn.Linear(config.d_model, config.vocab_size)
-
-    @property
-    def gradient_checkpointing(self) -> bool:
-        return self.encoder.gradient_checkpointing
-
-    @gradient_checkpointing.setter
-    def gradient_checkpointing(self, value: bool) -> None:
-        self.encoder.gradient_checkpointing = value
-
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooling: str | None = None) -> torch.Tensor:
-        hidden = self.encoder(input_ids)  # (b, L, d_model)
-        return masked_pool(hidden, attention_mask, pooling or self.pooling)
+        super().__init__(config, config.vocab_size, pooling)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(input_ids))  # (b, L, vocab)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from ..errors import InputError
 from ..tokenizers.dna import DNATokenizer
 from ..training import Task
 from ..training.trainer import seed_everything
-from ._base import DNAEstimatorBase, read_estimator_record, valid_params
+from ._base import DNAEstimatorBase
 from ._dna_data import (
     WindowRef,
     check_sequences,
@@ -270,20 +269,9 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         record["classes"] = self.classes_.tolist()
         return record
 
-    @classmethod
-    def load(cls, directory: str | os.PathLike, device: str | None = None) -> MambaSequenceClassifier:
-        """A fitted classifier from a directory written by `save` (or ``seqmamba train dna``)."""
-        directory = Path(directory)
-        record = read_estimator_record(directory)
-        if record.get("estimator") != cls.__name__:
-            raise InputError(f"{directory}: holds a {record.get('estimator')}, not a {cls.__name__}")
-        params = valid_params(cls, record.get("params", {}))
-        if device is not None:
-            params["device"] = device
-        est = cls(**params)
-        est._restore(directory, record)
-        est.classes_ = np.asarray(record["classes"])
-        return est
+    def _restore(self, directory: Path, record: dict[str, Any]) -> None:
+        super()._restore(directory, record)
+        self.classes_ = np.asarray(record["classes"])
 
     def __sklearn_tags__(self):  # scikit-learn >= 1.6
         tags = super().__sklearn_tags__()

@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..tokenizers.dna import MASK, DNATokenizer
 from ..training import Task
 from ..training.trainer import seed_everything
-from ._base import DNAEstimatorBase, read_estimator_record, valid_params
+from ._base import DNAEstimatorBase, read_estimator_record
 from ._dna_data import WindowRef, check_sequences, iter_batches, length_bucketed_order, sample_training_windows
 from ._heads import POOLINGS, MaskedLMModel
 from .classifier import MambaSequenceClassifier
@@ -226,20 +226,9 @@ class MambaEmbedder(TransformerMixin, DNAEstimatorBase):
         record["params"].pop("model", None)  # the weights are the model now
         return record
 
-    @classmethod
-    def load(cls, directory: str | os.PathLike, device: str | None = None) -> MambaEmbedder:
-        """A fitted embedder from a directory written by `save`."""
-        directory = Path(directory)
-        record = read_estimator_record(directory)
-        if record.get("estimator") != cls.__name__:
-            raise InputError(f"{directory}: holds a {record.get('estimator')}, not a {cls.__name__}")
-        params = valid_params(cls, record.get("params", {}))
-        if device is not None:
-            params["device"] = device
-        est = cls(**params)
-        est._restore(directory, record)
-        est.d_model_ = est.model_.config.d_model
-        return est
+    def _restore(self, directory: Path, record: dict[str, Any]) -> None:
+        super()._restore(directory, record)
+        self.d_model_ = self.model_.config.d_model
 
     def __sklearn_tags__(self):  # scikit-learn >= 1.6
         tags = super().__sklearn_tags__()

@@ -19,7 +19,10 @@ def _step_inputs(batch=3, dim=8, N=5, groups=None, seed=0, dtype=torch.float32):
                                   D=r(dim), z=r(batch, dim), dt_bias=r(dim))
 
 
-@pytest.mark.skipif(not triton_usable(DEVICE), reason="triton is not usable here")
+@pytest.mark.skipif(
+    not triton_usable(DEVICE),
+    reason="the Triton step kernel needs the triton package (Linux), and CUDA or TRITON_INTERPRET=1",
+)
 @pytest.mark.parametrize("groups", [None, 2, 8])
 def test_triton_step_matches_torch(groups):
     from seqmamba.kernels.state_update_triton import selective_state_update_triton
