@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from ..errors import InputError
+from ..json_state import read_json, write_json
 
 # Token ids are part of every checkpoint's contract: never renumber, only append.
 PAD, A, C, G, T, N, CLS, SEP, MASK, UNK = range(10)
@@ -240,20 +239,12 @@ class DNATokenizer:
         return cls(ambiguity=state.get("ambiguity", "n"), lowercase=state.get("lowercase", "fold"))
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the state as JSON (atomically: a half-written file never replaces a good one)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        """Write :meth:`to_dict` as JSON, atomically (a half-written file never replaces a good one)."""
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DNATokenizer:
-        try:
-            state = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as error:
-            where = f"line {error.lineno}, column {error.colno}"
-            raise InputError(f"{path}: {where}: invalid JSON: {error.msg}") from None
-        return cls.from_dict(state)
+        return cls.from_dict(read_json(path))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, DNATokenizer) and self.to_dict() == other.to_dict()

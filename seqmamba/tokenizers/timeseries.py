@@ -7,9 +7,7 @@ Shapes: a series is ``(T, C)``; a batch of windows ``(batch, L, C)``; tokens are
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -19,6 +17,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
+from ..json_state import read_json, write_json
 from .instance_norm import InstanceStats, instance_denormalize, instance_normalize
 
 ChannelMode = Literal["independent", "mixing"]
@@ -214,19 +213,12 @@ class TimeSeriesTokenizer(TransformerMixin, BaseEstimator):
         return tok
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write :meth:`to_dict` as JSON, atomically."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        """Write :meth:`to_dict` as JSON, atomically (a half-written file never replaces a good one)."""
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TimeSeriesTokenizer:
-        try:
-            state = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path}: line {error.lineno}, column {error.colno}: invalid JSON: {error.msg}") from None
-        return cls.from_dict(state)
+        return cls.from_dict(read_json(path))
 
     def _check_params(self) -> None:
         for name in ("patch_len", "stride"):
