@@ -19,7 +19,7 @@ from seqmamba.kernels import scan_triton
 
 def main() -> None:
     device = torch.device("cuda")
-    settings = list(itertools.product([16, 32, 64], [2048, 4096, 8192], [256, 1024, 4096], [4, 8]))
+    settings = list(itertools.product([64, 128, 256], [1024, 2048, 4096], [512, 1024, 2048], [4, 8]))
     if len(sys.argv) > 1:
         settings = [tuple(int(v) for v in arg.split(",")) for arg in sys.argv[1:]]
     inputs = {name: make_inputs(*shape, 16, torch.bfloat16, device) for name, shape in GPU_SHAPES.items()}

@@ -10,7 +10,7 @@ from .state_update import check_state_update_args
 if triton is not None:
     import triton.language as tl
 
-    from .scan_triton import _softplus
+    from .scan_triton_common import softplus as _softplus
 
     @triton.jit
     def _state_update_kernel(

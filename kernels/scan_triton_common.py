@@ -1,0 +1,81 @@
+"""Pieces shared by the Triton scan's forward and backward kernels (kernels/scan_triton_*.py)."""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def combine(a_left, x_left, a_right, x_right):
+    # (a, x) composes like h -> a*h + x: "left, then right".
+    return a_left * a_right, a_right * x_left + x_right
+
+
+@triton.jit
+def softplus(x):
+    return tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x)))
+
+
+@triton.jit
+def load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+               ACC: tl.constexpr):
+    """delta after bias and softplus for (BLOCK_D, BLOCK_L) positions; 0 outside the sequence."""
+    mask = d_mask[:, None] & (offs_l >= 0)[None, :] & (offs_l < length)[None, :]
+    raw = tl.load(DELTA + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
+    if HAS_BIAS:
+        raw = raw + bias[:, None]
+    dt = raw
+    if SOFTPLUS:
+        dt = softplus(raw)
+    return tl.where(mask, dt, 0.0), raw, mask
+
+
+@triton.jit
+def tile_positions(tile, length, BLOCK_L: tl.constexpr, REVERSE: tl.constexpr):
+    """Sequence positions of the tile-th tile in walking order (may run off either end)."""
+    start = tile * BLOCK_L
+    if REVERSE:
+        start = length - (tile + 1) * BLOCK_L
+    return start + tl.arange(0, BLOCK_L)
+
+
+@triton.jit
+def program_channels(pid_blk, blocks_per_group, channels_per_group, BLOCK_D: tl.constexpr):
+    """The block of channels a program owns: group, channel indices (BLOCK_D,) and their mask."""
+    group = pid_blk // blocks_per_group
+    block = pid_blk % blocks_per_group
+    local_d = block * BLOCK_D + tl.arange(0, BLOCK_D)
+    d = group * channels_per_group + local_d  # (BLOCK_D,)
+    return group, d, local_d < channels_per_group
+
+
+@triton.jit
+def channel_params(BIAS, D, d, d_mask, HAS_BIAS: tl.constexpr, HAS_D: tl.constexpr, ACC: tl.constexpr,
+                   BLOCK_D: tl.constexpr):
+    """delta_bias and D for a block of channels (zeros where absent)."""
+    bias = tl.zeros([BLOCK_D], dtype=ACC)
+    if HAS_BIAS:
+        bias = tl.load(BIAS + d, mask=d_mask, other=0.0).to(ACC)
+    D_vec = tl.zeros([BLOCK_D], dtype=ACC)
+    if HAS_D:
+        D_vec = tl.load(D + d, mask=d_mask, other=0.0).to(ACC)
+    return bias, D_vec
+
+
+@triton.jit
+def column(matrix, index, n_idx):
+    """matrix[:, index] of a small (BLOCK_D, BLOCK_N) register tile."""
+    return tl.sum(tl.where(n_idx[None, :] == index, matrix, 0.0), axis=1)
+
+
+@triton.jit
+def with_column(matrix, index, n_idx, values):
+    """matrix with column `index` replaced by values (BLOCK_D,)."""
+    return tl.where(n_idx[None, :] == index, values[:, None], matrix)
+
+
+@triton.jit
+def at_position(tile, l_idx, index):
+    """tile[:, index] of a (BLOCK_D, BLOCK_L) tile."""
+    return tl.sum(tl.where(l_idx[None, :] == index, tile, 0.0), axis=1)
