@@ -45,6 +45,8 @@ LOG2E = 1.4426950408889634  # exp(x) = exp2(x * log2 e): the kernels take exp2 o
 if triton is not None:
     from .scan_triton_bwd import scan_bwd_kernel as _scan_bwd_kernel
     from .scan_triton_fwd import scan_fwd_kernel as _scan_fwd_kernel
+    from .scan_triton_summary import bwd_summary_kernel as _bwd_summary_kernel
+    from .scan_triton_summary import fwd_summary_kernel as _fwd_summary_kernel
 
     @triton.jit
     def _chunk_carry_kernel(
@@ -73,11 +75,18 @@ if triton is not None:
 
 # Tuning knobs (benchmarks/scan_tune.py sweeps them). Enough programs to fill the GPU several times
 # over; beyond that, longer chunks waste less work on the summary pass.
-TARGET_PROGRAMS = 1024
-BLOCK_L = 128
+TARGET_PROGRAMS = 2048
+BLOCK_L = 64
 # Values in one (BLOCK_D, BLOCK_L) tile: small enough for a handful of such tiles to live in registers.
-TILE_VALUES = 2048
+TILE_VALUES = 1024
 NUM_WARPS = 4
+SUMMARY_BLOCK_L = 16
+SUMMARY_TILE_VALUES = 2048
+# The backward's own channel block (its dB/dC sums over channels favour bigger blocks than the forward).
+BWD_TILE_VALUES = 2048
+BWD_NUM_WARPS = 4
+# Unroll the backward's loop over states (more registers, more overlap); the forward always unrolls.
+UNROLL_BACKWARD = False
 
 
 def _block_sizes(d_state: int, channels_per_group: int) -> tuple[int, int, int]:
@@ -113,6 +122,16 @@ class _Plan:
         programs = batch * groups * self.blocks_per_group
         self.tiles_per_chunk, self.n_chunks = _chunking(self.n_tiles, programs, interpreting())
         self.grid = (batch, groups * self.blocks_per_group, self.n_chunks)
+        # The summary pass keeps a (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its own, smaller tiles, which
+        # must divide the chunk (powers of two no longer than the main tile do).
+        self.summary_block_l = min(SUMMARY_BLOCK_L, self.block_l)
+        self.summary_block_d = max(1, min(triton.next_power_of_2(self.per_group),
+                                          SUMMARY_TILE_VALUES // (self.summary_block_l * self.block_n)))
+        self.summary_blocks_per_group = triton.cdiv(self.per_group, self.summary_block_d)
+        self.summary_grid = (batch, groups * self.summary_blocks_per_group, self.n_chunks)
+        self.bwd_block_d = max(1, min(triton.next_power_of_2(self.per_group), BWD_TILE_VALUES // self.block_l))
+        self.bwd_blocks_per_group = triton.cdiv(self.per_group, self.bwd_block_d)
+        self.bwd_grid = (batch, groups * self.bwd_blocks_per_group, self.n_chunks)
         self.carry_block_d = max(1, min(triton.next_power_of_2(self.dim), 2048 // self.block_n))
         self.carry_grid = (batch, triton.cdiv(self.dim, self.carry_block_d))
 
@@ -120,8 +139,23 @@ class _Plan:
         return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.blocks_per_group,
                 self.n_tiles, self.tiles_per_chunk, self.n_chunks)
 
+    def summary_sizes(self):
+        return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.summary_blocks_per_group,
+                self.tiles_per_chunk * self.block_l, self.n_chunks)
+
+    def summary_blocks(self):
+        return dict(BLOCK_D=self.summary_block_d, BLOCK_L=self.summary_block_l, BLOCK_N=self.block_n,
+                    num_warps=NUM_WARPS)
+
     def blocks(self):
         return dict(BLOCK_D=self.block_d, BLOCK_L=self.block_l, BLOCK_N=self.block_n, num_warps=NUM_WARPS)
+
+    def bwd_sizes(self):
+        return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.bwd_blocks_per_group,
+                self.n_tiles, self.tiles_per_chunk, self.n_chunks)
+
+    def bwd_blocks(self):
+        return dict(BLOCK_D=self.bwd_block_d, BLOCK_L=self.block_l, BLOCK_N=self.block_n, num_warps=BWD_NUM_WARPS)
 
 
 class _TritonScan(torch.autograd.Function):
@@ -155,17 +189,18 @@ class _TritonScan(torch.autograd.Function):
             local = torch.empty(batch, dim, plan.n_chunks, d_state, **f)
             decay = torch.empty_like(local)
             enter = torch.empty_like(local)
-            _scan_fwd_kernel[plan.grid](
-                *args, dummy, dummy, dummy, local, decay, dummy, *plan.sizes(),
-                SUMMARY=True, STORE_STATES=False, STORE_LAST=False, **flags,
+            _fwd_summary_kernel[plan.summary_grid](
+                u, delta, A2, Bg, delta_bias if delta_bias is not None else dummy, local, decay,
+                *plan.summary_sizes(), HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, REVERSE=reverse,
+                ACC=acc, **plan.summary_blocks(),
             )
             _chunk_carry_kernel[plan.carry_grid](
                 h0 if h0 is not None else dummy, local, decay, enter, last, dim, d_state, plan.n_chunks,
                 HAS_H0=h0 is not None, BACKWARD=False, ACC=acc, BLOCK_D=plan.carry_block_d, BLOCK_N=plan.block_n,
             )
         _scan_fwd_kernel[plan.grid](
-            *args, enter, out, tile_states, dummy, dummy, last, *plan.sizes(),
-            SUMMARY=False, STORE_STATES=keep, STORE_LAST=plan.n_chunks == 1, **flags,
+            *args, enter, out, tile_states, last, *plan.sizes(), STORE_STATES=keep, STORE_LAST=plan.n_chunks == 1,
+            **flags,
         )
         ctx.save_for_backward(u, delta, A, Bg, Cg, D, z, delta_bias, initial_state, tile_states)
         ctx.settings = (delta_softplus, reverse, acc, work, B.dim() == 3, C.dim() == 3, plan)
@@ -192,12 +227,14 @@ class _TritonScan(torch.autograd.Function):
         dh0 = torch.empty(batch, dim, d_state, **f) if initial_state is not None else None
         dummy = u
         flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                     SOFTPLUS=delta_softplus, HAS_H0=initial_state is not None, REVERSE=reverse, ACC=acc,
-                     **plan.blocks())
+                     SOFTPLUS=delta_softplus, HAS_H0=initial_state is not None, REVERSE=reverse,
+                     UNROLL=UNROLL_BACKWARD, ACC=acc, **plan.bwd_blocks())
         A_work = A.to(work).contiguous()
-        inputs = (u, delta, A_work, (A_work * LOG2E).contiguous(), Bg, Cg, D if D is not None else dummy,
-                  z if z is not None else dummy,
-                  delta_bias if delta_bias is not None else dummy, dout, tile_states)
+        A2 = (A_work * LOG2E).contiguous()
+        bias_or_dummy = delta_bias if delta_bias is not None else dummy
+        z_or_dummy = z if z is not None else dummy
+        inputs = (u, delta, A_work, A2, Bg, Cg, D if D is not None else dummy, z_or_dummy, bias_or_dummy, dout,
+                  tile_states)
         outputs = (du, ddelta, dz if dz is not None else dummy, dA_part, dB, dC, dD_part, dbias_part,
                    dh0 if dh0 is not None else dummy)
         dlast = dlast.contiguous() if dlast is not None else None
@@ -208,16 +245,18 @@ class _TritonScan(torch.autograd.Function):
             g_local = torch.empty(batch, dim, n_chunks, d_state, **f)
             g_decay = torch.empty_like(g_local)
             g_enter = torch.empty_like(g_local)
-            _scan_bwd_kernel[plan.grid](
-                *inputs, dummy, *[dummy] * len(outputs), g_local, g_decay, *plan.sizes(), SUMMARY=True, **flags,
+            _bwd_summary_kernel[plan.summary_grid](
+                delta, A2, Cg, z_or_dummy, bias_or_dummy, dout, g_local, g_decay, *plan.summary_sizes(),
+                HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, REVERSE=reverse,
+                ACC=acc, **plan.summary_blocks(),
             )
             _chunk_carry_kernel[plan.carry_grid](
                 dlast if dlast is not None else dummy, g_local, g_decay, g_enter, torch.empty_like(dA_part[:, 0]),
                 dim, d_state, n_chunks, HAS_H0=dlast is not None, BACKWARD=True, ACC=acc,
                 BLOCK_D=plan.carry_block_d, BLOCK_N=plan.block_n,
             )
-        _scan_bwd_kernel[plan.grid](
-            *inputs, g_enter, *outputs, dummy, dummy, *plan.sizes(), SUMMARY=False, **flags,
+        _scan_bwd_kernel[plan.bwd_grid](
+            *inputs, g_enter, *outputs, *plan.bwd_sizes(), **flags,
         )
         return (
             du,

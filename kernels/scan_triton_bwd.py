@@ -3,9 +3,7 @@
 g_t = dL/dh_t runs against the walking order: g_t = C_t dy_t + a_{t+1} g_{t+1}, so its scan takes
 its decay from the neighbouring step (delta loaded one step further on). Each tile's states h are
 recomputed from the state that entered the tile (saved by the forward), one state dimension at a time.
-
-SUMMARY=True is the first pass of a multi-chunk backward: g at a chunk's first step from a zero start
-at its far end, as one weighted sum per state (no scan).
+g entering each chunk from its far end comes from kernels/scan_triton_summary.py.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ import triton.language as tl
 
 from .scan_triton_common import (
     at_position,
+    bc_rows,
     channel_params,
     column,
     combine,
@@ -26,14 +25,47 @@ from .scan_triton_common import (
 
 
 @triton.jit
+def _state_grads(n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_base, d, d_mask, d_state, length,
+                 offs_l, mask, n_idx, l_idx, dt, dt_next, u, dtu, dy, g_carry, new_carry, y, ddt, du, dA_acc,
+                 HAS_Z: tl.constexpr, REVERSE: tl.constexpr, ACC: tl.constexpr, BLOCK_L: tl.constexpr):
+    """Everything state n contributes in one tile; returns the updated accumulators."""
+    n_ok = d_mask & ((d * 0 + n) < d_state)  # (BLOCK_D,): a 0-d mask breaks the interpreter
+    a = tl.load(A + d * d_state + n, mask=n_ok, other=0.0).to(ACC)
+    a2 = tl.load(A2 + d * d_state + n, mask=n_ok, other=0.0).to(ACC)
+    B_n, C_n = bc_rows(B, C, bc_base, n, length, offs_l, mask & n_ok[:, None], ACC)
+    h_in = tl.load(TILE_STATES + state_offs + n, mask=n_ok, other=0.0).to(ACC)
+    # This tile's states h for state n, from the state that entered it.
+    inp = dtu * B_n
+    run, h = tl.associative_scan((tl.exp2(a2[:, None] * dt), inp), axis=1, combine_fn=combine, reverse=REVERSE)
+    h = h + run * h_in[:, None]  # (BLOCK_D, BLOCK_L)
+    g_run, g = tl.associative_scan((tl.exp2(a2[:, None] * dt_next), dy * C_n), axis=1, combine_fn=combine,
+                                   reverse=not REVERSE)
+    g = g + g_run * column(g_carry, n, n_idx)[:, None]
+    first_idx = BLOCK_L - 1 if REVERSE else 0  # the tile's first step in walking order
+    new_carry = with_column(new_carry, n, n_idx, at_position(g, l_idx, first_idx))
+    if HAS_Z:
+        y += h * C_n
+    d_log_decay = g * (h - inp)  # dL/d(delta*A); h - inp = a_t * h_{t-1}
+    g_b = g * B_n
+    ddt += d_log_decay * a[:, None] + g_b * u
+    du += g_b * dt
+    dA_acc += tl.where(n_idx[None, :] == n, tl.sum(d_log_decay * dt, axis=1)[:, None], 0.0)
+    # dB, dC sum over the channels of a group: every block of channels adds its share
+    # (atomics keep the buffer at (batch, G, N, L) rather than one copy per block).
+    l_ok = (offs_l >= 0) & (offs_l < length) & ((offs_l * 0 + n) < d_state)
+    tl.atomic_add(DB_SUM + bc_base + n * length + offs_l, tl.sum(g * dtu, axis=0), mask=l_ok)
+    tl.atomic_add(DC_SUM + bc_base + n * length + offs_l, tl.sum(h * dy, axis=0), mask=l_ok)
+    return new_carry, y, ddt, du, dA_acc
+
+
+@triton.jit
 def scan_bwd_kernel(
     U, DELTA, A, A2, B, C, D, Z, BIAS, DOUT, TILE_STATES,  # inputs; A2 = A * log2(e)
     G_ENTER,  # (batch, dim, n_chunks, N): g = dL/dh entering each chunk from its far end
     DU, DDELTA, DZ, DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,  # outputs
-    G_LOCAL, G_DECAY,  # summary outputs
     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
-    SUMMARY: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
-    SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, REVERSE: tl.constexpr, ACC: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_H0: tl.constexpr, REVERSE: tl.constexpr, UNROLL: tl.constexpr, ACC: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     pid_b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
@@ -44,27 +76,21 @@ def scan_bwd_kernel(
     dn_mask = d_mask[:, None] & (n_idx < d_state)[None, :]
     row = (pid_b * dim + d) * length
     bc_base = (pid_b * groups + group) * d_state * length
-    chunk_offs = ((pid_b * dim + d)[:, None] * n_chunks + chunk) * d_state + n_idx[None, :]
     step = -1 if REVERSE else 1
-    first_idx = BLOCK_L - 1 if REVERSE else 0  # the tile's first step in walking order
     bias, D_vec = channel_params(BIAS, D, d, d_mask, HAS_BIAS, HAS_D, ACC, BLOCK_D)
 
     # g = dL/dh at the step after the current tile (in walking order), one column per state.
-    if SUMMARY:
-        g_carry = tl.zeros([BLOCK_D, BLOCK_N], dtype=ACC)
-    else:
-        g_carry = tl.load(G_ENTER + chunk_offs, mask=dn_mask, other=0.0).to(ACC)
+    g_carry = tl.load(G_ENTER + ((pid_b * dim + d)[:, None] * n_chunks + chunk) * d_state + n_idx[None, :],
+                      mask=dn_mask, other=0.0).to(ACC)
     dA_acc = tl.zeros([BLOCK_D, BLOCK_N], dtype=ACC)
     dD_acc = tl.zeros([BLOCK_D], dtype=ACC)
     dbias_acc = tl.zeros([BLOCK_D], dtype=ACC)
-    dt_next_sum = tl.zeros([BLOCK_D], dtype=ACC)
     first_tile = chunk * tiles_per_chunk
     tiles_here = tl.minimum(tiles_per_chunk, n_tiles - first_tile)
 
     for jj in range(0, tiles_here):
         tile = first_tile + tiles_here - 1 - jj
         offs_l = tile_positions(tile, length, BLOCK_L, REVERSE)
-        l_mask = (offs_l >= 0) & (offs_l < length)
         dt, raw, mask = load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
         # delta of the next step in walking order: 0 beyond the sequence, so g enters from G_ENTER.
         dt_next, _raw_next, _mask_next = load_delta(DELTA, row, offs_l + step, length, d_mask, bias,
@@ -75,87 +101,49 @@ def scan_bwd_kernel(
             zv = tl.load(Z + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
             sig = tl.sigmoid(zv)
             dy = dout * zv * sig
-
-        if SUMMARY:
-            tile_next = tl.sum(dt_next, axis=1)  # (BLOCK_D,)
-            dt_next_sum += tile_next
-            # Decay from the tile's first step to step l: delta_next summed over the earlier steps.
-            prefix = tl.cumsum(dt_next, axis=1)
-            if REVERSE:
-                before = tile_next[:, None] - prefix
-            else:
-                before = prefix - dt_next
-            new_carry = g_carry
-            for n in range(0, d_state):
-                a2 = tl.load(A2 + d * d_state + n, mask=d_mask, other=0.0).to(ACC)
-                C_n = tl.load(C + bc_base + n * length + offs_l, mask=l_mask, other=0.0).to(ACC)
-                local = tl.sum(tl.exp2(a2[:, None] * before) * dy * C_n[None, :], axis=1)
-                carried = column(g_carry, n, n_idx) * tl.exp2(a2 * tile_next)
-                new_carry = with_column(new_carry, n, n_idx, carried + local)
-            g_carry = new_carry
+        u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
+        dtu = dt * u
+        ddt = tl.zeros([BLOCK_D, BLOCK_L], dtype=ACC)
+        du = D_vec[:, None] * dy
+        y = D_vec[:, None] * u
+        new_carry = g_carry
+        state_offs = ((pid_b * dim + d) * n_tiles + tile) * d_state  # (BLOCK_D,)
+        if UNROLL:
+            for n in tl.static_range(BLOCK_N):
+                new_carry, y, ddt, du, dA_acc = _state_grads(
+                    n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_base, d, d_mask, d_state, length,
+                    offs_l, mask, n_idx, l_idx, dt, dt_next, u, dtu, dy, g_carry, new_carry, y, ddt, du, dA_acc,
+                    HAS_Z, REVERSE, ACC, BLOCK_L)
         else:
-            u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
-            dtu = dt * u
-            ddt = tl.zeros([BLOCK_D, BLOCK_L], dtype=ACC)
-            du = D_vec[:, None] * dy
-            y = D_vec[:, None] * u
-            new_carry = g_carry
-            state_offs = ((pid_b * dim + d) * n_tiles + tile) * d_state  # (BLOCK_D,)
             for n in range(0, d_state):
-                a = tl.load(A + d * d_state + n, mask=d_mask, other=0.0).to(ACC)
-                a2 = tl.load(A2 + d * d_state + n, mask=d_mask, other=0.0).to(ACC)
-                B_n = tl.load(B + bc_base + n * length + offs_l, mask=l_mask, other=0.0).to(ACC)
-                C_n = tl.load(C + bc_base + n * length + offs_l, mask=l_mask, other=0.0).to(ACC)
-                h_in = tl.load(TILE_STATES + state_offs + n, mask=d_mask, other=0.0).to(ACC)
-                # Recompute this tile's states h for state n.
-                inp = dtu * B_n[None, :]
-                run, h = tl.associative_scan((tl.exp2(a2[:, None] * dt), inp), axis=1, combine_fn=combine,
-                                             reverse=REVERSE)
-                h = h + run * h_in[:, None]  # (BLOCK_D, BLOCK_L)
-                g_run, g = tl.associative_scan((tl.exp2(a2[:, None] * dt_next), dy * C_n[None, :]), axis=1,
-                                               combine_fn=combine, reverse=not REVERSE)
-                g = g + g_run * column(g_carry, n, n_idx)[:, None]
-                new_carry = with_column(new_carry, n, n_idx, at_position(g, l_idx, first_idx))
-                if HAS_Z:
-                    y += h * C_n[None, :]
-                d_log_decay = g * (h - inp)  # dL/d(delta*A); h - inp = a_t * h_{t-1}
-                g_b = g * B_n[None, :]
-                ddt += d_log_decay * a[:, None] + g_b * u
-                du += g_b * dt
-                dA_acc += tl.where(n_idx[None, :] == n, tl.sum(d_log_decay * dt, axis=1)[:, None], 0.0)
-                # dB, dC sum over the channels of a group: every block of channels adds its share
-                # (atomics keep the buffer at (batch, G, N, L) rather than one copy per block).
-                bc_offs = bc_base + n * length + offs_l
-                tl.atomic_add(DB_SUM + bc_offs, tl.sum(g * dtu, axis=0), mask=l_mask)
-                tl.atomic_add(DC_SUM + bc_offs, tl.sum(h * dy, axis=0), mask=l_mask)
-            g_carry = new_carry
-            if HAS_Z:
-                dz = dout * y * sig * (1.0 + zv * (1.0 - sig))
-                tl.store(DZ + row[:, None] + offs_l[None, :], dz.to(DZ.dtype.element_ty), mask=mask)
-            dD_acc += tl.sum(dy * u, axis=1)
-            if SOFTPLUS:
-                ddt = ddt * tl.sigmoid(raw)
-            ddt = tl.where(mask, ddt, 0.0)
-            dbias_acc += tl.sum(ddt, axis=1)
-            tl.store(DU + row[:, None] + offs_l[None, :], du.to(DU.dtype.element_ty), mask=mask)
-            tl.store(DDELTA + row[:, None] + offs_l[None, :], ddt.to(DDELTA.dtype.element_ty), mask=mask)
+                new_carry, y, ddt, du, dA_acc = _state_grads(
+                    n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_base, d, d_mask, d_state, length,
+                    offs_l, mask, n_idx, l_idx, dt, dt_next, u, dtu, dy, g_carry, new_carry, y, ddt, du, dA_acc,
+                    HAS_Z, REVERSE, ACC, BLOCK_L)
+        g_carry = new_carry
+        if HAS_Z:
+            dz = dout * y * sig * (1.0 + zv * (1.0 - sig))
+            tl.store(DZ + row[:, None] + offs_l[None, :], dz.to(DZ.dtype.element_ty), mask=mask)
+        dD_acc += tl.sum(dy * u, axis=1)
+        if SOFTPLUS:
+            ddt = ddt * tl.sigmoid(raw)
+        ddt = tl.where(mask, ddt, 0.0)
+        dbias_acc += tl.sum(ddt, axis=1)
+        tl.store(DU + row[:, None] + offs_l[None, :], du.to(DU.dtype.element_ty), mask=mask)
+        tl.store(DDELTA + row[:, None] + offs_l[None, :], ddt.to(DDELTA.dtype.element_ty), mask=mask)
 
-    A2_tile = tl.load(A2 + d[:, None] * d_state + n_idx[None, :], mask=dn_mask, other=0.0).to(ACC)
-    if SUMMARY:
-        tl.store(G_LOCAL + chunk_offs, g_carry, mask=dn_mask)
-        tl.store(G_DECAY + chunk_offs, tl.exp2(dt_next_sum[:, None] * A2_tile), mask=dn_mask)
-    else:
-        # Per-chunk partials: (batch, n_chunks, dim, N) and (batch, n_chunks, dim).
-        part_dn = ((pid_b * n_chunks + chunk) * dim + d)[:, None] * d_state + n_idx[None, :]
-        tl.store(DA_PART + part_dn, dA_acc, mask=dn_mask)
-        part_d = (pid_b * n_chunks + chunk) * dim + d
-        tl.store(DD_PART + part_d, dD_acc, mask=d_mask)
-        tl.store(DBIAS_PART + part_d, dbias_acc, mask=d_mask)
-        if HAS_H0:
-            if chunk == 0:
-                # g_carry is now dL/dh at the first step t0, and h_t0 = a_t0 * h0 + x_t0.
-                t0 = length - 1 if REVERSE else 0
-                dt0, _raw0, _mask0 = load_delta(DELTA, row, tl.full([1], t0, tl.int32), length, d_mask, bias,
-                                                HAS_BIAS, SOFTPLUS, ACC)  # (BLOCK_D, 1)
-                tl.store(DH0 + (pid_b * dim + d)[:, None] * d_state + n_idx[None, :],
-                         g_carry * tl.exp2(dt0 * A2_tile), mask=dn_mask)
+    # Per-chunk partials: (batch, n_chunks, dim, N) and (batch, n_chunks, dim).
+    part_dn = ((pid_b * n_chunks + chunk) * dim + d)[:, None] * d_state + n_idx[None, :]
+    tl.store(DA_PART + part_dn, dA_acc, mask=dn_mask)
+    part_d = (pid_b * n_chunks + chunk) * dim + d
+    tl.store(DD_PART + part_d, dD_acc, mask=d_mask)
+    tl.store(DBIAS_PART + part_d, dbias_acc, mask=d_mask)
+    if HAS_H0:
+        if chunk == 0:
+            # g_carry is now dL/dh at the first step t0, and h_t0 = a_t0 * h0 + x_t0.
+            t0 = length - 1 if REVERSE else 0
+            dt0, _raw0, _mask0 = load_delta(DELTA, row, tl.full([1], t0, tl.int32), length, d_mask, bias,
+                                            HAS_BIAS, SOFTPLUS, ACC)  # (BLOCK_D, 1)
+            A2_tile = tl.load(A2 + d[:, None] * d_state + n_idx[None, :], mask=dn_mask, other=0.0).to(ACC)
+            tl.store(DH0 + (pid_b * dim + d)[:, None] * d_state + n_idx[None, :],
+                     g_carry * tl.exp2(dt0 * A2_tile), mask=dn_mask)

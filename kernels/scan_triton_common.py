@@ -79,3 +79,13 @@ def with_column(matrix, index, n_idx, values):
 def at_position(tile, l_idx, index):
     """tile[:, index] of a (BLOCK_D, BLOCK_L) tile."""
     return tl.sum(tl.where(l_idx[None, :] == index, tile, 0.0), axis=1)
+
+
+@triton.jit
+def bc_rows(B, C, bc_base, n, length, offs_l, mask, ACC: tl.constexpr):
+    """Row n of B and C at the tile's steps, as (BLOCK_D, BLOCK_L) broadcasts: loading them in the
+    tile's own layout (the rows repeat, served by L1) avoids a shared-memory layout change per state."""
+    offs = bc_base + n * length + offs_l[None, :]  # (BLOCK_D, BLOCK_L) after broadcasting with mask
+    B_n = tl.load(B + offs, mask=mask, other=0.0).to(ACC)
+    C_n = tl.load(C + offs, mask=mask, other=0.0).to(ACC)
+    return B_n, C_n
