@@ -101,8 +101,36 @@ def minimal_gb(batch, dim, length, d_state, dtype) -> float:
     return size * (4 * batch * dim * length + 2 * batch * d_state * length) / 1e9
 
 
+def copy_gbs(device) -> float:
+    """Device-to-device copy bandwidth (read + write bytes per second) of a 2 GiB buffer."""
+    src = torch.empty(2**30, dtype=torch.int16, device=device)
+    dst = torch.empty_like(src)
+    ms = timed(lambda: dst.copy_(src), device)
+    return 2 * src.numel() * src.element_size() / (ms / 1e3) / 1e9
+
+
+SWEEP_LENGTHS = [2**k for k in range(12, 21)]
+
+
+def length_sweep(backends, device, path) -> list[str]:
+    """Batch 1, dim 256, bf16: forward and forward+backward ms against L, as CSV for the plot."""
+    rows = ["backend,length,forward_ms,fwd_bwd_ms"]
+    for length in SWEEP_LENGTHS:
+        inputs = make_inputs(1, 256, length, 16, torch.bfloat16, device)
+        for label, (backend, scan) in backends.items():
+            fwd, fwd_bwd = scan_fns(inputs, backend, scan=scan)
+            rows.append(f"{label},{length},{timed(fwd, device):.4f},{timed(fwd_bwd, device):.4f}")
+            print(rows[-1], flush=True)
+        del inputs
+    with open(path, "w") as handle:
+        handle.write("\n".join(rows) + "\n")
+    return rows
+
+
 def gpu_tables(args) -> str:
     device = torch.device("cuda")
+    if args.copy_gbs is None:
+        args.copy_gbs = copy_gbs(device)
     backends = {name: (name, selective_scan) for name in args.backends}
     if args.compare:
         from functools import partial
@@ -114,18 +142,21 @@ def gpu_tables(args) -> str:
         f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}; "
         f"triton {__import__('triton').__version__}; N=16, B/C shared, D, z, delta_bias, softplus.",
         "",
-        f"Copy bandwidth for the % column: {args.copy_gbs:.0f} GB/s (device-to-device, read + write).",
+        f"Copy bandwidth for the % column: {args.copy_gbs:.0f} GB/s (device-to-device, read + write, measured"
+        " in this run unless --copy-gbs was given).",
         "",
         "| shape | batch x dim x L | backend | dtype | forward ms | fwd GB/s (% of copy) | fwd+bwd ms "
         "| fwd+bwd peak GiB |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    times = {}
     for name, (batch, dim, length) in GPU_SHAPES.items():
         for dtype in (torch.bfloat16, torch.float32):
             inputs = make_inputs(batch, dim, length, 16, dtype, device)
             for label, (backend, scan) in backends.items():
                 fwd, fwd_bwd = scan_fns(inputs, backend, scan=scan)
                 t_f, t_fb = timed(fwd, device), timed(fwd_bwd, device)
+                times[name, str(dtype)[6:], label] = (t_f, t_fb)
                 mem = peak_memory(fwd_bwd, device)
                 gbs = minimal_gb(batch, dim, length, 16, dtype) / (t_f / 1e3)
                 row = (f"| {name} | {batch} x {dim} x {length:,} | {label} | {str(dtype)[6:]} | {t_f:.2f} | "
@@ -134,6 +165,16 @@ def gpu_tables(args) -> str:
                 lines.append(row)
             del inputs
             torch.cuda.empty_cache()
+    if "mamba_ssm" in backends and "triton" in backends:
+        lines += ["", "Ratio: mamba_ssm time / triton time (above 1: triton is faster).", "",
+                  "| shape | dtype | forward | fwd+bwd |", "|---|---|---|---|"]
+        for (name, dtype, label), (t_f, t_fb) in times.items():
+            if label == "triton":
+                m_f, m_fb = times[name, dtype, "mamba_ssm"]
+                lines.append(f"| {name} | {dtype} | {m_f / t_f:.2f} | {m_fb / t_fb:.2f} |")
+                print(lines[-1], flush=True)
+    if args.sweep_csv:
+        length_sweep(backends, device, args.sweep_csv)
     lines += ["", "Correctness on the benchmark shapes, float32 inputs: triton against the torch backend",
               "(itself tested against the step-by-step reference), max |diff| / max |value|.", "",
               "| shape | reverse | y | du | ddelta | dA | dB | dC |", "|---|---|---|---|---|---|---|---|"]
@@ -270,8 +311,10 @@ def main() -> None:
     parser.add_argument("--out", help="write the markdown table here as well")
     parser.add_argument("--compare", metavar="SDIST",
                         help="also time mamba_ssm's CUDA scan, compiled from this mamba_ssm sdist (.tar.gz)")
-    parser.add_argument("--copy-gbs", type=float, default=3000.0,
-                        help="measured device-to-device copy bandwidth, GB/s (H100: about 3000)")
+    parser.add_argument("--copy-gbs", type=float, default=None,
+                        help="device-to-device copy bandwidth, GB/s, for the %% column (default: measured)")
+    parser.add_argument("--sweep-csv", help="also time batch 1, dim 256, bf16 at L = 4k..1M; write CSV here"
+                        " (plot it with benchmarks/scan_plot.py)")
     args = parser.parse_args()
     if not args.cpu and not torch.cuda.is_available():
         parser.error("no CUDA device: run with --cpu")
