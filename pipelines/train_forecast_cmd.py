@@ -21,13 +21,18 @@ from .train_cmd import _check_device, train
 @click.option("--horizon", type=click.IntRange(min=1), default=96, show_default=True, help="Forecast rows.")
 @click.option("--architecture", type=click.Choice(["variate", "patch"]), default="variate", show_default=True,
               help="variate: one token per variable (S-Mamba); patch: causal over time, streaming.")
-@click.option("--d-model", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--d-model", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--n-layers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--d-state", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--patch-len", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--max-epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--linear-path", type=click.Choice(["auto", "normalized", "raw"]), default="auto", show_default=True,
+              help="What the variate model's closed-form linear path reads: the RevIN'd window, the raw window, "
+                   "or auto (the lower validation MSE of the two).")
+@click.option("--linear-init", type=click.Choice(["ridge", "random"]), default="ridge", show_default=True,
+              help="ridge: start from the closed-form linear forecast (Mamba head at zero); random: no fit.")
 @click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
               help="Epochs without a better validation MSE before stopping.")
 @click.option("--split", type=click.Choice(["protocol", "all"]), default="protocol", show_default=True,
@@ -36,13 +41,15 @@ from .train_cmd import _check_device, train
 @click.option("--missing", type=click.Choice(["error", "interpolate"]), default="error", show_default=True,
               help="NaN cells: an error naming the cell, or linear interpolation.")
 @click.option("--device", default="auto", show_default=True, callback=_check_device, help="auto, cpu, cuda or cuda:N.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for training [default: the cores other running tasks leave idle].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace a model already in MODEL_DIR.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, architecture: str, d_model: int,
                    n_layers: int, d_state: int, patch_len: int, max_epochs: int, batch_size: int, lr: float,
-                   patience: int, split: str, missing: str, device: str, seed: int, overwrite: bool,
-                   quiet: bool) -> None:
+                   linear_path: str, linear_init: str, patience: int, split: str, missing: str, device: str,
+                   threads: int | None, seed: int, overwrite: bool, quiet: bool) -> None:
     """Train a forecaster on DATA (CSV/Parquet: a date column, numeric variables).
 
     \b
@@ -66,10 +73,13 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
     model = MambaForecaster(lookback=lookback, horizon=horizon, d_model=d_model, n_layers=n_layers,
                             d_state=d_state, patch_len=patch_len, architecture=architecture,
                             max_epochs=max_epochs, batch_size=batch_size, lr=lr, patience=patience,
-                            device=device, random_state=seed, verbose=0 if quiet else 1)
+                            linear_path=linear_path, linear_init=linear_init, device=device, n_threads=threads,
+                            random_state=seed, verbose=0 if quiet else 1)
     model.fit(frame, X_val=val)
     write_model_dir(model, target)
     best = "" if model.best_val_mse_ is None else f"; best validation MSE {model.best_val_mse_:.4f}"
+    if model.start_val_mse_ is not None:
+        best += f" (linear start: {model.start_val_mse_:.4f})"
     click.echo(f"trained {model.n_epochs_} epoch(s) on {len(frame)} rows x {series.n_variables} variables{best}; "
                f"model in {target}", err=True)
 

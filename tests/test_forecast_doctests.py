@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["seqmamba.forecasting.model", "seqmamba.forecasting.estimator"]
+MODULES = ["seqmamba.forecasting.model", "seqmamba.forecasting.estimator", "seqmamba.forecasting.linear_init"]
 
 
 @pytest.mark.parametrize("name", MODULES)

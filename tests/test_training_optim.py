@@ -80,3 +80,22 @@ def test_device_selection():
         assert resolve_device("auto") == torch.device("cpu")
         with pytest.raises(ValueError, match="not available"):
             resolve_device("cuda:0")
+
+
+def test_lr_scale_gives_a_parameter_its_own_learning_rate():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 2))
+    for param in model[1].parameters():
+        param._lr_scale = 0.1
+    groups = param_groups(model, 0.01, lr=2e-3)
+    assert [(g["param_names"], g["weight_decay"], g.get("lr")) for g in groups] == [
+        (["0.weight"], 0.01, None), (["0.bias"], 0.0, None),
+        (["1.weight"], 0.01, pytest.approx(2e-4)), (["1.bias"], 0.0, pytest.approx(2e-4))]
+    opt = build_optimizer(model, lr=2e-3)
+    sched = build_scheduler(opt, warmup_steps=0, total_steps=10)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    ratios = [g["lr"] / opt.param_groups[0]["lr"] for g in opt.param_groups]
+    assert ratios == pytest.approx([1, 1, 0.1, 0.1])  # the schedule scales every group alike
+    with pytest.raises(ValueError, match="base lr"):
+        param_groups(model, 0.01)

@@ -185,3 +185,36 @@ def test_config_is_checked():
 def test_bf16_autocast_on_cpu_trains(tmp_path):
     trainer, state = run_selftest(None, max_steps=3, precision="bf16", quiet=True)
     assert state.global_step == 3 and trainer.model.head.weight.dtype == torch.float32
+
+
+def test_eval_at_start_lets_the_starting_weights_win():
+    """A run that only gets worse keeps its starting weights when they were evaluated first."""
+    def run(eval_at_start):
+        seed_everything(0)
+        x = torch.randn(64, 4)
+        data = TensorDataset(x, x.sum(1, keepdim=True))
+        model = nn.Linear(4, 1)
+        with torch.no_grad():  # the exact solution: any step away from it is worse
+            model.weight.fill_(1.0)
+            model.bias.zero_()
+        start = weights(model)
+        seen = []
+
+        class Record(Callback):
+            def on_evaluate(self, trainer, metrics):
+                seen.append((trainer.state.global_step, metrics["val_loss"]))
+
+        config = TrainerConfig(max_epochs=2, batch_size=8, lr=0.5, restore_best=True, eval_at_start=eval_at_start,
+                               quiet=True)
+        trainer = Trainer(model, LossTask(lambda m, b: nn.functional.mse_loss(m(b[0]), b[1])), data, val_data=data,
+                          config=config, callbacks=[Record()])
+        state = trainer.fit()
+        return model, start, seen, state
+
+    model, start, seen, state = run(True)
+    assert seen[0] == (0, pytest.approx(0.0, abs=1e-10)) and len(seen) == 3
+    assert state.best_step == 0 and all(loss > 1e-6 for _, loss in seen[1:])
+    assert_same_weights(weights(model), start)
+    model, start, seen, state = run(False)
+    assert seen[0][0] == 8 and state.best_step > 0
+    assert not torch.equal(model.weight, start["weight"])

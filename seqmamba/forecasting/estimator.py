@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any
@@ -16,8 +17,12 @@ from ..datasets.timeseries import SlidingWindows, Span, standard_splits
 from ..errors import InputError
 from ..tokenizers.timeseries import TimeSeriesTokenizer
 from .frames import check_columns, future_index, make_output, read_table, typical_step
+from .linear_init import fit_skip, validation_mse
 from .model import ForecastConfig, PatchStream, build_model
 from .persist import load_dir, restore_state, save_dir, state_dict
+
+LINEAR_PATHS = ("auto", "normalized", "raw")
+LINEAR_INITS = ("ridge", "random")
 
 
 class MambaForecaster(BaseEstimator):
@@ -29,6 +34,13 @@ class MambaForecaster(BaseEstimator):
     ``horizon`` steps at once. Training runs through :class:`seqmamba.training.Trainer` (AdamW,
     cosine schedule, progress bar on stderr) with early stopping on the validation MSE.
 
+    The ``"variate"`` network starts as a linear forecaster: its ``(L -> H)`` skip is fitted in
+    closed form (ridge least squares over every training window, see
+    :mod:`seqmamba.forecasting.linear_init`) and the Mamba head's output layer starts at zero, so
+    before the first step the network *is* that linear model. Its validation MSE is measured before
+    training and competes with every epoch: early stopping keeps whichever is best, so training can
+    only replace the linear start by something better on validation.
+
     Args:
         lookback, horizon: L input rows, H forecast rows.
         d_model, n_layers, d_state: width, depth and SSM state size of the Mamba encoder.
@@ -37,6 +49,15 @@ class MambaForecaster(BaseEstimator):
             Mamba across variables; cheapest and most accurate on the standard benchmarks) or
             ``"patch"`` (patch tokens per variable through a causal Mamba over time).
         dropout: on the token embeddings.
+        linear_path: what the variate skip reads: ``"normalized"`` (the RevIN'd window),
+            ``"raw"`` (the window as given, so the forecast can revert to the series' level) or
+            ``"auto"`` (both fitted in closed form, the lower validation MSE kept; "normalized"
+            without validation data).
+        linear_init: ``"ridge"`` (closed-form skip, zero Mamba head: training starts at the linear
+            forecast) or ``"random"`` (both initialised at random, as any layer).
+        linear_alpha: ridge penalty of the closed-form fit, per (window, variable) sample.
+        linear_lr_scale: the skip's learning rate as a multiple of ``lr`` (0 freezes it at the
+            closed-form fit).
         max_epochs, batch_size, lr, weight_decay: the training run (batch_size counts windows).
         patience: epochs without a better validation MSE before stopping (None: never); the best
             epoch's weights are kept.
@@ -44,13 +65,16 @@ class MambaForecaster(BaseEstimator):
             fall in it) validates; 0 trains on everything with no early stopping.
         max_time: stop training after this many seconds (None: no limit); the best epoch is kept.
         device: "auto", "cpu", "cuda" or "cuda:N".
+        n_threads: torch CPU threads while fitting and evaluating on a CPU (None: torch's count,
+            lowered to the cores the load average leaves idle; see :mod:`seqmamba.training.threads`).
         random_state: seed of the weights and the data order (None: a fresh one each fit).
         verbose: 0 silent, 1 a progress bar and one line per evaluation on stderr.
 
     Fitted attributes: ``model_`` (the network), ``scaler_`` (a fitted TimeSeriesTokenizer),
     ``n_features_in_``, ``feature_names_in_``, ``freq_``, ``context_`` (the last ``lookback`` rows
     seen, original units), ``last_timestamp_``, ``n_rows_seen_``, ``history_`` (one record per
-    epoch), ``best_val_mse_``, ``n_epochs_``.
+    epoch), ``best_val_mse_``, ``n_epochs_``, ``start_val_mse_`` (validation MSE before the first
+    step), ``linear_val_mse_`` (validation MSE of each closed-form linear path tried, by input).
 
     Streaming: :meth:`update` appends new rows. With ``"variate"`` the next :meth:`predict`
     re-encodes the last ``lookback`` rows (the architecture is not causal over time). With
@@ -69,11 +93,13 @@ class MambaForecaster(BaseEstimator):
         ['end', 'mae', 'mse', 'n_windows', 'start']
     """
 
-    def __init__(self, lookback: int = 96, horizon: int = 96, d_model: int = 128, n_layers: int = 2,
+    def __init__(self, lookback: int = 96, horizon: int = 96, d_model: int = 64, n_layers: int = 2,
                  d_state: int = 2, patch_len: int = 16, architecture: str = "variate", dropout: float = 0.1,
-                 max_epochs: int = 10, batch_size: int = 32, lr: float = 5e-4, weight_decay: float = 0.01,
-                 patience: int | None = 3, validation_fraction: float = 0.1, max_time: float | None = None,
-                 device: str = "auto", random_state: int | None = 0, verbose: int = 1) -> None:
+                 linear_path: str = "auto", linear_init: str = "ridge", linear_alpha: float = 1e-3,
+                 linear_lr_scale: float = 1.0, max_epochs: int = 10, batch_size: int = 32, lr: float = 1e-4,
+                 weight_decay: float = 0.01, patience: int | None = 3, validation_fraction: float = 0.1,
+                 max_time: float | None = None, device: str = "auto", n_threads: int | None = None,
+                 random_state: int | None = 0, verbose: int = 1) -> None:
         self.lookback = lookback
         self.horizon = horizon
         self.d_model = d_model
@@ -82,6 +108,10 @@ class MambaForecaster(BaseEstimator):
         self.patch_len = patch_len
         self.architecture = architecture
         self.dropout = dropout
+        self.linear_path = linear_path
+        self.linear_init = linear_init
+        self.linear_alpha = linear_alpha
+        self.linear_lr_scale = linear_lr_scale
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -90,6 +120,7 @@ class MambaForecaster(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.max_time = max_time
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
@@ -105,9 +136,10 @@ class MambaForecaster(BaseEstimator):
             X_val: rows to validate on, same columns (the first ``lookback`` rows only feed the
                 first window). Without it, ``validation_fraction`` of X is held out.
         """
-        from ..training import Callback, SupervisedTask, Trainer, TrainerConfig, seed_everything
+        from ..training import Callback, SupervisedTask, Trainer, TrainerConfig, resolve_device
+        from ..training.threads import cpu_threads
 
-        config = self._config(n_variables=1)  # checks the hyperparameters before any reading
+        self._config(n_variables=1)  # checks the hyperparameters before any reading
         series, kind = read_table(X)
         L, H = self.lookback, self.horizon
         values = series.values  # (T, C)
@@ -131,30 +163,34 @@ class MambaForecaster(BaseEstimator):
         val = None if val_rows is None else SlidingWindows(self.scaler_.transform(val_rows), L, H)
 
         seed = self.random_state if self.random_state is not None else int(np.random.SeedSequence().entropy % 2**31)
-        seed_everything(seed)
-        config = self._config(n_variables=series.n_variables)
-        model = build_model(config)
-        history: list[dict[str, Any]] = []
+        device = resolve_device(self.device)
+        with cpu_threads(self.n_threads, device):
+            model, config, linear_scores = self._build(series.n_variables, train, val, seed)
+            history: list[dict[str, Any]] = []
+            start_metrics: dict[str, float] = {}
+            deadline = None if self.max_time is None else time.monotonic() + self.max_time
 
-        deadline = None if self.max_time is None else time.monotonic() + self.max_time
+            class _History(Callback):
+                def on_evaluate(self, trainer: Any, metrics: dict[str, float]) -> None:
+                    if trainer.state.global_step == 0:  # the evaluation before the first step
+                        start_metrics.update(metrics)
 
-        class _History(Callback):
-            def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
-                history.append({k: record.get(k) for k in ("train_loss", "val_loss", "val_mae", "seconds")})
+                def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
+                    history.append({k: record.get(k) for k in ("train_loss", "val_loss", "val_mae", "seconds")})
 
-            def on_step_end(self, trainer: Any) -> None:
-                if deadline is not None and time.monotonic() > deadline:
-                    trainer.should_stop = True
+                def on_step_end(self, trainer: Any) -> None:
+                    if deadline is not None and time.monotonic() > deadline:
+                        trainer.should_stop = True
 
-        early = val is not None and self.patience is not None
-        trainer = Trainer(
-            model, SupervisedTask(F.mse_loss, metric_fns={"mae": F.l1_loss}), train, val_data=val,
-            config=TrainerConfig(max_epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr,
-                                 weight_decay=self.weight_decay, device=self.device, seed=seed,
-                                 patience=self.patience if early else None, restore_best=val is not None,
-                                 drop_last=False, quiet=not self.verbose),
-            callbacks=[_History()])
-        state = trainer.fit()
+            early = val is not None and self.patience is not None
+            trainer = Trainer(
+                model, SupervisedTask(F.mse_loss, metric_fns={"mae": F.l1_loss}), train, val_data=val,
+                config=TrainerConfig(max_epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr,
+                                     weight_decay=self.weight_decay, device=self.device, seed=seed,
+                                     patience=self.patience if early else None, restore_best=val is not None,
+                                     eval_at_start=val is not None, drop_last=False, quiet=not self.verbose),
+                callbacks=[_History()])
+            state = trainer.fit()
         self.model_ = model.eval()
         self.config_ = config
         self.n_features_in_ = series.n_variables
@@ -165,8 +201,48 @@ class MambaForecaster(BaseEstimator):
         self.history_ = history
         self.n_epochs_ = len(history)
         self.best_val_mse_ = state.best_metric
+        self.start_val_mse_ = start_metrics.get("val_loss")
+        self.linear_val_mse_ = linear_scores
         self._set_context(series)
         return self
+
+    def _build(self, n_variables: int, train: SlidingWindows, val: SlidingWindows | None, seed: int
+               ) -> tuple[torch.nn.Module, ForecastConfig, dict[str, float]]:
+        """The network to train, its config, and the validation MSE of each closed-form linear path tried.
+
+        With ``linear_init="ridge"`` (variate networks) the skip is fitted in closed form for each
+        candidate input (both under ``linear_path="auto"`` when there is validation data), the one
+        with the lower validation MSE is kept and the Mamba head starts at zero.
+        """
+        if self.linear_init not in LINEAR_INITS:
+            raise ValueError(f"linear_init must be one of {LINEAR_INITS}, got {self.linear_init!r}")
+        if self.linear_path not in LINEAR_PATHS:
+            raise ValueError(f"linear_path must be one of {LINEAR_PATHS}, got {self.linear_path!r}")
+        if self.linear_lr_scale < 0:
+            raise ValueError(f"linear_lr_scale must be >= 0, got {self.linear_lr_scale}")
+        from ..training import seed_everything
+
+        config = self._config(n_variables)
+        inputs = ("normalized", "raw") if self.linear_path == "auto" else (self.linear_path,)
+        if self.linear_path == "auto" and (val is None or self.linear_init == "random"):
+            inputs = ("normalized",)  # nothing to choose by
+        seed_everything(seed)
+        model = build_model(dataclasses.replace(config, skip_input=inputs[0]))
+        if config.architecture != "variate":
+            return model, model.config, {}
+        for param in model.skip.parameters():
+            param._lr_scale = self.linear_lr_scale  # read by the optimizer's param groups
+            param.requires_grad_(self.linear_lr_scale > 0)
+        if self.linear_init == "random":
+            return model, model.config, {}
+        # The network's own RevIN module: the skip is fitted on windows normalised exactly as in training.
+        fits = {name: fit_skip(train, model.revin, name, self.linear_alpha) for name in inputs}
+        scores = {} if val is None else {name: validation_mse(fit, val, model.revin, name)
+                                         for name, fit in fits.items()}
+        chosen = min(scores, key=scores.get) if scores else inputs[0]
+        model.config = dataclasses.replace(model.config, skip_input=chosen)  # forward reads it; no weights depend on it
+        model.start_from_linear(torch.from_numpy(fits[chosen].weight), torch.from_numpy(fits[chosen].bias))
+        return model, model.config, scores
 
     def _config(self, n_variables: int) -> ForecastConfig:
         return ForecastConfig(lookback=self.lookback, horizon=self.horizon, n_variables=n_variables,

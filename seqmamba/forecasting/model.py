@@ -5,9 +5,10 @@ Two architectures, both with instance normalisation (RevIN) around the network:
 - ``"variate"`` (default; S-Mamba, Wang et al. 2024, arXiv:2403.11144): each variable's whole
   lookback is one token (``Linear(L, d_model)``); a bidirectional Mamba mixes the C variate
   tokens; ``Linear(d_model, H)`` reads each token's forecast, added to a linear ``(L -> H)`` map of
-  the same variable (``linear_skip``, DLinear's model, shared across variables). C tokens per window make an epoch
-  cheap, and the encoder sees correlations between variables. It is not causal over time: a new
-  row changes every token.
+  the same variable (``linear_skip``, DLinear's model, shared across variables) that reads the
+  RevIN-normalised window (``skip_input="normalized"``) or the window as given (``"raw"``). C tokens
+  per window make an epoch cheap, and the encoder sees correlations between variables. It is not
+  causal over time: a new row changes every token.
 - ``"patch"``: each variable on its own (weights shared), its lookback cut into patches of
   ``patch_len`` rows; a causal Mamba runs over the patch tokens and the last token's state gives
   the H steps. Causal over time, so a stream can be continued token by token (:class:`PatchStream`).
@@ -29,6 +30,7 @@ from ..modules.revin import RevIN
 from ..tokenizers.instance_norm import InstanceStats
 
 ARCHITECTURES = ("variate", "patch")
+SKIP_INPUTS = ("normalized", "raw")
 
 
 @dataclass
@@ -52,6 +54,7 @@ class ForecastConfig:
     dropout: float = 0.1
     revin: bool = True
     linear_skip: bool = True
+    skip_input: str = "normalized"
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -62,6 +65,8 @@ class ForecastConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.architecture == "patch" and self.patch_len > self.lookback:
             raise ValueError(f"patch_len {self.patch_len} is longer than the lookback {self.lookback}")
+        if self.skip_input not in SKIP_INPUTS:
+            raise ValueError(f"skip_input must be one of {SKIP_INPUTS}, got {self.skip_input!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -106,17 +111,44 @@ class VariateMamba(nn.Module):
         self.skip = nn.Linear(config.lookback, config.horizon) if config.linear_skip else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (batch, L, C) -> forecast (batch, H, C)."""
+        """x (batch, L, C) -> forecast (batch, H, C).
+
+        ``skip_input="normalized"``: ``denorm(head(encoder) + skip(norm(x)))``.
+        ``skip_input="raw"``: ``skip(x) + std * head(encoder)``: the linear path reads the window's
+        own level (it can pull a forecast back towards the series' long-run mean, which a
+        normalised input cannot see); the Mamba path still works on the normalised tokens and its
+        output is scaled back by the window's spread only.
+        """
+        raw = x  # (batch, L, C)
         stats = None
         if self.revin is not None:
             x, stats = self.revin(x)
         series = x.transpose(1, 2)  # (batch, C, L)
         tokens = self.dropout(self.embed(series))  # (batch, C, d_model)
         y = self.head(self.encoder(tokens))  # (batch, C, H)
+        if self.skip is not None and self.config.skip_input == "raw":
+            residual = y.transpose(1, 2)  # (batch, H, C)
+            if stats is not None:
+                residual = residual * stats.std
+            return self.skip(raw.transpose(1, 2)).transpose(1, 2) + residual
         if self.skip is not None:
             y = y + self.skip(series)
         y = y.transpose(1, 2)  # (batch, H, C)
         return self.revin.denormalize(y, stats) if stats is not None else y
+
+    @torch.no_grad()
+    def start_from_linear(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Set the skip to ``weight`` (H, L), ``bias`` (H,) and zero the Mamba head's output layer.
+
+        The network then computes exactly the linear forecast. The first gradient step moves the head
+        and the skip only (no gradient flows back through a zero head), the next ones the encoder too.
+        """
+        if self.skip is None:
+            raise ValueError("start_from_linear: the network has no linear skip (linear_skip=False)")
+        self.skip.weight.copy_(weight)
+        self.skip.bias.copy_(bias)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
 
 class PatchMamba(nn.Module):

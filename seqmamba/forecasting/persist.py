@@ -80,6 +80,8 @@ def save_dir(est: Any, directory: str | os.PathLike) -> Path:
         "history_": est.history_,
         "n_epochs_": int(est.n_epochs_),
         "best_val_mse_": est.best_val_mse_,
+        "start_val_mse_": getattr(est, "start_val_mse_", None),
+        "linear_val_mse_": getattr(est, "linear_val_mse_", {}),
     }
     envelope = {"format_version": FORMAT, "model_type": type(est).__name__, "seqmamba_version": __version__,
                 "params": est.get_params(), "network": est.config_.to_dict(), "scaler": est.scaler_.to_dict(),
@@ -119,6 +121,10 @@ def load_dir(cls: type, directory: str | os.PathLike, device: str = "cpu") -> An
     est.history_ = fitted["history_"]
     est.n_epochs_ = fitted["n_epochs_"]
     est.best_val_mse_ = fitted["best_val_mse_"]
+    # Models saved before the closed-form start have neither (their network config lacks skip_input
+    # too, which then defaults to the normalised input those models were trained with).
+    est.start_val_mse_ = fitted.get("start_val_mse_")
+    est.linear_val_mse_ = fitted.get("linear_val_mse_", {})
     tensors = load_file(directory / WEIGHTS_NAME, device="cpu")
     est.context_ = tensors.pop("context").numpy()
     _rebuild(est, tensors, ForecastConfig.from_dict(envelope["network"]), device)

@@ -30,13 +30,16 @@ def _module_no_decay_names(model: nn.Module) -> set[str]:
     return names
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two AdamW groups: decayed matrices, and undecayed biases, norms, embeddings and flagged tensors.
+def param_groups(model: nn.Module, weight_decay: float, lr: float | None = None) -> list[dict]:
+    """AdamW groups: decayed matrices, and undecayed biases, norms, embeddings and flagged tensors.
 
     A parameter skips weight decay when it has fewer than 2 dimensions (biases, norm scales, D),
     belongs to an embedding or a norm, carries ``_no_weight_decay = True`` (as Mamba's ``A_log`` and
     ``D`` do) or is named by a module's ``no_weight_decay()``. Frozen parameters are left out.
-    Groups keep `named_parameters` order, so the same model always gives the same groups (resume).
+    A parameter carrying ``_lr_scale = s`` (s != 1) goes into groups of its own whose learning rate
+    is ``s * lr`` (a part that starts fitted, such as a closed-form linear path, moves more slowly);
+    the schedule then scales every group alike. Groups keep `named_parameters` order, so the same
+    model always gives the same groups (resume).
 
     Example:
         >>> groups = param_groups(nn.Linear(4, 2), weight_decay=0.1)
@@ -44,18 +47,25 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         [(0.1, ['weight']), (0.0, ['bias'])]
     """
     skip = _module_no_decay_names(model)
-    decay: list[tuple[str, nn.Parameter]] = []
-    no_decay: list[tuple[str, nn.Parameter]] = []
+    members: dict[tuple[float, bool], list[tuple[str, nn.Parameter]]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         flagged = getattr(param, "_no_weight_decay", False)
-        (no_decay if param.ndim < 2 or flagged or name in skip else decay).append((name, param))
+        decays = not (param.ndim < 2 or flagged or name in skip)
+        scale = float(getattr(param, "_lr_scale", 1.0))
+        members.setdefault((scale, decays), []).append((name, param))
     groups = []
-    for members, wd in ((decay, weight_decay), (no_decay, 0.0)):
-        if members:
-            groups.append({"params": [p for _, p in members], "param_names": [n for n, _ in members],
-                           "weight_decay": wd})
+    # Unscaled groups first (decay, then no decay): models without _lr_scale get the groups they always had.
+    for scale, decays in sorted(members, key=lambda key: (key[0] != 1.0, key[0], not key[1])):
+        group = members[scale, decays]
+        entry = {"params": [p for _, p in group], "param_names": [n for n, _ in group],
+                 "weight_decay": weight_decay if decays else 0.0}
+        if scale != 1.0:
+            if lr is None:
+                raise ValueError(f"param_groups: {group[0][0]} has _lr_scale={scale}; pass the base lr")
+            entry["lr"] = scale * lr
+        groups.append(entry)
     return groups
 
 
@@ -67,7 +77,7 @@ def build_optimizer(
     eps: float = 1e-8,
 ) -> torch.optim.AdamW:
     """AdamW over `param_groups(model, weight_decay)`."""
-    groups = param_groups(model, weight_decay)
+    groups = param_groups(model, weight_decay, lr)
     if not groups:
         raise ValueError("build_optimizer: the model has no trainable parameters")
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)

@@ -79,6 +79,9 @@ class TrainerConfig:
             metric to watch (``val_<name>``), "min" or "max", evaluations without improvement before
             stopping (None: never stop early), the smallest change that counts.
         restore_best: load the best weights into the model when training ends.
+        eval_at_start: evaluate once before the first step of a fresh run, so the starting weights
+            (e.g. a model initialised in closed form) are a candidate for the best checkpoint and
+            for early stopping's comparisons.
         gradient_checkpointing: set the model's ``gradient_checkpointing`` (None: leave it).
         quiet: no progress bar.
         overwrite: start afresh in a run directory that already holds a checkpoint (else an error).
@@ -116,6 +119,7 @@ class TrainerConfig:
     patience: int | None = None
     min_delta: float = 0.0
     restore_best: bool = False
+    eval_at_start: bool = False
     gradient_checkpointing: bool | None = None
     quiet: bool = False
     overwrite: bool = False
@@ -394,6 +398,8 @@ class Trainer:
         try:
             for cb in self.callbacks:
                 cb.on_train_start(self)
+            if cfg.eval_at_start and found is None and self.val_data is not None:
+                self._write_record("eval", self._evaluate_and_track())
             self._loop()
         finally:
             self._progress.close()

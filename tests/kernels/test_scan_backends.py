@@ -143,15 +143,19 @@ def test_backward_memory_is_linear_in_length_not_times_state(backend):
     assert saved < per_step_states, f"{backend} saved {saved} elements, states are {per_step_states}"
 
 
-def test_auto_picks_torch_on_cpu(monkeypatch):
+@pytest.mark.parametrize(("length", "expected"), [(5, "reference"), (12, "reference"), (13, "torch"), (64, "torch")])
+def test_auto_backend_on_cpu_depends_on_length(monkeypatch, length, expected):
+    """Short CPU sequences take the step-by-step recurrence (cheaper there), longer ones the chunked scan."""
     import seqmamba.kernels.scan as scan_module
 
     calls = []
-    real = scan_module.selective_scan_torch
-    monkeypatch.setattr(scan_module, "selective_scan_torch", lambda *a, **k: calls.append(1) or real(*a, **k))
-    case = Case(length=5)
+    for name, label in (("selective_scan_torch", "torch"), ("selective_scan_ref", "reference")):
+        real = getattr(scan_module, name)
+        monkeypatch.setattr(scan_module, name, lambda *a, _real=real, _label=label, **k: calls.append(_label)
+                            or _real(*a, **k))
+    case = Case(length=length)
     selective_scan(**case.inputs(device=torch.device("cpu")), backend="auto")
-    assert calls == [1]
+    assert calls == [expected]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

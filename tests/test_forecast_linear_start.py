@@ -1,0 +1,167 @@
+"""The variate network's closed-form linear start: the ridge fit itself, the network before training,
+early stopping that keeps the start, configuration, and persistence of what it chose."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from seqmamba import MambaForecaster
+from seqmamba.baselines import DLinear
+from seqmamba.datasets.timeseries import SlidingWindows
+from seqmamba.forecasting.linear_init import fit_linear_path, fit_skip, linear_forecast
+from seqmamba.modules.revin import RevIN
+
+L, H = 16, 4
+TINY = dict(lookback=L, horizon=H, d_model=8, n_layers=1, d_state=2, batch_size=64, verbose=0, device="cpu")
+
+
+def series(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return np.stack([np.sin(t / 5) + 0.3 * rng.standard_normal(n) + 0.002 * t,
+                     2 + np.cos(t / 7) * (1 + t / n) + 0.2 * rng.standard_normal(n),
+                     rng.standard_normal(n).cumsum() * 0.1], axis=1)  # (T, 3)
+
+
+def numpy_ridge(values, alpha, revin_eps=None):
+    """Weighted ridge with an unpenalised intercept, solved directly: the specification in plain NumPy."""
+    windows = np.lib.stride_tricks.sliding_window_view(values, L + H, axis=0)  # (n, C, L + H)
+    x, y = windows[..., :L].reshape(-1, L), windows[..., L:].reshape(-1, H)  # (n * C, L), (n * C, H)
+    w = np.ones(len(x))
+    if revin_eps is not None:
+        mean = x.mean(1, keepdims=True)
+        std = np.sqrt(x.var(1, keepdims=True) + revin_eps)
+        x, y, w = (x - mean) / std, (y - mean) / std, std[:, 0] ** 2
+    w = w / w.mean()
+    design = np.concatenate([x, np.ones((len(x), 1))], axis=1)  # (m, L + 1)
+    penalty = np.diag([alpha * len(x)] * L + [0.0])
+    beta = np.linalg.solve(design.T @ (design * w[:, None]) + penalty, design.T @ (y * w[:, None]))  # (L + 1, H)
+    return beta[:L].T, beta[L]
+
+
+@pytest.mark.parametrize("alpha", [1e-3, 0.1])
+def test_normalised_fit_is_the_weighted_ridge_solution(alpha):
+    values = series().astype(np.float32)
+    x, y = SlidingWindows(values, L, H).arrays()
+    fit = fit_linear_path(x, y, RevIN(3, affine=False), alpha=alpha, weighted=True, chunk=37)  # chunks of 37
+    weight, bias = numpy_ridge(values.astype(np.float64), alpha, revin_eps=1e-5)
+    np.testing.assert_allclose(fit.weight, weight, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fit.bias, bias, rtol=1e-4, atol=1e-5)
+
+
+def test_raw_fit_is_dlinears_closed_form():
+    """Without RevIN and penalty, the shared (L -> H) map is DLinear's lstsq map (its decomposition
+    only reparameterises the same linear function)."""
+    values = series().astype(np.float32)
+    x, y = SlidingWindows(values, L, H).arrays()
+    fit = fit_linear_path(x, y, None, alpha=0.0, weighted=False)
+    dlinear = DLinear(L, H, kernel_size=5, alpha=0.0).fit(values)
+    np.testing.assert_allclose(fit.weight, dlinear.effective_weight(), atol=1e-6)
+    np.testing.assert_allclose(fit.bias, dlinear.bias_, atol=1e-6)
+
+
+@pytest.mark.parametrize("skip_input", ["normalized", "raw"])
+def test_network_starts_exactly_at_the_linear_forecast(skip_input):
+    values = series()
+    model = MambaForecaster(**TINY, linear_path=skip_input)
+    scaled = (values - values.mean(0)) / values.std(0)
+    train = SlidingWindows(scaled[:240], L, H)
+    val = SlidingWindows(scaled[240 - L:], L, H)
+    net, config, scores = model._build(3, train, val, seed=0)
+    assert config.skip_input == skip_input and set(scores) == {skip_input}
+    assert torch.count_nonzero(net.head.weight) == 0 and torch.count_nonzero(net.head.bias) == 0
+    x, y = val.arrays()
+    revin = RevIN(3, affine=False)
+    fit = fit_skip(train, revin, skip_input, model.linear_alpha)
+    expected = linear_forecast(x, fit, revin if skip_input == "normalized" else None)
+    with torch.no_grad():
+        got = net.eval()(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert scores[skip_input] == pytest.approx(float(np.mean((expected - y) ** 2)), rel=1e-5)
+
+
+def test_auto_picks_the_input_with_the_lower_validation_mse():
+    values = series()
+    model = MambaForecaster(**TINY, max_epochs=1).fit(values[:240], X_val=values[240 - L:])
+    assert set(model.linear_val_mse_) == {"normalized", "raw"}
+    assert model.config_.skip_input == min(model.linear_val_mse_, key=model.linear_val_mse_.get)
+    assert model.start_val_mse_ == pytest.approx(model.linear_val_mse_[model.config_.skip_input], rel=1e-4)
+    assert model.best_val_mse_ <= model.start_val_mse_
+    no_val = MambaForecaster(**TINY, max_epochs=1, validation_fraction=0).fit(values)
+    assert no_val.config_.skip_input == "normalized" and no_val.linear_val_mse_ == {}
+    assert no_val.start_val_mse_ is None
+
+
+def test_training_that_only_hurts_keeps_the_linear_start():
+    """A learning rate far too high makes every epoch worse on validation: the fitted model is then the
+    closed-form linear forecaster, bit for bit what a direct NumPy ridge predicts."""
+    values = series()
+    model = MambaForecaster(**TINY, linear_path="raw", lr=3.0, max_epochs=2, patience=None)
+    model.fit(values[:240], X_val=values[240 - L:])
+    assert all(r["val_loss"] > model.start_val_mse_ for r in model.history_)
+    assert model.best_val_mse_ == model.start_val_mse_
+    train_scaled = model.scaler_.transform(values[:240])
+    weight, bias = numpy_ridge(train_scaled.astype(np.float64), model.linear_alpha)
+    window = model.scaler_.transform(values[-L:])  # (L, C)
+    expected = model.scaler_.inverse_transform(weight @ window + bias[:, None])  # (H, C)
+    np.testing.assert_allclose(model.predict(values), expected, rtol=1e-3, atol=1e-4)
+
+
+def test_random_init_and_frozen_skip():
+    values = series()
+    random = MambaForecaster(**TINY, linear_init="random", max_epochs=1).fit(values)
+    assert random.linear_val_mse_ == {} and torch.count_nonzero(random.model_.head.weight) > 0
+    frozen = MambaForecaster(**TINY, linear_lr_scale=0.0, max_epochs=1, validation_fraction=0, lr=1e-2).fit(values)
+    start, _, _ = frozen._build(3, SlidingWindows(frozen.scaler_.transform(values), L, H), None, seed=0)
+    # The closed-form fit, untouched by training (Adam at lr 1e-2 would move it by ~1e-2 per step; the
+    # tolerance only covers a refit summing in another order).
+    torch.testing.assert_close(frozen.model_.skip.weight, start.skip.weight, rtol=0, atol=1e-5)
+    torch.testing.assert_close(frozen.model_.skip.bias, start.skip.bias, rtol=0, atol=1e-5)
+    assert torch.count_nonzero(frozen.model_.head.weight) > 0
+
+
+def test_parameters_are_checked_at_fit_and_clone_keeps_them():
+    model = MambaForecaster(**TINY, linear_path="sideways")
+    assert clone(model).get_params()["linear_path"] == "sideways"  # __init__ only stores
+    with pytest.raises(ValueError, match="linear_path"):
+        model.fit(series())
+    with pytest.raises(ValueError, match="linear_init"):
+        MambaForecaster(**TINY, linear_init="zeros").fit(series())
+    with pytest.raises(ValueError, match="linear_lr_scale"):
+        MambaForecaster(**TINY, linear_lr_scale=-1).fit(series())
+
+
+def test_save_load_and_pickle_keep_the_chosen_input(tmp_path):
+    values = series()
+    model = MambaForecaster(**TINY, linear_path="raw", max_epochs=1).fit(values[:240], X_val=values[240 - L:])
+    expected = model.predict(values)
+    model.save(tmp_path / "m")
+    loaded = MambaForecaster.load(tmp_path / "m")
+    assert loaded.config_.skip_input == "raw" and loaded.linear_val_mse_ == model.linear_val_mse_
+    assert loaded.start_val_mse_ == model.start_val_mse_
+    np.testing.assert_array_equal(loaded.predict(values), expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(values), expected)
+
+
+def test_models_saved_before_the_linear_start_still_load(tmp_path):
+    """A directory written before these options existed: no skip_input in the network config, none of
+    the new parameters or fitted fields. It loads, with the normalised skip it was trained with."""
+    values = series()
+    model = MambaForecaster(**TINY, linear_path="normalized", max_epochs=1).fit(values)
+    expected = model.predict(values)
+    model.save(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    envelope = json.loads(path.read_text())
+    del envelope["network"]["skip_input"]
+    for key in ("linear_path", "linear_init", "linear_alpha", "linear_lr_scale", "n_threads"):
+        del envelope["params"][key]
+    for key in ("start_val_mse_", "linear_val_mse_"):
+        del envelope["fitted"][key]
+    path.write_text(json.dumps(envelope))
+    old = MambaForecaster.load(tmp_path / "m")
+    assert old.config_.skip_input == "normalized" and old.start_val_mse_ is None
+    np.testing.assert_array_equal(old.predict(values), expected)
