@@ -13,12 +13,15 @@ import contextlib
 import os
 import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import naming_output, output_error
+
+STDOUT = "<stdout>"  # how errors name standard output
 
 
 @contextlib.contextmanager
@@ -43,6 +46,32 @@ def atomic_output(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             handle = open(tmp, mode)
         with _closing(handle, path) as named:
             yield named
+
+
+@contextlib.contextmanager
+def output_or_stdout(path: str | os.PathLike | None, mode: str = "w") -> Iterator[IO]:
+    """`atomic_output` for a path; for None, stdout, its write errors named ``<stdout>`` (``> /dev/full``)."""
+    if path is not None:
+        with atomic_output(path, mode) as handle:
+            yield handle
+        return
+    stdout = _NamedWriter(sys.stdout, STDOUT)
+    yield stdout
+    stdout.flush()
+
+
+@contextlib.contextmanager
+def named_stdout() -> Iterator[None]:
+    """Within the block, ``sys.stdout``'s write errors are `OutputError`s naming ``<stdout>``.
+
+    For the command line: ``seqmamba ingest x.fa > /dev/full`` then says what could not be written.
+    """
+    original = sys.stdout
+    sys.stdout = _NamedWriter(original, STDOUT)
+    try:
+        yield
+    finally:
+        sys.stdout = original
 
 
 @contextlib.contextmanager
@@ -76,6 +105,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def staged_files(directory: str | os.PathLike, last: str) -> Iterator[Path]:
+    """A hidden folder inside ``directory`` to write a set of files into; on success each is renamed into
+    ``directory``, ``last`` after all the others (and removed from ``directory`` before any).
+
+    So ``directory`` holds ``last`` only beside a complete set: readers that look for ``last`` (a model
+    directory's estimator.json) never load new weights with an old record or the reverse. On any failure
+    the folder is removed and ``directory`` is as it was; write failures name ``directory``.
+    """
+    directory = Path(directory)
+    with naming_output(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=directory))
+    try:
+        with naming_output(directory, only_write_errors=True):
+            yield staging
+        if not (staging / last).is_file():
+            raise FileNotFoundError(f"staged_files: {last} was not written")
+        with naming_output(directory):
+            (directory / last).unlink(missing_ok=True)
+            for name in [*sorted(p.name for p in staging.iterdir() if p.name != last), last]:
+                os.replace(staging / name, directory / name)
+        _fsync_directory(directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def is_special(path: str | os.PathLike) -> bool:

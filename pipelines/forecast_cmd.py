@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 
 import click
 
@@ -36,7 +35,7 @@ def forecast(model_dir: str, data: str, output: str | None, plot_path: str | Non
     Example:
       seqmamba forecast etth1_model/ ETTh1.csv -o forecast.csv --plot forecast.png
     """
-    from ..datasets.atomic import atomic_output
+    from ..datasets.atomic import output_or_stdout
     from ..datasets.timeseries import read_timeseries
 
     if plot_path is not None:
@@ -46,11 +45,8 @@ def forecast(model_dir: str, data: str, output: str | None, plot_path: str | Non
     frame = _as_frame(series)
     with _naming(data):
         result = model.predict(frame)  # pandas frame: date column (or row numbers) + variables
-    if output:
-        with atomic_output(output) as handle:
-            result.to_csv(handle, index=series.timestamps is None, index_label="row")
-    else:
-        result.to_csv(sys.stdout, index=series.timestamps is None, index_label="row")
+    with output_or_stdout(output) as handle:
+        result.to_csv(handle, index=series.timestamps is None, index_label="row")
     if plot_path is not None:
         from .forecast_plot import plot_forecast
 

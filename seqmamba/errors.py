@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import re
+import stat
 from collections.abc import Iterator
 
 
@@ -56,10 +57,18 @@ def output_error(path: str | os.PathLike, error: OSError) -> OutputError:
     if isinstance(error, OutputError):
         return error if error.path == os.fspath(path) else OutputError(path, error.errno, error.reason)
     reason = _REASONS.get(error.errno) or f"cannot write: {error.strerror or error}"
-    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) and not _is_device(path):
         # Every writer in seqmamba writes a temporary file (or rolls an append back), so this holds.
         reason += " (nothing half-written is left; a file already there is unchanged)"
     return OutputError(path, error.errno, reason)
+
+
+def _is_device(path: str | os.PathLike) -> bool:
+    # /dev/full, a pipe, <stdout>: written in place, so there is no file to keep or to remove.
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        return os.fspath(path) == "<stdout>"
 
 
 @contextlib.contextmanager
