@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import InputError, naming_output
 from .train_cmd import _check_device, train
 
 
@@ -55,6 +56,8 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
     from ..forecasting import MambaForecaster
 
     target = Path(model_dir)
+    if target.exists() and not target.is_dir():  # a file or a device (/dev/full): never renamed away
+        raise InputError(f"{target}: exists and is not a directory")
     if (target / "config.json").exists() and not overwrite:
         raise click.ClickException(f"{target} already holds a model; pass --overwrite to replace it")
     series = read_timeseries(data, missing=missing, irregular="warn", lookback=lookback, horizon=horizon)
@@ -85,20 +88,31 @@ def _frame(series):
 
 
 def write_model_dir(model, target: Path) -> None:
-    """Save into a hidden sibling directory, then rename it into place: MODEL_DIR is whole or absent."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    """Save into a hidden sibling directory, then rename it into place: MODEL_DIR is whole or absent.
+
+    A failure (`OutputError` naming MODEL_DIR on a full disk) or an interrupt leaves MODEL_DIR as it was.
+    """
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{target}: exists and is not a directory")
+    with naming_output(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    old = None
     try:
-        model.save(tmp)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old.{os.getpid()}")
-            os.replace(target, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, target)
+        with naming_output(target):
+            model.save(tmp)
+            if target.exists():
+                old = target.with_name(f".{target.name}.old.{os.getpid()}")
+                os.replace(target, old)
+            os.replace(tmp, target)
     except BaseException:
+        if old is not None and not target.exists():
+            os.replace(old, target)  # stopped between the two renames: the user's model goes back
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(tmp)
         raise
+    if old is not None:  # only once the new model is in place
+        shutil.rmtree(old, ignore_errors=True)
 
 
 __all__ = ["train_forecast", "write_model_dir"]

@@ -40,7 +40,7 @@ WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 _REASONS = {
     errno.ENOSPC: "no space left on device",
     errno.EDQUOT: "disk quota exceeded",
-    errno.EFBIG: "file too large (the file-size limit, `ulimit -f`, or the file system's)",
+    errno.EFBIG: "file too large for the file-size limit (ulimit -f) or the file system",
     errno.EROFS: "read-only file system",
     errno.ENOENT: "cannot write: no such directory",
     errno.EACCES: "cannot write: permission denied",
