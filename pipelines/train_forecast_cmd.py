@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError, naming_output
+from .forecast_cmd import warned_once
 from .train_cmd import _check_device, train
 
 
@@ -70,7 +71,8 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
                             d_state=d_state, patch_len=patch_len, architecture=architecture,
                             max_epochs=max_epochs, batch_size=batch_size, lr=lr, patience=patience,
                             device=device, random_state=seed, verbose=0 if quiet else 1)
-    model.fit(frame, X_val=val)
+    with warned_once():
+        model.fit(frame, X_val=val)
     write_model_dir(model, target)
     best = "" if model.best_val_mse_ is None else f"; best validation MSE {model.best_val_mse_:.4f}"
     click.echo(f"trained {model.n_epochs_} epoch(s) on {len(frame)} rows x {series.n_variables} variables{best}; "

@@ -235,6 +235,10 @@ def read_estimator_record(directory: str | os.PathLike) -> dict[str, Any]:
     """estimator.json of a checkpoint directory, checked; InputError naming the file otherwise."""
     path = Path(directory) / ESTIMATOR_NAME
     if not path.is_file():
+        run = Path(directory) / "training"
+        if (run / "checkpoint").is_dir() or (run / ".checkpoint.old").is_dir():
+            raise InputError(f"{directory}: its training was stopped before the model was saved ({run} holds the "
+                             "checkpoint); run the same `seqmamba train dna` command with --resume to finish it")
         raise InputError(f"{path}: no such file; is {directory} a model directory written by "
                          "`seqmamba train dna` or an estimator's save()?")
     try:
