@@ -20,7 +20,8 @@ from ..errors import InputError
 from .atomic import atomic_path
 from .fasta_scan import SEQUENCE_BYTES, Compression, EmptyPolicy, RecordStart, detect_compression, scan_fasta
 
-_DELETE_SEQUENCE = dict.fromkeys(SEQUENCE_BYTES)
+# Sequence characters and CR (dropped from sequence lines wherever it is, as the scanner does).
+_DELETE_SEQUENCE = dict.fromkeys([*SEQUENCE_BYTES, ord("\r")])
 BGZIP_HINT = ("for random access, recompress it with bgzip (`gunzip -c {p} | bgzip -c > {stem}.bgz.fa.gz`), "
               "or run `seqmamba ingest {p} -o DIR`, or call FastaFile.write_bgzip()")
 
@@ -165,16 +166,17 @@ class FastaFile:
     # -- helpers --------------------------------------------------------------------------------
 
     def _text_handle(self) -> io.TextIOBase:
+        # The scanner's rules: UTF-8 headers, lines end at LF only (a CR before it is part of a CRLF end).
         if self.compression == "plain":
-            return open(self.path, encoding="ascii", errors="strict", newline=None)
-        return gzip.open(self.path, "rt", encoding="ascii", errors="strict", newline=None)
+            return open(self.path, encoding="utf-8", errors="strict", newline="\n")
+        return gzip.open(self.path, "rt", encoding="utf-8", errors="strict", newline="\n")
 
     def _checked_lines(self, handle: io.TextIOBase) -> Iterator[str]:
-        # Biopython drops spaces and keeps control bytes; both are errors here.
+        # Biopython drops spaces and keeps control bytes; both are errors here, as in the scanner.
         for line in handle:
             body = line.rstrip("\n")
             if line[0] == ">":
-                if not body.isprintable():
+                if any(ord(c) < 0x20 and c != "\t" for c in body[1:].rstrip("\r")):
                     self._raise_located()
             elif body.translate(_DELETE_SEQUENCE):
                 self._raise_located()
