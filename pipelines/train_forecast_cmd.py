@@ -99,6 +99,9 @@ def write_model_dir(model, target: Path) -> None:
     with naming_output(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700: the model directory should look like any other
     old = None
     try:
         with naming_output(target):
