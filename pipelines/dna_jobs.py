@@ -18,6 +18,7 @@ import numpy as np
 from ..datasets.atomic import atomic_path, output_or_stdout
 from ..errors import InputError
 from .embedding_files import NpyRows, ParquetRows, check_embedding_output
+from .memory import release_freed_memory
 from .progress import RecordProgress
 from .record_stream import RecordSurvey
 
@@ -51,6 +52,7 @@ def write_predictions(clf: Any, chunks: Chunks, output: str | None, per_window: 
             out.write("".join("\t".join([*key, str(label), *(f"{v:.6g}" for v in p)]) + "\n"
                               for key, label, p in zip(keys, labels, probs)))
             out.flush()  # a chunk's rows reach the (temporary) file now, not at the end
+            release_freed_memory()
             rows += len(probs)
             if progress is not None:
                 progress.records(len(names))
@@ -86,6 +88,7 @@ def write_embeddings(embedder: Any, chunks: Chunks, output: str, per_window: boo
                     emb = pool_window_embeddings(emb, windows, len(sequences))  # (records, d)
                     ids, starts, ends = names, None, None
                 writer.append(ids, starts, ends, emb)
+                release_freed_memory()
                 width = emb.shape[1]
                 if progress is not None:
                     progress.records(len(names))

@@ -185,3 +185,14 @@ def test_progress_lines_in_a_log():
     progress = RecordProgress("embedding", 4, 10, quiet=True, interval=0, stream=quiet, tty=False)
     progress.records(4)
     assert quiet.getvalue() == ""
+
+
+def test_freed_memory_goes_back_to_the_system_on_glibc():
+    import platform
+
+    from seqmamba.pipelines import memory
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
+    assert memory._malloc_trim() is not None  # found, so each chunk's freed heap pages are returned
+    memory.release_freed_memory()
