@@ -37,10 +37,12 @@ def classify(model_dir: str, fasta: tuple[str, ...], output: str | None, per_win
 
     from ..estimators import MambaSequenceClassifier
     from .dna_jobs import write_predictions
+    from .memory import bound_kernel_caches
     from .progress import RecordProgress
     from .record_stream import record_chunks, survey_records
 
     start = time.perf_counter()
+    bound_kernel_caches()  # before the model first runs: flat memory over long runs
     survey = survey_records(fasta)  # every file validated before the model loads
     clf = MambaSequenceClassifier.load(model_dir, device=device)
     if batch_size is not None:

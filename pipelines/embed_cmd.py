@@ -37,10 +37,12 @@ def embed(model_dir: str, fasta: tuple[str, ...], output: str, per_window: bool,
     from ..estimators import MambaEmbedder, load_model_dir
     from .dna_jobs import write_embeddings
     from .embedding_files import check_embedding_output
+    from .memory import bound_kernel_caches
     from .progress import RecordProgress
     from .record_stream import record_chunks, survey_records
 
     check_embedding_output(output)
+    bound_kernel_caches()  # before the model first runs: flat memory over long runs
     survey = survey_records(fasta)  # every file validated before the model loads
     source = load_model_dir(model_dir, device=device)
     params = {"batch_size": batch_size} if batch_size is not None else {}

@@ -196,3 +196,15 @@ def test_freed_memory_goes_back_to_the_system_on_glibc():
         pytest.skip("malloc_trim is glibc's")
     assert memory._malloc_trim() is not None  # found, so each chunk's freed heap pages are returned
     memory.release_freed_memory()
+
+
+def test_classify_caps_the_kernel_cache_unless_the_user_set_it(model_dir, tmp_path, monkeypatch):
+    import os
+
+    write_fasta(tmp_path / "in.fa", 3)
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    assert main(["classify", str(model_dir), str(tmp_path / "in.fa"), "-q"]) == 0
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "0"
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "512")
+    assert main(["embed", str(model_dir), str(tmp_path / "in.fa"), "-o", str(tmp_path / "e.npy"), "-q"]) == 0
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "512"
