@@ -1,45 +1,202 @@
-"""Atomic output files: written to a temporary file in the same directory, renamed when complete."""
+"""Atomic output files: written to a temporary file in the same directory, renamed when complete.
+
+Any failure (a full disk, a quota, an interrupt) removes the temporary file and leaves a file the user
+already had under that name unchanged; write failures become `OutputError`s naming the output.
+
+Targets that are not regular files (``/dev/null``, ``/dev/full``, ``/dev/stdout``, a named pipe) are
+written in place: renaming over them would replace the device or pipe with a regular file.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+from ..errors import naming_output, output_error
+
+STDOUT = "<stdout>"  # how errors name standard output
 
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open ``path`` for writing so that readers see the old file or the complete new one, never half.
 
+    The handle's write errors are `OutputError`s naming ``path``; errors of the code inside the block
+    (reading an input, say) pass unchanged.
+
     Example:
         >>> with atomic_output(tmp / "out.bed") as handle:  # doctest: +SKIP
         ...     handle.write("chr1\\t0\\t10\\n")
     """
-    with atomic_path(path) as tmp, open(tmp, mode) as handle:
-        yield handle
+    if is_special(path):
+        with naming_output(path):
+            handle = open(path, mode)
+        with _closing(handle, path) as named:
+            yield named
+        return
+    with atomic_path(path) as tmp:
+        with naming_output(path):
+            handle = open(tmp, mode)
+        with _closing(handle, path) as named:
+            yield named
+
+
+@contextlib.contextmanager
+def output_or_stdout(path: str | os.PathLike | None, mode: str = "w") -> Iterator[IO]:
+    """`atomic_output` for a path; for None, stdout, its write errors named ``<stdout>`` (``> /dev/full``)."""
+    if path is not None:
+        with atomic_output(path, mode) as handle:
+            yield handle
+        return
+    stdout = _NamedWriter(sys.stdout, STDOUT)
+    yield stdout
+    stdout.flush()
+
+
+@contextlib.contextmanager
+def named_stdout() -> Iterator[None]:
+    """Within the block, ``sys.stdout``'s write errors are `OutputError`s naming ``<stdout>``.
+
+    For the command line: ``seqmamba ingest x.fa > /dev/full`` then says what could not be written.
+    """
+    original = sys.stdout
+    sys.stdout = _NamedWriter(original, STDOUT)
+    try:
+        yield
+    finally:
+        sys.stdout = original
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside ``path`` for tools that open files themselves; fsynced and renamed on success."""
-    path = Path(path)
-    # Same directory: os.replace is only atomic within one file system.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    """A temporary path beside ``path`` for tools that open files themselves; fsynced and renamed on success.
+
+    Failures of the tool that only writing causes (no space, quota, file too large, read-only) become
+    `OutputError`s naming ``path``. For a special target (a device or a pipe) the path lies in a private
+    temporary directory and its bytes are copied to the target at the end: some tools (safetensors)
+    write to a temporary file of their own and rename it over the path they are given.
+    """
+    if is_special(path):
+        with _copied_to_special(path) as tmp:
+            yield tmp
+        return
+    final = Path(os.path.realpath(path))  # through a symbolic link: the file it points to is replaced
+    with naming_output(path):
+        # Same directory: os.replace is only atomic within one file system.
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     try:
-        yield Path(tmp)
-        with open(tmp, "rb") as written:
-            os.fsync(written.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-        _fsync_directory(path.parent)
+        os.close(fd)
+        with naming_output(path, only_write_errors=True):
+            yield Path(tmp)
+        with naming_output(path):
+            with open(tmp, "rb") as written:
+                os.fsync(written.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, final)
+        _fsync_directory(final.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def staged_files(directory: str | os.PathLike, last: str) -> Iterator[Path]:
+    """A hidden folder inside ``directory`` to write a set of files into; on success each is renamed into
+    ``directory``, ``last`` after all the others (and removed from ``directory`` before any).
+
+    So ``directory`` holds ``last`` only beside a complete set: readers that look for ``last`` (a model
+    directory's estimator.json) never load new weights with an old record or the reverse. On any failure
+    the folder is removed and ``directory`` is as it was; write failures name ``directory``.
+    """
+    directory = Path(directory)
+    with naming_output(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=directory))
+    try:
+        with naming_output(directory, only_write_errors=True):
+            yield staging
+        if not (staging / last).is_file():
+            raise FileNotFoundError(f"staged_files: {last} was not written")
+        with naming_output(directory):
+            (directory / last).unlink(missing_ok=True)
+            for name in [*sorted(p.name for p in staging.iterdir() if p.name != last), last]:
+                os.replace(staging / name, directory / name)
+        _fsync_directory(directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def is_special(path: str | os.PathLike) -> bool:
+    """True when ``path`` exists (links followed) and is neither a regular file nor a directory."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+class _NamedWriter:
+    """A file handle whose write errors are `OutputError`s naming the output (everything else delegated)."""
+
+    def __init__(self, handle: IO, path: str | os.PathLike) -> None:
+        self._handle = handle
+        self._path = path
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._handle.write(data)
+        except OSError as error:
+            raise output_error(self._path, error) from error
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._handle.flush()
+        except OSError as error:
+            raise output_error(self._path, error) from error
+
+    def __iter__(self):
+        return iter(self._handle)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+
+@contextlib.contextmanager
+def _closing(handle: IO, path: str | os.PathLike) -> Iterator[_NamedWriter]:
+    try:
+        yield _NamedWriter(handle, path)
+    except BaseException:
+        # The block's own error is the one to report; the buffered rest of the file is discarded.
+        with contextlib.suppress(OSError):
+            handle.close()
+        raise
+    with naming_output(path):
+        handle.close()  # flushes the buffer: a full disk often shows only here
+
+
+@contextlib.contextmanager
+def _copied_to_special(path: str | os.PathLike) -> Iterator[Path]:
+    folder = tempfile.mkdtemp(prefix=".seqmamba.")
+    try:
+        tmp = Path(folder) / Path(path).name
+        with naming_output(path, only_write_errors=True):
+            yield tmp
+        with naming_output(path), open(tmp, "rb") as source, open(path, "wb") as target:
+            shutil.copyfileobj(source, target)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _fsync_directory(directory: Path) -> None:

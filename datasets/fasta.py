@@ -13,14 +13,17 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, naming_output
 from .atomic import atomic_path
 from .fasta_scan import SEQUENCE_BYTES, Compression, EmptyPolicy, RecordStart, detect_compression, scan_fasta
 
-_DELETE_SEQUENCE = dict.fromkeys(SEQUENCE_BYTES)
+# Sequence characters and CR (dropped from sequence lines wherever it is, as the scanner does).
+_DELETE_SEQUENCE = dict.fromkeys([*SEQUENCE_BYTES, ord("\r")])
 BGZIP_HINT = ("for random access, recompress it with bgzip (`gunzip -c {p} | bgzip -c > {stem}.bgz.fa.gz`), "
               "or run `seqmamba ingest {p} -o DIR`, or call FastaFile.write_bgzip()")
 
@@ -125,6 +128,9 @@ class FastaFile:
             raise InputError(f"{self.path}: no index ({fai.name}) and {folder} is not writable; "
                              "pass index_dir (or `seqmamba ingest -o DIR`)")
         try:
+            wanted = [fai, gzi] if self.compression == "bgzip" else [fai]
+            if any(self._stale(index) for index in wanted):
+                self._build_index(fai, gzi if self.compression == "bgzip" else None)
             return pyfaidx.Fasta(str(self.path), indexname=str(fai),
                                  gzi_indexname=str(gzi) if self.compression == "bgzip" else None,
                                  as_raw=True, sequence_always_upper=False, duplicate_action="stop")
@@ -134,6 +140,35 @@ class FastaFile:
                              "writes an indexable copy") from None
         except ValueError as error:
             raise InputError(f"{self.path}: cannot index: {error}") from None
+
+    def _stale(self, index: Path) -> bool:
+        # pyfaidx's own rule: an index older than the FASTA file is rebuilt.
+        return not index.exists() or index.stat().st_mtime < self.path.stat().st_mtime
+
+    def _build_index(self, fai: Path, gzi: Path | None) -> None:
+        """Build the .fai (and .gzi) in a hidden folder beside them, then rename them into place.
+
+        pyfaidx writes its index files in place: an interrupt or a full disk would leave a truncated
+        .fai that the next run trusts (it is newer than the FASTA), and records would go missing.
+        """
+        import pyfaidx
+
+        with naming_output(fai):
+            staging = Path(tempfile.mkdtemp(prefix=".index.", dir=fai.parent))
+        try:
+            staged_fai, staged_gzi = staging / fai.name, None if gzi is None else staging / gzi.name
+            with naming_output(fai, only_write_errors=True):
+                pyfaidx.Faidx(str(self.path), indexname=str(staged_fai),
+                              gzi_indexname=None if staged_gzi is None else str(staged_gzi),
+                              duplicate_action="stop").close()
+            with naming_output(fai):
+                for staged, final in ((staged_gzi, gzi), (staged_fai, fai)):  # the .fai last: it marks done
+                    if staged is not None:
+                        with open(staged, "rb") as handle:
+                            os.fsync(handle.fileno())
+                        os.replace(staged, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def write_bgzip(
         self,
@@ -165,16 +200,17 @@ class FastaFile:
     # -- helpers --------------------------------------------------------------------------------
 
     def _text_handle(self) -> io.TextIOBase:
+        # The scanner's rules: UTF-8 headers, lines end at LF only (a CR before it is part of a CRLF end).
         if self.compression == "plain":
-            return open(self.path, encoding="ascii", errors="strict", newline=None)
-        return gzip.open(self.path, "rt", encoding="ascii", errors="strict", newline=None)
+            return open(self.path, encoding="utf-8", errors="strict", newline="\n")
+        return gzip.open(self.path, "rt", encoding="utf-8", errors="strict", newline="\n")
 
     def _checked_lines(self, handle: io.TextIOBase) -> Iterator[str]:
-        # Biopython drops spaces and keeps control bytes; both are errors here.
+        # Biopython drops spaces and keeps control bytes; both are errors here, as in the scanner.
         for line in handle:
             body = line.rstrip("\n")
             if line[0] == ">":
-                if not body.isprintable():
+                if any(ord(c) < 0x20 and c != "\t" for c in body[1:].rstrip("\r")):
                     self._raise_located()
             elif body.translate(_DELETE_SEQUENCE):
                 self._raise_located()

@@ -22,8 +22,11 @@ def classify(model_dir: str, fasta: tuple[str, ...], output: str | None, per_win
     """Classify every record of FASTA files (plain, gzip or bgzip) with a trained model.
 
     Records of any length: long ones are cut into the model's windows and the window logits pooled,
-    so a whole chromosome gets one row. Output columns: id, length, predicted, then prob_<class> per
-    class; with --per-window: #chrom, start, end (0-based, half-open), predicted, prob_<class>...
+    so a whole chromosome gets one row. Every file is checked first; then records stream through in
+    chunks and rows are written as they come (memory stays flat), into a file renamed into place at
+    the end. Progress goes to stderr (a bar on a terminal, a line every 30 s in a log). Output
+    columns: id, length, predicted, then prob_<class> per class; with --per-window: #chrom, start,
+    end (0-based, half-open), predicted, prob_<class>...
 
     \b
     Examples:
@@ -32,17 +35,23 @@ def classify(model_dir: str, fasta: tuple[str, ...], output: str | None, per_win
     """
     import time
 
-    from ..datasets.labelled import read_fasta_records
     from ..estimators import MambaSequenceClassifier
+    from .dna_jobs import write_predictions
+    from .memory import bound_kernel_caches
+    from .progress import RecordProgress
+    from .record_stream import record_chunks, survey_records
 
+    start = time.perf_counter()
+    bound_kernel_caches()  # before the model first runs: flat memory over long runs
+    survey = survey_records(fasta)  # every file validated before the model loads
     clf = MambaSequenceClassifier.load(model_dir, device=device)
     if batch_size is not None:
         clf.batch_size = batch_size
-    from .dna_jobs import write_predictions
-
-    start = time.perf_counter()
-    names, sequences = read_fasta_records(fasta)
-    write_predictions(clf, names, sequences, output, per_window, quiet)
+    progress = RecordProgress("classifying", survey.n_records, survey.n_bases, quiet)
+    try:
+        write_predictions(clf, record_chunks(fasta), output, per_window, progress)
+    finally:
+        progress.close()
     if not quiet:
-        click.echo(f"classified {len(names)} record(s), {sum(map(len, sequences)):,} bp in "
+        click.echo(f"classified {survey.n_records:,} record(s), {survey.n_bases:,} bp in "
                    f"{time.perf_counter() - start:.1f} s", err=True)

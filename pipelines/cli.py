@@ -9,9 +9,26 @@ from typing import ClassVar
 import click
 
 from .._version import __version__
-from ..errors import InputError
+from ..datasets.atomic import STDOUT, named_stdout
+from ..errors import naming_output
 from .ingest_cmd import ingest
+from .reporting import one_line_warnings, report, silence_broken_stdout
+from .signals import Stopped, stop_on_signals
 from .windows_cmd import windows
+
+
+class _Session:
+    """What the group's options asked for, readable after the command's context is gone (error reports)."""
+
+    debug = False
+
+
+class _Escaped(Exception):
+    """Carries a KeyboardInterrupt past Click, which would print a blank line and turn it into Abort."""
+
+    def __init__(self, stop: KeyboardInterrupt) -> None:
+        super().__init__()
+        self.stop = stop
 
 
 class _LazyGroup(click.Group):
@@ -49,6 +66,12 @@ class _LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as stop:
+            raise _Escaped(stop) from None
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy and name not in self.commands:
             import importlib
@@ -59,7 +82,7 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="seqmamba")
-@click.option("--debug", is_flag=True, help="Show full tracebacks and debug logs.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks (errors are one line without it) and debug logs.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Mamba encoders for long DNA and multivariate time series.
@@ -73,6 +96,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    _Session.debug = debug
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -85,27 +109,39 @@ cli.add_command(windows)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: input errors become one line on stderr and exit code 1."""
-    try:
-        cli.main(args=argv, prog_name="seqmamba", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return 130
-    except click.ClickException as error:
-        error.show()
-        return error.exit_code
-    except InputError as error:
-        if "--debug" in (argv if argv is not None else sys.argv):
-            raise
-        click.echo(f"Error: {error}", err=True)
-        return 1
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    return 0
+    """Console entry point: runs the command and returns its exit code.
+
+    Errors are one line on stderr (``Error: <file>: ...``; the traceback with ``--debug``): 1 for bad
+    input, an output that cannot be written and bugs, 2 for usage errors; SIGINT and SIGTERM stop the
+    command cleanly (temporary files removed) with ``Interrupted`` (130) or ``Terminated`` (143).
+    """
+    _Session.debug = False
+    with stop_on_signals(), one_line_warnings(lambda: _Session.debug), named_stdout():
+        try:
+            code = cli.main(args=argv, prog_name="seqmamba", standalone_mode=False)
+            with naming_output(STDOUT):
+                sys.stdout.flush()  # a full disk behind `> file` shows only when the buffer goes out
+        except _Escaped as escaped:
+            return report(escaped.stop, _Session.debug)
+        except click.exceptions.Abort as abort:  # Ctrl-C before the command started, or EOF at a prompt
+            if isinstance(abort.__cause__, Stopped):
+                return report(abort.__cause__, _Session.debug)
+            click.echo("Aborted.", err=True)
+            return 130
+        except click.ClickException as error:
+            error.show()
+            return error.exit_code
+        except click.exceptions.Exit as done:
+            return done.exit_code
+        except (Exception, KeyboardInterrupt) as error:
+            return report(error, _Session.debug)
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:
-    sys.exit(main())
+    code = main()
+    silence_broken_stdout()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,92 +1,102 @@
 """The work behind `seqmamba train dna`, `classify`, `embed` and `quickstart`: Python functions the
-commands (and the quickstart) call, with outputs written atomically."""
+commands (and the quickstart) call, with outputs written atomically.
+
+Classification and embedding stream: records come in chunks (`record_stream.record_chunks`), each
+chunk's rows go to the output file as soon as they are computed, and the file is renamed into place
+after the last one. Memory holds one chunk whatever the number of records.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from ..datasets.atomic import atomic_output, atomic_path
+from ..datasets.atomic import atomic_path, output_or_stdout
 from ..errors import InputError
+from .embedding_files import NpyRows, ParquetRows, check_embedding_output
+from .memory import release_freed_memory
+from .progress import RecordProgress
+from .record_stream import RecordSurvey
+
+Chunks = Iterable[tuple[list[str], list[str]]]  # (names, sequences) of consecutive records
 
 
-@contextlib.contextmanager
-def base_progress(total: int, quiet: bool, what: str) -> Iterator[Callable[[int], None]]:
-    """A bases-done bar on stderr (people only: a TTY, and not --quiet); yields ``update(n_bases)``."""
-    disable = quiet or not sys.stderr.isatty()
-    with tqdm(total=total, unit="bp", unit_scale=True, desc=what, file=sys.stderr, disable=disable,
-              leave=False) as bar:
-        yield bar.update
-
-
-def write_predictions(clf: Any, names: Sequence[str], sequences: Sequence[str], output: str | None,
-                      per_window: bool, quiet: bool) -> np.ndarray:
-    """Classify every record; write one TSV row per record (or per window, BED-style); return labels.
+def write_predictions(clf: Any, chunks: Chunks, output: str | None, per_window: bool,
+                      progress: RecordProgress | None = None) -> int:
+    """Classify every record; write one TSV row per record (or per window, BED-style); return the rows.
 
     Per record: ``id length predicted prob_<class>...``. Per window: ``#chrom start end predicted
-    prob_<class>...`` (0-based, half-open).
+    prob_<class>...`` (0-based, half-open). Rows follow the input order.
     """
-    total = sum(len(s) for s in sequences)
-    with base_progress(total, quiet, "classifying") as progress:
-        logits, windows = clf.window_logits(sequences, names=names, progress=progress)
     from ..estimators.classifier import _softmax
 
     class_cols = [f"prob_{c}" for c in clf.classes_]
-    if per_window:
-        probs = _softmax(logits)
-        header = ["#chrom", "start", "end", "predicted", *class_cols]
-        rows = ([names[w.row], str(w.start), str(w.end), str(clf.classes_[p.argmax()]), *(f"{v:.6g}" for v in p)]
-                for w, p in zip(windows, probs))
-    else:
-        probs = _softmax(clf._pool_windows(logits, windows, len(sequences)))
-        header = ["id", "length", "predicted", *class_cols]
-        rows = ([names[i], str(len(sequences[i])), str(clf.classes_[p.argmax()]), *(f"{v:.6g}" for v in p)]
-                for i, p in enumerate(probs))
-    with contextlib.ExitStack() as stack:
-        out = stack.enter_context(atomic_output(output)) if output else sys.stdout
-        out.write("\t".join(header) + "\n")
-        for row in rows:
-            out.write("\t".join(row) + "\n")
-    return clf.classes_[probs.argmax(1)]
+    header = ["#chrom", "start", "end"] if per_window else ["id", "length"]
+    rows = 0
+    with output_or_stdout(output) as out:
+        out.write("\t".join([*header, "predicted", *class_cols]) + "\n")
+        for names, sequences in chunks:
+            logits, windows = clf.window_logits(sequences, names=names,
+                                                progress=progress.bases if progress else None)  # (w, k)
+            if per_window:
+                probs = _softmax(logits)  # (windows, classes)
+                keys = ([names[w.row], str(w.start), str(w.end)] for w in windows)
+            else:
+                probs = _softmax(clf._pool_windows(logits, windows, len(sequences)))  # (records, classes)
+                keys = ([name, str(len(seq))] for name, seq in zip(names, sequences))
+            labels = clf.classes_[probs.argmax(1)]
+            out.write("".join("\t".join([*key, str(label), *(f"{v:.6g}" for v in p)]) + "\n"
+                              for key, label, p in zip(keys, labels, probs)))
+            out.flush()  # a chunk's rows reach the (temporary) file now, not at the end
+            release_freed_memory()
+            rows += len(probs)
+            if progress is not None:
+                progress.records(len(names))
+    return rows
 
 
-def write_embeddings(embedder: Any, names: Sequence[str], sequences: Sequence[str], output: str,
-                     per_window: bool, quiet: bool) -> tuple[int, int]:
-    """Embed and write ``.parquet`` (id [, start, end], emb_0..) or ``.npy`` (the matrix); returns its shape."""
+def write_embeddings(embedder: Any, chunks: Chunks, output: str, per_window: bool, survey: RecordSurvey,
+                     progress: RecordProgress | None = None) -> tuple[int, int]:
+    """Embed and write ``.parquet`` (id [, start, end], emb_0..) or ``.npy`` (the matrix); returns its shape.
+
+    ``survey`` (every record's length) sizes the ``.npy`` header before the first row is computed.
+    """
+    from ..estimators._dna_data import window_spans
     from ..estimators.embedder import pool_window_embeddings
 
-    suffix = Path(output).suffix.lower()
-    if suffix not in (".parquet", ".npy"):
-        raise InputError(f"{output}: the output must end in .parquet or .npy")
-    total = sum(len(s) for s in sequences)
-    with base_progress(total, quiet, "embedding") as progress:
-        emb, windows = embedder.embed_windows(sequences, names=names, progress=progress)
-    if not per_window:
-        emb = pool_window_embeddings(emb, windows, len(sequences))
-    if suffix == ".npy":
-        with atomic_output(output, "wb") as handle:
-            np.save(handle, emb)
-        return emb.shape
-    import polars as pl
-
-    columns: dict[str, Any] = {}
+    suffix = check_embedding_output(output)
     if per_window:
-        columns["id"] = [names[w.row] for w in windows]
-        columns["start"] = np.array([w.start for w in windows], dtype=np.int64)
-        columns["end"] = np.array([w.end for w in windows], dtype=np.int64)
+        n_rows = sum(len(window_spans(n, embedder.max_len, embedder._stride)) for n in survey.lengths)
     else:
-        columns["id"] = list(names)
-    frame = pl.DataFrame(columns).hstack(pl.from_numpy(emb, schema=[f"emb_{i}" for i in range(emb.shape[1])]))
+        n_rows = survey.n_records
+    width = 0
     with atomic_path(output) as tmp:
-        frame.write_parquet(tmp)
-    return emb.shape
+        writer = NpyRows(tmp, n_rows) if suffix == ".npy" else ParquetRows(tmp, per_window)
+        try:
+            for names, sequences in chunks:
+                emb, windows = embedder.embed_windows(sequences, names=names,
+                                                      progress=progress.bases if progress else None)  # (w, d)
+                if per_window:
+                    ids = [names[w.row] for w in windows]
+                    starts = np.fromiter((w.start for w in windows), dtype=np.int64, count=len(windows))
+                    ends = np.fromiter((w.end for w in windows), dtype=np.int64, count=len(windows))
+                else:
+                    emb = pool_window_embeddings(emb, windows, len(sequences))  # (records, d)
+                    ids, starts, ends = names, None, None
+                writer.append(ids, starts, ends, emb)
+                release_freed_memory()
+                width = emb.shape[1]
+                if progress is not None:
+                    progress.records(len(names))
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+    return writer.rows, width
 
 
 def check_output_dir(path: str | os.PathLike) -> Path:

@@ -24,7 +24,9 @@ def embed(model_dir: str, fasta: tuple[str, ...], output: str, per_window: bool,
     """Write an embedding per record (or per window) of FASTA files, from a trained model.
 
     MODEL_DIR is a classifier (`seqmamba train dna`) or an embedder saved from Python. Rows follow
-    the records in file order; a record's windows are averaged, weighted by length.
+    the records in file order; a record's windows are averaged, weighted by length. Records stream
+    through in chunks, each written as it is done (memory stays flat), into a file renamed into place
+    at the end.
 
     \b
     Examples:
@@ -32,16 +34,25 @@ def embed(model_dir: str, fasta: tuple[str, ...], output: str, per_window: bool,
       seqmamba embed model/ genome.fa.gz --per-window -o windows.parquet
       python -c "import polars as pl; print(pl.read_parquet('embeddings.parquet'))"
     """
-    from ..datasets.labelled import read_fasta_records
     from ..estimators import MambaEmbedder, load_model_dir
     from .dna_jobs import write_embeddings
+    from .embedding_files import check_embedding_output
+    from .memory import bound_kernel_caches
+    from .progress import RecordProgress
+    from .record_stream import record_chunks, survey_records
 
+    check_embedding_output(output)
+    bound_kernel_caches()  # before the model first runs: flat memory over long runs
+    survey = survey_records(fasta)  # every file validated before the model loads
     source = load_model_dir(model_dir, device=device)
     params = {"batch_size": batch_size} if batch_size is not None else {}
     embedder = MambaEmbedder(model=source, pooling=pooling, max_len=source.max_len,
                              window_stride=source.window_stride, device=device,
                              **{"batch_size": source.batch_size, **params}).fit()
-    names, sequences = read_fasta_records(fasta)
-    shape = write_embeddings(embedder, names, sequences, output, per_window, quiet)
+    progress = RecordProgress("embedding", survey.n_records, survey.n_bases, quiet)
+    try:
+        shape = write_embeddings(embedder, record_chunks(fasta), output, per_window, survey, progress)
+    finally:
+        progress.close()
     if not quiet:
-        click.echo(f"wrote {shape[0]} x {shape[1]} embeddings to {output}", err=True)
+        click.echo(f"wrote {shape[0]:,} x {shape[1]} embeddings to {output}", err=True)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import contextlib
-import sys
+import warnings
 
 import click
 
@@ -36,21 +36,18 @@ def forecast(model_dir: str, data: str, output: str | None, plot_path: str | Non
     Example:
       seqmamba forecast etth1_model/ ETTh1.csv -o forecast.csv --plot forecast.png
     """
-    from ..datasets.atomic import atomic_output
+    from ..datasets.atomic import output_or_stdout
     from ..datasets.timeseries import read_timeseries
 
     if plot_path is not None:
         _require_matplotlib()
     model = _load(model_dir)
-    series = read_timeseries(data, missing=missing, irregular="ignore")
+    series = read_timeseries(data, missing=missing, irregular="warn")  # the warning names the file and row
     frame = _as_frame(series)
-    with _naming(data):
+    with _naming(data), warned_once():
         result = model.predict(frame)  # pandas frame: date column (or row numbers) + variables
-    if output:
-        with atomic_output(output) as handle:
-            result.to_csv(handle, index=series.timestamps is None, index_label="row")
-    else:
-        result.to_csv(sys.stdout, index=series.timestamps is None, index_label="row")
+    with output_or_stdout(output) as handle:
+        result.to_csv(handle, index=series.timestamps is None, index_label="row")
     if plot_path is not None:
         from .forecast_plot import plot_forecast
 
@@ -65,6 +62,14 @@ def _naming(data: str):
     except InputError as error:
         message = str(error)
         raise InputError(message if message.startswith(data) else f"{data}: {message}") from None
+
+
+@contextlib.contextmanager
+def warned_once():
+    """The file was read (and warned about) by name: the estimator's warning about the same frame is a repeat."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"DataFrame: irregular timestamps", category=UserWarning)
+        yield
 
 
 @click.command("evaluate")

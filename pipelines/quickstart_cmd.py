@@ -32,10 +32,11 @@ def _run(out_dir: str, seed: int, quiet: bool, opts: dict) -> dict[str, float]:
     import numpy as np
 
     from ..baselines.kmer import kmer_logistic_regression
-    from ..datasets.labelled import read_class_fastas, read_fasta_records
+    from ..datasets.labelled import read_class_fastas
     from ..datasets.synthetic import LABELS, motif_order_task, write_fasta
     from ..estimators import MambaEmbedder, MambaSequenceClassifier
     from .dna_jobs import check_output_dir, write_embeddings, write_predictions
+    from .record_stream import record_chunks, survey_records
 
     started = time.perf_counter()
     out = check_output_dir(out_dir)
@@ -63,12 +64,15 @@ def _run(out_dir: str, seed: int, quiet: bool, opts: dict) -> dict[str, float]:
     clf.save(out / "model")
     trained = time.perf_counter()
 
-    names, sequences = read_fasta_records([out / "test.fa"])
-    predicted = write_predictions(clf, names, sequences, str(out / "predictions.tsv"), False, quiet)
+    test_fa = [out / "test.fa"]
+    write_predictions(clf, record_chunks(test_fa), str(out / "predictions.tsv"), False)
     embedder = MambaEmbedder.from_classifier(clf)
-    write_embeddings(embedder, names, sequences, str(out / "embeddings.parquet"), False, quiet)
+    write_embeddings(embedder, record_chunks(test_fa), str(out / "embeddings.parquet"), False,
+                     survey_records(test_fa))
     truth = dict(zip((f"test{i}" for i in range(len(y_test))), y_test))
-    accuracy = float(np.mean([p == truth[n] for n, p in zip(names, predicted)]))
+    with open(out / "predictions.tsv") as handle:
+        predicted = dict(line.split("\t")[:3:2] for line in list(handle)[1:])  # id -> predicted
+    accuracy = float(np.mean([label == truth[name] for name, label in predicted.items()]))
 
     baseline = kmer_logistic_regression(k=6).fit(X, y)
     kmer_accuracy = float(baseline.score(X_test, y_test))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 
 import click
 
@@ -49,17 +51,25 @@ def _parse_class(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--device", default="auto", show_default=True, callback=_check_device,
               help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run from MODEL_DIR/training/checkpoint (give the same options).")
+@click.option("--overwrite", is_flag=True, help="Start again in a MODEL_DIR that holds an interrupted run.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def dna(train_path: str | None, classes: list[tuple[str, str]], valid_path: str | None, model_dir: str,
         d_model: int, n_layers: int, d_state: int, rc_equivariant: bool, pooling: str, max_len: int, epochs: int,
         batch_size: int, lr: float, weight_decay: float, early_stopping: bool, patience: int, device: str,
-        seed: int, quiet: bool) -> None:
+        seed: int, resume: bool, overwrite: bool, quiet: bool) -> None:
     """Train a Mamba DNA classifier from scratch and save it to MODEL_DIR.
+
+    Every epoch ends with a checkpoint in MODEL_DIR/training/ (with metrics.jsonl). A run stopped by
+    Ctrl-C, SIGTERM or a full disk continues with the same command plus --resume; the finished model
+    then equals an uninterrupted run's. The checkpoint is removed once the model is saved.
 
     \b
     Examples:
       seqmamba train dna --train gue/prom_300_tata/train.csv --valid gue/prom_300_tata/dev.csv -o model/
       seqmamba train dna --class coding=cds.fa --class intergenic=ig.fa -o model/ --max-len 2048
+      seqmamba train dna --train train.csv -o model/ --resume      # after an interrupt
       seqmamba classify model/ genome.fa -o predictions.tsv
     """
     from ..datasets.labelled import check_classes, read_class_fastas, read_labelled_table
@@ -68,6 +78,9 @@ def dna(train_path: str | None, classes: list[tuple[str, str]], valid_path: str 
 
     if (train_path is None) == (not classes):
         raise click.UsageError("give either --train TABLE or --class LABEL=FASTA (repeated), not both or neither")
+    if resume and overwrite:
+        raise click.UsageError("--resume continues the run in MODEL_DIR, --overwrite discards it: give one")
+    run_dir = training_run_dir(model_dir, resume, overwrite)
     if train_path is not None:
         X, y = read_labelled_table(train_path)
         source = train_path
@@ -89,10 +102,34 @@ def dna(train_path: str | None, classes: list[tuple[str, str]], valid_path: str 
         early_stopping=early_stopping, n_iter_no_change=patience, device=device, random_state=seed,
         verbose=0 if quiet else 1,
     )
-    clf.fit(X, y, eval_set=eval_set)
+    if overwrite:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    clf.fit(X, y, eval_set=eval_set, run_dir=run_dir, resume=resume)
     clf.save(model_dir)
+    finish_training_run(run_dir)
     message = (f"trained on {len(X)} sequences, classes {', '.join(map(str, clf.classes_))}; "
                f"{clf.n_iter_} steps; model in {model_dir}")
     if eval_set is not None:
         message += f"; validation accuracy {clf.score(*eval_set):.4f}"
     click.echo(message, err=True)
+
+
+def training_run_dir(model_dir: str, resume: bool, overwrite: bool) -> Path:
+    """MODEL_DIR/training; an interrupted run there needs --resume or --overwrite (checked before any work)."""
+    from ..errors import InputError
+    from ..training.state import find_checkpoint
+
+    run_dir = Path(model_dir) / "training"
+    found = find_checkpoint(run_dir) if run_dir.is_dir() else None
+    if found is not None and not (resume or overwrite):
+        raise InputError(f"{model_dir}: holds an interrupted training run ({found}); pass --resume to continue "
+                         "it (with the same options) or --overwrite to start again")
+    if resume and found is None:
+        log.warning("%s: no checkpoint to resume from; training from the start", run_dir)
+    return run_dir
+
+
+def finish_training_run(run_dir: Path) -> None:
+    """The model is saved: drop the checkpoints (so the next run starts afresh), keep metrics.jsonl."""
+    for name in ("checkpoint", ".checkpoint.old", "best", ".best.old"):
+        shutil.rmtree(run_dir / name, ignore_errors=True)

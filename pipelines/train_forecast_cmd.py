@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from ..errors import InputError, naming_output
+from .forecast_cmd import warned_once
 from .train_cmd import _check_device, train
 
 
@@ -62,6 +64,8 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
     from ..forecasting import MambaForecaster
 
     target = Path(model_dir)
+    if target.exists() and not target.is_dir():  # a file or a device (/dev/full): never renamed away
+        raise InputError(f"{target}: exists and is not a directory")
     if (target / "config.json").exists() and not overwrite:
         raise click.ClickException(f"{target} already holds a model; pass --overwrite to replace it")
     series = read_timeseries(data, missing=missing, irregular="warn", lookback=lookback, horizon=horizon)
@@ -75,7 +79,8 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
                             max_epochs=max_epochs, batch_size=batch_size, lr=lr, patience=patience,
                             linear_path=linear_path, linear_init=linear_init, device=device, n_threads=threads,
                             random_state=seed, verbose=0 if quiet else 1)
-    model.fit(frame, X_val=val)
+    with warned_once():
+        model.fit(frame, X_val=val)
     write_model_dir(model, target)
     best = "" if model.best_val_mse_ is None else f"; best validation MSE {model.best_val_mse_:.4f}"
     if model.start_val_mse_ is not None:
@@ -95,20 +100,34 @@ def _frame(series):
 
 
 def write_model_dir(model, target: Path) -> None:
-    """Save into a hidden sibling directory, then rename it into place: MODEL_DIR is whole or absent."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    """Save into a hidden sibling directory, then rename it into place: MODEL_DIR is whole or absent.
+
+    A failure (`OutputError` naming MODEL_DIR on a full disk) or an interrupt leaves MODEL_DIR as it was.
+    """
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{target}: exists and is not a directory")
+    with naming_output(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700: the model directory should look like any other
+    old = None
     try:
-        model.save(tmp)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old.{os.getpid()}")
-            os.replace(target, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, target)
+        with naming_output(target):
+            model.save(tmp)
+            if target.exists():
+                old = target.with_name(f".{target.name}.old.{os.getpid()}")
+                os.replace(target, old)
+            os.replace(tmp, target)
     except BaseException:
+        if old is not None and not target.exists():
+            os.replace(old, target)  # stopped between the two renames: the user's model goes back
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(tmp)
         raise
+    if old is not None:  # only once the new model is in place
+        shutil.rmtree(old, ignore_errors=True)
 
 
 __all__ = ["train_forecast", "write_model_dir"]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 
 import click
 
-from ..datasets.atomic import atomic_output
+from ..datasets.atomic import output_or_stdout
 from ..datasets.bed import read_bed
 from ..datasets.windows import WindowedGenome
 from .progress import file_progress
@@ -53,7 +52,7 @@ def windows(fasta: str, size: int, stride: int | None, max_n_frac: float, partia
                             regions=read_bed(regions) if regions else None)
     count = 0
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(atomic_output(output)) if output else sys.stdout
+        out = stack.enter_context(output_or_stdout(output))
         progress = stack.enter_context(file_progress(fasta, quiet))
         lines = []
         for window in genome.windows(progress=progress):

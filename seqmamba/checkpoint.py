@@ -19,7 +19,7 @@ from torch import nn
 
 from .config import MambaConfig
 from .datasets.atomic import atomic_path
-from .errors import InputError
+from .errors import InputError, oserror_from_text
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -35,13 +35,27 @@ def _atomic_write(path: Path, write) -> None:
         write(str(tmp))
 
 
+def save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """safetensors' ``save_file``, its I/O failures raised as OSError (a full disk reads as ENOSPC).
+
+    Give it a temporary path only: safetensors writes a file of its own and renames it over ``path``.
+    """
+    try:
+        save_file(tensors, str(path), metadata={"format": "pt"})
+    except Exception as error:  # safetensors raises its own type, the OS error only in the text
+        os_error = oserror_from_text(error)
+        if os_error is None:
+            raise
+        raise os_error from error
+
+
 def save_pretrained(model: nn.Module, directory: str | os.PathLike, config: MambaConfig) -> Path:
     """Write ``config.json`` and ``model.safetensors`` for ``model`` into ``directory`` (created)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     # safetensors wants contiguous, unshared CPU-or-device tensors; clone detaches views and ties.
     tensors = {name: t.detach().contiguous().clone() for name, t in model.state_dict().items()}
-    _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
+    _atomic_write(directory / WEIGHTS_NAME, lambda p: save_tensors(tensors, p))
     from ._version import __version__
 
     envelope: dict[str, Any] = {

@@ -155,3 +155,29 @@ def test_bgzip_copy_of_gzip_drops_empty_records_and_is_atomic(tmp_path):
         FastaFile(bad).write_bgzip(tmp_path / "out.fa.gz")
     assert not (tmp_path / "out.fa.gz").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, OSError])
+def test_an_index_build_that_fails_leaves_no_truncated_index(tmp_path, monkeypatch, failure):
+    import errno
+
+    import pyfaidx
+
+    from seqmamba.errors import OutputError
+
+    path = write(tmp_path / "x.fa", TEXT)
+    real_build = pyfaidx.Faidx.build_index
+
+    def half_then_fail(self):
+        with open(self.indexname, "w") as handle:  # pyfaidx writes the index in place, line by line
+            handle.write("r1\t10\t")
+        raise KeyboardInterrupt if failure is KeyboardInterrupt else OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pyfaidx.Faidx, "build_index", half_then_fail)
+    with pytest.raises(KeyboardInterrupt if failure is KeyboardInterrupt else OutputError) as caught:
+        FastaFile(path).index()
+    if failure is OSError:
+        assert str(caught.value).startswith(f"{path}.fai: no space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.fa"]  # no .fai a later run would trust
+    monkeypatch.setattr(pyfaidx.Faidx, "build_index", real_build)
+    assert FastaFile(path).index()["r3"][0:4] == "GGGG"

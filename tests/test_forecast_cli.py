@@ -1,5 +1,7 @@
 """`seqmamba train forecast`, `seqmamba forecast` and `seqmamba evaluate` on a small CSV."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,6 +31,9 @@ def test_commands_are_listed():
 
 def test_train_refuses_to_overwrite(trained):
     assert sorted(p.name for p in (trained / "model").iterdir()) == ["config.json", "model.safetensors"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (trained / "model").stat().st_mode & 0o777 == 0o777 & ~mask  # not mkdtemp's 0700
     result = CliRunner().invoke(cli, ["train", "forecast", str(trained / "toy.csv"), "-o", str(trained / "model")])
     assert result.exit_code != 0 and "--overwrite" in result.output
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from .. import checkpoint as ckpt
 from ..config import MambaConfig
-from ..datasets.atomic import atomic_output
+from ..datasets.atomic import atomic_output, staged_files
 from ..errors import InputError
 from ..tokenizers.dna import DNATokenizer
 from ..training import Callback, Task, Trainer, TrainerConfig
@@ -112,13 +112,14 @@ class DNAEstimatorBase(BaseEstimator):
         )
 
     def _run_trainer(self, module: nn.Module, task: Task, train: Callable, val: Callable | None,
-                     batches_per_epoch: int, seed: int) -> None:
+                     batches_per_epoch: int, seed: int, run_dir: str | os.PathLike | None = None,
+                     resume: bool = False) -> None:
         # Steps rather than epochs: a loader factory has no length, and the schedule needs the total.
         early = val is not None and self._early_stopping_on()
         config = self._trainer_config(batches_per_epoch * self.max_epochs, seed, early)
         callbacks = [_TimeLimit(self.max_time)] if getattr(self, "max_time", None) else []
-        trainer = Trainer(module, task, train, val_data=val, config=config, callbacks=callbacks)
-        state = trainer.fit()
+        trainer = Trainer(module, task, train, val_data=val, config=config, callbacks=callbacks, run_dir=run_dir)
+        state = trainer.fit(resume=resume)
         self.n_iter_ = state.global_step
         self.best_validation_score_ = state.best_metric
         self.validation_scores_ = dict(state.last_metrics)
@@ -189,16 +190,21 @@ class DNAEstimatorBase(BaseEstimator):
                 "head": self.head_}
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the fitted estimator as a checkpoint directory (atomic files, no pickle)."""
+        """Write the fitted estimator as a checkpoint directory (no pickle), all files or none.
+
+        A failure (`OutputError` on a full disk) or an interrupt leaves ``directory`` as it was.
+        """
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self, "model_")
         directory = Path(directory)
-        ckpt.save_pretrained(self.model_, directory, self.model_.config)
-        self.tokenizer_.save(directory / TOKENIZER_NAME)
         text = json.dumps(self._estimator_record(), indent=2) + "\n"
-        with atomic_output(directory / ESTIMATOR_NAME) as handle:
-            handle.write(text)
+        # estimator.json goes in last: a directory holding it holds the matching weights and tokenizer.
+        with staged_files(directory, last=ESTIMATOR_NAME) as staging:
+            ckpt.save_pretrained(self.model_, staging, self.model_.config)
+            self.tokenizer_.save(staging / TOKENIZER_NAME)
+            with atomic_output(staging / ESTIMATOR_NAME) as handle:
+                handle.write(text)
         return directory
 
     @classmethod
@@ -229,6 +235,10 @@ def read_estimator_record(directory: str | os.PathLike) -> dict[str, Any]:
     """estimator.json of a checkpoint directory, checked; InputError naming the file otherwise."""
     path = Path(directory) / ESTIMATOR_NAME
     if not path.is_file():
+        run = Path(directory) / "training"
+        if (run / "checkpoint").is_dir() or (run / ".checkpoint.old").is_dir():
+            raise InputError(f"{directory}: its training was stopped before the model was saved ({run} holds the "
+                             "checkpoint); run the same `seqmamba train dna` command with --resume to finish it")
         raise InputError(f"{path}: no such file; is {directory} a model directory written by "
                          "`seqmamba train dna` or an estimator's save()?")
     try:

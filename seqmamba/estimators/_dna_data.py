@@ -55,6 +55,9 @@ def check_sequences(X: object, what: str = "X") -> list[str]:
 def window_spans(length: int, max_len: int, stride: int) -> list[tuple[int, int]]:
     """Windows ``[start, end)`` covering ``[0, length)``: every ``stride`` bases, the last one shorter.
 
+    With ``stride > max_len`` the bases between windows are skipped (and the end, where the next
+    window would start past it).
+
     Example:
         >>> window_spans(25, 10, 10)
         [(0, 10), (10, 20), (20, 25)]
@@ -64,9 +67,12 @@ def window_spans(length: int, max_len: int, stride: int) -> list[tuple[int, int]
     if length <= max_len:
         return [(0, length)]
     spans = [(s, s + max_len) for s in range(0, length - max_len + 1, stride)]
-    if spans[-1][1] < length:
-        # The tail window starts where the stride puts it; with overlap it may be short.
-        spans.append((spans[-1][0] + stride, length))
+    tail = spans[-1][0] + stride
+    if spans[-1][1] < length and tail < length:
+        # The tail window starts where the stride puts it; with overlap it may be short. A stride longer
+        # than max_len skips bases between windows, and the tail too when it would start past the end
+        # (it used to give an empty or inverted window there, pooled in as if it were bases).
+        spans.append((tail, length))
     return spans
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -132,12 +133,18 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
 
     # -- fit ------------------------------------------------------------------------------------
 
-    def fit(self, X: Sequence[str], y: Sequence[Any], *, eval_set: tuple[Sequence[str], Sequence[Any]] | None = None
-            ) -> MambaSequenceClassifier:
+    def fit(self, X: Sequence[str], y: Sequence[Any], *, eval_set: tuple[Sequence[str], Sequence[Any]] | None = None,
+            run_dir: str | os.PathLike | None = None, resume: bool = False) -> MambaSequenceClassifier:
         """Train from scratch on DNA strings ``X`` with labels ``y``.
 
         ``eval_set=(X_val, y_val)`` replaces the held-out fraction as the validation set (early
         stopping then watches it).
+
+        ``run_dir``: the training engine writes a checkpoint there at every epoch's end (checkpoint/,
+        best/, metrics.jsonl; see `seqmamba.training.Trainer`). ``resume=True`` continues an interrupted
+        run from it; with the same data, parameters and an integer ``random_state`` the result equals
+        an uninterrupted run. Without ``resume`` a run_dir holding a checkpoint is an error
+        (FileExistsError), so a second run never mixes with the first.
         """
         self._check_params()
         if self.pooling not in POOLINGS:
@@ -173,7 +180,7 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         train = self._train_factory(sequences, targets, seed)
         batches = -(-len(sequences) // self.batch_size)
         val_factory = self._val_factory(*val) if val is not None else None
-        self._run_trainer(module, _ClassificationTask(), train, val_factory, batches, seed)
+        self._run_trainer(module, _ClassificationTask(), train, val_factory, batches, seed, run_dir, resume)
         self.model_ = module.eval()
         return self
 

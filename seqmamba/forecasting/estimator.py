@@ -16,7 +16,7 @@ from sklearn.exceptions import NotFittedError
 from ..datasets.timeseries import SlidingWindows, Span, standard_splits
 from ..errors import InputError
 from ..tokenizers.timeseries import TimeSeriesTokenizer
-from .frames import check_columns, future_index, make_output, read_table, typical_step
+from .frames import check_columns, future_index, make_output, named, read_table, typical_step
 from .linear_init import fit_skip, validation_mse
 from .model import ForecastConfig, PatchStream, build_model
 from .persist import load_dir, restore_state, save_dir, state_dict
@@ -135,23 +135,29 @@ class MambaForecaster(BaseEstimator):
             y: ignored (the targets are X's own future rows).
             X_val: rows to validate on, same columns (the first ``lookback`` rows only feed the
                 first window). Without it, ``validation_fraction`` of X is held out.
+
+        Raises InputError (bad values, too few rows: the message names the file, column, row and
+        timestamp). Timestamps that are not on one frequency give a UserWarning naming the first row off
+        the most common step: the model works on row order, and forecasts are dated by that step.
         """
         from ..training import Callback, SupervisedTask, Trainer, TrainerConfig, resolve_device
         from ..training.threads import cpu_threads
 
         self._config(n_variables=1)  # checks the hyperparameters before any reading
-        series, kind = read_table(X)
+        series, kind = read_table(X, irregular="warn")
         L, H = self.lookback, self.horizon
         values = series.values  # (T, C)
         if len(values) < L + H:
-            raise InputError(f"X: {len(values)} rows, fewer than lookback + horizon = {L} + {H}")
+            where = os.fspath(X) if isinstance(X, (str, os.PathLike)) else "X"
+            raise InputError(f"{where}: {len(values)} rows, fewer than lookback + horizon = {L} + {H}")
         train_rows, val_rows = values, None
         if X_val is not None:
             val_series, _ = read_table(X_val)
-            check_columns(val_series, series.columns, "X_val")
+            check_columns(val_series, series.columns, named(X_val, "X_val"))
             val_rows = val_series.values
             if len(val_rows) < L + H:
-                raise InputError(f"X_val: {len(val_rows)} rows, fewer than lookback + horizon = {L} + {H}")
+                raise InputError(f"{named(X_val, 'X_val')}: {len(val_rows)} rows, fewer than lookback + horizon = "
+                                 f"{L} + {H}")
         elif self.validation_fraction:
             if not 0 < self.validation_fraction < 1:
                 raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
@@ -262,15 +268,17 @@ class MambaForecaster(BaseEstimator):
 
         Returns the caller's kind of table: an array ``(H, C)`` for an array, else a pandas/polars
         frame of the fitted columns with the future timestamps (at the inferred frequency) in the
-        input's time column or index (row numbers without timestamps).
+        input's time column or index (row numbers without timestamps). Irregular timestamps warn, as
+        in :meth:`fit`; the future ones then follow the most common spacing. Raises NotFittedError
+        before fit.
         """
         self._check_fitted()
         kind = self.kind_
         if X is not None:
-            series, kind = read_table(X)
-            check_columns(series, self._columns, "predict")
+            series, kind = read_table(X, irregular="warn")
+            check_columns(series, self._columns, named(X, "predict"))
             if len(series) < self.lookback:
-                raise InputError(f"predict: {len(series)} rows, fewer than lookback = {self.lookback}")
+                raise InputError(f"{named(X, 'predict')}: {len(series)} rows, fewer than lookback = {self.lookback}")
             self._set_context(series)
             self.freq_ = series.freq or self.freq_
             self.step_ = typical_step(series.timestamps) or self.step_
@@ -296,11 +304,11 @@ class MambaForecaster(BaseEstimator):
         ``patch_len`` rows; with ``"variate"`` the last ``lookback`` rows are kept for re-encoding."""
         self._check_fitted()
         series, _ = read_table(new_rows)
-        check_columns(series, self._columns, "update")
+        check_columns(series, self._columns, named(new_rows, "update"))
         if series.timestamps is not None and self.last_timestamp_ is not None \
                 and series.timestamps[0] <= self.last_timestamp_:
-            raise InputError(f"update: the first new row ({series.timestamps[0]}) does not come after the last "
-                             f"row seen ({self.last_timestamp_})")
+            raise InputError(f"{named(new_rows, 'update')}: the first new row ({series.timestamps[0]}) does not "
+                             f"come after the last row seen ({self.last_timestamp_})")
         if self.architecture == "patch":
             if self._stream is None:
                 self._forecast_scaled()  # starts the stream from the current context
@@ -330,7 +338,7 @@ class MambaForecaster(BaseEstimator):
 
         self._check_fitted()
         series, _ = read_table(X)
-        check_columns(series, self._columns, "evaluate")
+        check_columns(series, self._columns, named(X, "evaluate"))
         if start is None and end is None:
             span = standard_splits(series, self.lookback, protocol=protocol).test
         else:
@@ -342,11 +350,12 @@ class MambaForecaster(BaseEstimator):
                 end += len(series)
             span = Span("span", start, end)
             if not 0 <= start <= end <= len(series):
-                raise InputError(f"evaluate: rows [{start}, {end}) are outside the {len(series)} rows of X")
+                raise InputError(f"{named(X, 'evaluate')}: rows [{start}, {end}) are outside the {len(series)} "
+                                 "rows of X")
         windows = SlidingWindows(self.scaler_.transform(series.values), self.lookback, self.horizon, span)
         if len(windows) == 0:
-            raise InputError(f"evaluate: rows [{span.start}, {span.end}) hold no window of lookback + horizon = "
-                             f"{self.lookback + self.horizon} rows")
+            raise InputError(f"{named(X, 'evaluate')}: rows [{span.start}, {span.end}) hold no window of "
+                             f"lookback + horizon = {self.lookback + self.horizon} rows")
         device = next(self.model_.parameters()).device
         model = self.model_.eval()
 

@@ -31,8 +31,12 @@ class TableKind:
         return {"kind": self.kind, "time_name": self.time_name, "time_in_index": self.time_in_index}
 
 
-def read_table(X: Any, missing: str = "error") -> tuple[TimeSeries, TableKind]:
-    """X (path, pandas/polars frame, array ``(T, C)``) -> checked series and its kind."""
+def read_table(X: Any, missing: str = "error", irregular: str = "ignore") -> tuple[TimeSeries, TableKind]:
+    """X (path, pandas/polars frame, array ``(T, C)``) -> checked series and its kind.
+
+    ``irregular="warn"``: timestamps not on one frequency give a UserWarning naming the first row off the
+    usual step (for fit and predict, whose future timestamps then step by the most common spacing).
+    """
     if isinstance(X, (str, os.PathLike)) or isinstance(X, pd.DataFrame):
         kind = "pandas"
     elif type(X).__module__.startswith("polars"):
@@ -41,13 +45,18 @@ def read_table(X: Any, missing: str = "error") -> tuple[TimeSeries, TableKind]:
         kind = "ndarray"
     else:
         raise TypeError(f"X must be a pandas or polars DataFrame, an array (T, C) or a path, not {type(X).__name__}")
-    series = read_timeseries(X, missing=missing, irregular="ignore")
+    series = read_timeseries(X, missing=missing, irregular=irregular)
     time_name, in_index = None, False
     if series.timestamps is not None:
         names = _column_names(X)
         time_name = next((n for n in names if n not in series.columns), None)
         in_index = time_name is None and kind == "pandas"
     return series, TableKind(kind, time_name, in_index)
+
+
+def named(X: Any, what: str) -> str:
+    """``what`` ("predict", "X"...) for messages; for a file, the file in front, so the message names it."""
+    return f"{os.fspath(X)}: {what}" if isinstance(X, (str, os.PathLike)) else what
 
 
 def _column_names(X: Any) -> list[str]:

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load, save
 
 from .._version import __version__
-from ..checkpoint import _atomic_write
+from ..checkpoint import _atomic_write, save_tensors
 from ..errors import InputError
 from ..tokenizers.timeseries import TimeSeriesTokenizer
 from .frames import TableKind
@@ -63,8 +63,6 @@ def restore_state(est: Any, weights: dict[str, Any], device: str) -> None:
 
 def save_dir(est: Any, directory: str | os.PathLike) -> Path:
     """Write a fitted forecaster into ``directory`` (created)."""
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = _tensors(est)
@@ -86,7 +84,7 @@ def save_dir(est: Any, directory: str | os.PathLike) -> Path:
     envelope = {"format_version": FORMAT, "model_type": type(est).__name__, "seqmamba_version": __version__,
                 "params": est.get_params(), "network": est.config_.to_dict(), "scaler": est.scaler_.to_dict(),
                 "fitted": fitted}
-    _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
+    _atomic_write(directory / WEIGHTS_NAME, lambda p: save_tensors(tensors, p))
     text = json.dumps(envelope, indent=2) + "\n"
     _atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text, encoding="utf-8"))
     return directory

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 from pathlib import Path
 from typing import Any
+
+from ..errors import naming_output
 
 
 def _clean(value: Any) -> Any:
@@ -38,11 +41,19 @@ class MetricsWriter:
         return self.path.stat().st_size if self.path.exists() else 0
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append one line; on a failure (a full disk) the file is cut back to its last whole line."""
         line = json.dumps({k: _clean(v) for k, v in record.items()}, allow_nan=False)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        before = self.offset()
+        with naming_output(self.path):
+            try:
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(line + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError:
+                with contextlib.suppress(OSError):  # truncating frees space: it works on a full disk
+                    self.truncate(before)
+                raise
 
     def truncate(self, offset: int) -> None:
         if self.path.exists() and self.path.stat().st_size > offset:

@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from .. import checkpoint as ckpt
+from ..errors import naming_output
 
 STATE_JSON = "trainer_state.json"
 STATE_TENSORS = "trainer_state.safetensors"
@@ -180,17 +181,35 @@ def write_checkpoint(
     trainer_state: dict[str, Any],
     rng_per_rank: list[tuple[dict, dict[str, torch.Tensor]]],
 ) -> Path:
-    """Write ``run_dir/checkpoint`` atomically (rank 0 only); returns its path."""
+    """Write ``run_dir/checkpoint`` atomically (rank 0 only); returns its path.
+
+    A failure (a full disk: `OutputError` naming the checkpoint) or an interrupt at any point leaves
+    the last good checkpoint as it was.
+    """
     final = run_dir / "checkpoint"
-    staged = staging_dir(final)
+    with naming_output(final):
+        staged = staging_dir(final)
     try:
+        _write_checkpoint_files(staged, model, optimizer, scheduler, trainer_state, rng_per_rank)
+        with naming_output(final):
+            swap_in(staged, final)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return final
+
+
+def _write_checkpoint_files(staged: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                            scheduler: torch.optim.lr_scheduler.LRScheduler, trainer_state: dict[str, Any],
+                            rng_per_rank: list[tuple[dict, dict[str, torch.Tensor]]]) -> None:
+    with naming_output(staged.parent / "checkpoint"):
         save_model(model, staged)
         optim_plain, tensors = split_optimizer_state(optimizer.state_dict())
         rng_plain = []
         for rank, (plain, rng_tensors) in enumerate(rng_per_rank):
             rng_plain.append(plain)
             tensors.update({f"rng.{rank}.{k}": v.cpu().contiguous() for k, v in rng_tensors.items()})
-        save_file(tensors, str(staged / STATE_TENSORS), metadata={"format": "pt"})
+        ckpt.save_tensors(tensors, staged / STATE_TENSORS)
         with open(staged / STATE_TENSORS, "rb") as f:
             os.fsync(f.fileno())
         _write_json(staged / STATE_JSON, {
@@ -200,11 +219,6 @@ def write_checkpoint(
             "optimizer": optim_plain,
             "rng": rng_plain,
         })
-        swap_in(staged, final)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    return final
 
 
 def read_checkpoint(directory: Path) -> dict[str, Any]:
@@ -236,11 +250,13 @@ def read_checkpoint(directory: Path) -> dict[str, Any]:
 def write_best(run_dir: Path, model: nn.Module, info: dict[str, Any]) -> Path:
     """Write ``run_dir/best`` (model + eval.json) atomically."""
     final = run_dir / "best"
-    staged = staging_dir(final)
+    with naming_output(final):
+        staged = staging_dir(final)
     try:
-        save_model(model, staged)
-        _write_json(staged / "eval.json", info)
-        swap_in(staged, final)
+        with naming_output(final):
+            save_model(model, staged)
+            _write_json(staged / "eval.json", info)
+            swap_in(staged, final)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise

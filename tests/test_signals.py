@@ -1,0 +1,138 @@
+"""SIGINT and SIGTERM to a real `seqmamba` process mid-run: a prompt stop with one line (`Interrupted`, exit
+130 / `Terminated`, exit 143), no traceback, no half-written output, the user's old output intact, and for
+training a checkpoint that `train dna ... --resume` continues to the same model as an uninterrupted run.
+
+No test depends on timing: each waits (up to minutes, on a busy machine) for a file that shows the run
+is under way (the first chunk of rows in the temporary output, the first checkpoint), then signals, and
+checks that the process was still running when the signal went out.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from seqmamba.estimators import MambaSequenceClassifier
+from seqmamba.pipelines.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNALS = [pytest.param(signal.SIGINT, "Interrupted", 130, id="SIGINT"),
+           pytest.param(signal.SIGTERM, "Terminated", 143, id="SIGTERM")]
+PRECIOUS = "the user's earlier output, which must survive\n"
+TRAIN_OPTIONS = ["--d-model", "8", "--n-layers", "1", "--d-state", "4", "--max-len", "64", "--epochs", "20",
+                 "--batch-size", "8", "--device", "cpu", "--seed", "3", "-q"]
+
+
+def env() -> dict[str, str]:
+    out = dict(os.environ)
+    out["PYTHONPATH"] = os.pathsep.join([str(ROOT), out.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    out["OMP_NUM_THREADS"] = str(torch.get_num_threads())  # the same float sums as this process
+    return out
+
+
+def run_until(argv, cwd, ready, sig, timeout=300.0):
+    """Start `seqmamba argv`; once ``ready()`` holds, send ``sig``; return (code, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "seqmamba.pipelines.cli", *argv], cwd=cwd, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, f"finished before it could be signalled: {proc.communicate()}"
+        assert ready(), "never got under way"
+        proc.send_signal(sig)
+        signalled = time.monotonic()
+        _, err = proc.communicate(timeout=120)
+        # Promptly: the stop itself takes well under a second; 30 s allows for a machine shared and busy.
+        assert time.monotonic() - signalled < 30
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A tiny classifier (batches of 64 windows) and a FASTA of 20,000 records (5 chunks of 4,096)."""
+    root = tmp_path_factory.mktemp("signals")
+    rng = np.random.default_rng(0)
+    X = ["".join(rng.choice(list("AT" if i % 2 else "GC"), 40)) for i in range(16)]
+    y = ["AT" if i % 2 else "GC" for i in range(16)]
+    MambaSequenceClassifier(d_model=8, n_layers=1, d_state=4, max_len=64, max_epochs=1, batch_size=64,
+                            device="cpu", random_state=0).fit(X, y).save(root / "model")
+    with open(root / "in.fa", "w") as handle:
+        for i in range(20_000):
+            handle.write(f">r{i}\n{''.join(rng.choice(list('ACGT'), int(rng.integers(40, 61))))}\n")
+    with open(root / "train.csv", "w") as handle:
+        handle.write("sequence,label\n" + "".join(f"{x},{label}\n" for x, label in zip(X, y)))
+    return root
+
+
+def temporary_with_rows(folder: Path, name: str):
+    def ready() -> bool:
+        return any(p.stat().st_size > 0 for p in folder.glob(f".{name}.*.tmp"))
+    return ready
+
+
+@pytest.mark.parametrize(("sig", "message", "code"), SIGNALS)
+@pytest.mark.parametrize("command", ["classify", "embed"])
+def test_inference_stops_cleanly(data, tmp_path, command, sig, message, code):
+    name = "out.tsv" if command == "classify" else "emb.parquet"
+    out = tmp_path / name
+    out.write_text(PRECIOUS)
+    argv = [command, str(data / "model"), str(data / "in.fa"), "-o", str(out), "-q"]
+    returncode, err = run_until(argv, tmp_path, temporary_with_rows(tmp_path, name), sig)
+    assert (returncode, err) == (code, f"{message}\n")
+    assert out.read_text() == PRECIOUS  # the old output is untouched, and no new half of one replaced it
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporary file left
+
+
+def checkpoint_written(model: Path):
+    def ready() -> bool:
+        return (model / "training" / "checkpoint" / "trainer_state.json").is_file()
+    return ready
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data, tmp_path_factory):
+    model = tmp_path_factory.mktemp("whole") / "model"
+    argv = ["train", "dna", "--train", str(data / "train.csv"), "--valid", str(data / "train.csv"), "-o", str(model)]
+    assert main(argv + TRAIN_OPTIONS) == 0
+    return load_file(model / "model.safetensors")
+
+
+@pytest.mark.parametrize(("sig", "message", "code"), SIGNALS)
+def test_training_stops_cleanly_and_resumes_to_the_same_model(data, uninterrupted, tmp_path, sig, message, code):
+    model = tmp_path / "model"
+    argv = ["train", "dna", "--train", str(data / "train.csv"), "--valid", str(data / "train.csv"), "-o", str(model),
+            *TRAIN_OPTIONS]
+    returncode, err = run_until(argv, tmp_path, checkpoint_written(model), sig)
+    assert (returncode, err) == (code, f"{message}\n")
+    run_dir = model / "training"
+    # No model files yet, no half-written checkpoint: only the last complete one, the best one and the metrics.
+    assert sorted(p.name for p in model.iterdir()) == ["training"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best", "checkpoint", "metrics.jsonl"]
+    state = json.loads((run_dir / "checkpoint" / "trainer_state.json").read_text())["trainer"]["state"]
+    assert 0 < state["global_step"] < 40  # 20 epochs of 2 steps
+
+    # The same command again is refused (it would throw the run away); with --resume it finishes.
+    assert main(argv) == 1
+    assert main([*argv, "--resume"]) == 0
+    assert sorted(p.name for p in model.iterdir()) == ["config.json", "estimator.json", "model.safetensors",
+                                                       "tokenizer.json", "training"]
+    resumed = load_file(model / "model.safetensors")
+    assert resumed.keys() == uninterrupted.keys()
+    for key, value in uninterrupted.items():
+        torch.testing.assert_close(resumed[key], value, rtol=0, atol=1e-6, msg=key)
+    epochs = [r["epoch"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+              if r["event"] == "epoch"]
+    assert epochs == list(range(20))  # each epoch logged once: the interrupted one's lines were dropped
