@@ -11,12 +11,17 @@ import gzip
 import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from seqmamba.pipelines.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
 
 TINY_DNA = ["--d-model", "8", "--n-layers", "1", "--d-state", "4", "--max-len", "64", "--epochs", "1",
             "--batch-size", "8", "--device", "cpu", "-q"]
@@ -232,7 +237,6 @@ def model_dir_missing(tmp, models):
 
 
 
-ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
 
 # (case, exit code, words the one-line message must contain)
 CASES = [
@@ -246,7 +250,6 @@ CASES = [
     pytest.param(fasta_empty_record, 1, ["in.fa", "line 3", "r2", "no sequence"], id="fasta-empty-record"),
     pytest.param(fasta_directory, 2, ["adir", "directory"], id="fasta-directory"),
     pytest.param(fasta_missing, 2, ["nope.fa", "does not exist"], id="fasta-missing"),
-    pytest.param(fasta_unreadable, 2, ["in.fa", "not readable"], id="fasta-unreadable", marks=ROOT),
     pytest.param(table_missing_columns, 1, ["in.csv", "line 1", "sequence", "label"], id="table-missing-columns"),
     pytest.param(table_empty_label, 1, ["in.csv", "line 3", "empty label"], id="table-empty-label"),
     pytest.param(table_single_class, 1, ["in.csv", "single class"], id="table-single-class"),
@@ -285,6 +288,36 @@ def test_bad_input_is_one_clear_line(case, code, words, models, tmp_path, capfd)
         assert word in errors[0], f"{word!r} not in {errors[0]!r}"
     assert not output.exists()
     assert set(tmp_path.rglob("*")) == before, "left files behind"
+
+
+def _without_dac_override() -> list[str] | None:
+    """A command prefix under which root obeys file permissions (Linux: drop CAP_DAC_*), if one works."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True)
+    return prefix if probe.returncode == 0 else None
+
+
+def test_fasta_unreadable(models, tmp_path):
+    """chmod 000 input: Click's usage error (2) naming the file. Root bypasses file permissions, so as
+    root the command runs in a child without the capabilities that let it."""
+    argv, output = fasta_unreadable(tmp_path, models)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        prefix = _without_dac_override()
+        if prefix is None:
+            pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE (no working setpriv)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([*prefix, sys.executable, "-m", "seqmamba.pipelines.cli", *argv],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, done.stderr
+    assert "in.fa" in errors[0] and "not readable" in errors[0]
+    assert not output.exists()
 
 
 def test_windows_line_endings_classify(models, tmp_path):
