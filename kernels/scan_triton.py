@@ -1,22 +1,23 @@
-"""Triton kernels for the selective scan, parallel over batch, channels *and* the sequence.
+"""Triton selective scan, parallel over batch, channels *and* the sequence: the autograd wrapper and launch plan.
 
-The sequence is cut into tiles of BLOCK_L steps; inside a tile the recurrence runs as a parallel
-associative scan over (decay, input) pairs. Tiles are grouped into chunks, and each program walks
-the tiles of one (batch, block of channels, chunk). Chunks are made independent in three steps:
+The sequence is cut into tiles of BLOCK_L steps, grouped into chunks; a program walks the tiles of
+one (batch, block of channels, chunk). Chunks are made independent in three steps:
 
-1. `summary`: every chunk's final state from a zero start, and its total decay exp(A * sum dt);
-2. `carry`: a short walk over the chunks gives the state entering each chunk;
-3. `full`: every chunk again from its entering state, writing y and the state entering each tile.
+1. summary (`scan_triton_summary.py`): every chunk's final state from a zero start, and its total decay
+   exp(A * sum dt), as weighted sums (no scan);
+2. carry (`_chunk_carry_kernel` below): a short walk over the chunks gives the state entering each chunk;
+3. full (`scan_triton_fwd.py`): every chunk again from its entering state, writing y and the state
+   entering each tile.
 
-A single chunk (enough programs already) skips 1 and 2. The backward pass mirrors this for
-g = dL/dh, which runs against the walking order, and recomputes each tile's states from the saved
+A single chunk (enough programs already) skips 1 and 2. The backward (`scan_triton_bwd.py`) mirrors this
+for g = dL/dh, which runs against the walking order, and recomputes each tile's states from the saved
 tile-entering states (O(batch*dim*L*N/BLOCK_L)): no (batch, dim, L, N) tensor is ever kept.
 `reverse=True` walks chunks, tiles and scans backwards in place: no flipped copies.
 
 Computation is in float32 (float64 for float64 inputs); loads and stores keep the tensors' dtypes.
-Runs on CUDA, or on a CPU under TRITON_INTERPRET=1.
+Runs on CUDA, or on a CPU under TRITON_INTERPRET=1. The readable reference is `scan_reference.py`;
+tests/kernels holds every backend equal to it.
 """
-
 from __future__ import annotations
 
 import os
@@ -73,13 +74,14 @@ if triton is not None:
         tl.store(FINAL + state_offs, h, mask=dn_mask)
 
 
-# Tuning knobs (benchmarks/scan_tune.py sweeps them). Enough programs to fill the GPU several times
-# over; beyond that, longer chunks waste less work on the summary pass.
+# Tuning knobs (benchmarks/scan_tune.py sweeps them; docs/benchmarks/scan_tune_h100.txt has the sweeps).
+# Enough programs to fill the GPU several times over; beyond that, more chunks only add carry work.
 TARGET_PROGRAMS = 2048
 BLOCK_L = 64
 # Values in one (BLOCK_D, BLOCK_L) tile: small enough for a handful of such tiles to live in registers.
 TILE_VALUES = 1024
 NUM_WARPS = 4
+# The summary pass's (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its steps and its size in values.
 SUMMARY_BLOCK_L = 16
 SUMMARY_TILE_VALUES = 2048
 # The backward's own channel block (its dB/dC sums over channels favour bigger blocks than the forward).
