@@ -43,6 +43,9 @@ from .train_cmd import _check_device, train
 @click.option("--missing", type=click.Choice(["error", "interpolate"]), default="error", show_default=True,
               help="NaN cells: an error naming the cell, or linear interpolation.")
 @click.option("--device", default="auto", show_default=True, callback=_check_device, help="auto, cpu, cuda or cuda:N.")
+@click.option("--confirm-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.5,
+              show_default=True, help="Share of the validation rows held back from early stopping; the trained "
+                                      "network is kept only if it beats the linear start there (0: off).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for training [default: the cores other running tasks leave idle].")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -50,8 +53,8 @@ from .train_cmd import _check_device, train
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, architecture: str, d_model: int,
                    n_layers: int, d_state: int, patch_len: int, max_epochs: int, batch_size: int, lr: float,
-                   linear_path: str, linear_init: str, patience: int, split: str, missing: str, device: str,
-                   threads: int | None, seed: int, overwrite: bool, quiet: bool) -> None:
+                   linear_path: str, linear_init: str, confirm_fraction: float, patience: int, split: str,
+                   missing: str, device: str, threads: int | None, seed: int, overwrite: bool, quiet: bool) -> None:
     """Train a forecaster on DATA (CSV/Parquet: a date column, numeric variables).
 
     \b
@@ -77,7 +80,8 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
     model = MambaForecaster(lookback=lookback, horizon=horizon, d_model=d_model, n_layers=n_layers,
                             d_state=d_state, patch_len=patch_len, architecture=architecture,
                             max_epochs=max_epochs, batch_size=batch_size, lr=lr, patience=patience,
-                            linear_path=linear_path, linear_init=linear_init, device=device, n_threads=threads,
+                            linear_path=linear_path, linear_init=linear_init, confirm_fraction=confirm_fraction,
+                            device=device, n_threads=threads,
                             random_state=seed, verbose=0 if quiet else 1)
     with warned_once():
         model.fit(frame, X_val=val)
@@ -85,6 +89,10 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
     best = "" if model.best_val_mse_ is None else f"; best validation MSE {model.best_val_mse_:.4f}"
     if model.start_val_mse_ is not None:
         best += f" (linear start: {model.start_val_mse_:.4f})"
+    if model.confirm_mse_:
+        held = model.confirm_mse_
+        best += (f"; held-back validation MSE: linear start {held['start']:.4f}, trained {held['trained']:.4f}, "
+                 f"kept the {model.kept_}")
     click.echo(f"trained {model.n_epochs_} epoch(s) on {len(frame)} rows x {series.n_variables} variables{best}; "
                f"model in {target}", err=True)
 

@@ -1,5 +1,5 @@
 """The variate network's closed-form linear start: the ridge fit itself, the network before training,
-early stopping that keeps the start, configuration, and persistence of what it chose."""
+early stopping that keeps the start, confirmation on held-back rows, configuration, persistence."""
 
 import json
 import pickle
@@ -10,8 +10,9 @@ import torch
 from sklearn.base import clone
 
 from seqmamba import MambaForecaster
-from seqmamba.baselines import DLinear
+from seqmamba.baselines import DLinear, evaluate_windows
 from seqmamba.datasets.timeseries import SlidingWindows
+from seqmamba.forecasting.confirm import keep_better, split_validation
 from seqmamba.forecasting.linear_init import fit_linear_path, fit_skip, linear_forecast
 from seqmamba.modules.revin import RevIN
 
@@ -133,6 +134,8 @@ def test_parameters_are_checked_at_fit_and_clone_keeps_them():
         MambaForecaster(**TINY, linear_init="zeros").fit(series())
     with pytest.raises(ValueError, match="linear_lr_scale"):
         MambaForecaster(**TINY, linear_lr_scale=-1).fit(series())
+    with pytest.raises(ValueError, match="confirm_fraction"):
+        MambaForecaster(**TINY, confirm_fraction=1.0).fit(series())
 
 
 def test_save_load_and_pickle_keep_the_chosen_input(tmp_path):
@@ -143,6 +146,7 @@ def test_save_load_and_pickle_keep_the_chosen_input(tmp_path):
     loaded = MambaForecaster.load(tmp_path / "m")
     assert loaded.config_.skip_input == "raw" and loaded.linear_val_mse_ == model.linear_val_mse_
     assert loaded.start_val_mse_ == model.start_val_mse_
+    assert (loaded.kept_, loaded.confirm_mse_) == (model.kept_, model.confirm_mse_) and model.confirm_mse_
     np.testing.assert_array_equal(loaded.predict(values), expected)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(values), expected)
 
@@ -157,11 +161,62 @@ def test_models_saved_before_the_linear_start_still_load(tmp_path):
     path = tmp_path / "m" / "config.json"
     envelope = json.loads(path.read_text())
     del envelope["network"]["skip_input"]
-    for key in ("linear_path", "linear_init", "linear_alpha", "linear_lr_scale", "n_threads"):
+    for key in ("linear_path", "linear_init", "linear_alpha", "linear_lr_scale", "confirm_fraction", "n_threads"):
         del envelope["params"][key]
-    for key in ("start_val_mse_", "linear_val_mse_"):
+    for key in ("start_val_mse_", "linear_val_mse_", "confirm_mse_", "kept_"):
         del envelope["fitted"][key]
     path.write_text(json.dumps(envelope))
     old = MambaForecaster.load(tmp_path / "m")
-    assert old.config_.skip_input == "normalized" and old.start_val_mse_ is None
+    assert old.config_.skip_input == "normalized" and old.start_val_mse_ is None and old.kept_ == "trained"
     np.testing.assert_array_equal(old.predict(values), expected)
+
+
+def test_validation_split_holds_back_the_latest_rows():
+    rows = np.arange(116, dtype=np.float32)[:, None]  # 16 warm-up rows, then 100
+    stop, confirm = split_validation(rows, L, H, 0.5)
+    assert len(stop) == L + 50 and len(confirm) == L + 50
+    stop_targets = SlidingWindows(stop, L, H).arrays()[1]
+    confirm_targets = SlidingWindows(confirm, L, H).arrays()[1]
+    assert stop_targets.max() < confirm_targets.min()  # no row is a target in both parts
+    assert confirm[0, 0] == stop[-L, 0]  # the confirmation part warms up on rows the first part read
+    assert split_validation(rows, L, H, 0.0) == (rows, None)
+    short = rows[:L + 2 * H]
+    assert split_validation(short, L, H, 0.9)[1] is None  # too short to hold a window in each part
+    with pytest.raises(ValueError, match="confirm_fraction"):
+        split_validation(rows, L, H, 1.0)
+
+
+class _Persistence(torch.nn.Module):
+    """Forecasts ``scale`` times the window's last value: scale 1 is right for a flat series."""
+
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(float(scale)))
+
+    def forward(self, x):  # (b, L, C) -> (b, H, C)
+        return self.scale * x[:, -1:].expand(-1, H, -1)
+
+
+@pytest.mark.parametrize(("start_scale", "trained_scale", "kept"), [(0.0, 1.0, "trained"), (1.0, 0.0, "start")])
+def test_keep_better_keeps_the_better_weights_on_the_held_back_windows(start_scale, trained_scale, kept):
+    windows = SlidingWindows(np.full((60, 2), 3.0, np.float32), L, H)  # flat at 3: persistence is exact
+    model = _Persistence(trained_scale)
+    start = {"scale": torch.tensor(start_scale)}
+    got, scores = keep_better(model, start, windows)
+    assert got == kept
+    assert scores == {"start": pytest.approx(9.0 * (1 - start_scale) ** 2),
+                      "trained": pytest.approx(9.0 * (1 - trained_scale) ** 2)}
+    assert float(model.scale.detach()) == (trained_scale if kept == "trained" else start_scale)
+
+
+def test_fit_confirms_on_held_back_rows():
+    values = series()
+    model = MambaForecaster(**TINY, max_epochs=3, lr=1e-2).fit(values[:240], X_val=values[240 - L:])
+    assert set(model.confirm_mse_) == {"start", "trained"}
+    assert model.kept_ == ("trained" if model.confirm_mse_["trained"] < model.confirm_mse_["start"] else "start")
+    held_back = values[240 - L + 30:]  # 76 validation rows: 16 warm-up, 30 to stop on, the last 30 held back
+    scaled = SlidingWindows(model.scaler_.transform(held_back), L, H)
+    got = evaluate_windows(lambda x: model.model_(torch.from_numpy(x)).detach(), scaled)["mse"]
+    assert got == pytest.approx(model.confirm_mse_[model.kept_], rel=1e-5)
+    plain = MambaForecaster(**TINY, max_epochs=1, confirm_fraction=0).fit(values[:240], X_val=values[240 - L:])
+    assert plain.confirm_mse_ == {} and plain.kept_ in ("start", "trained")

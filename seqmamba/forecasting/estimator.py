@@ -16,6 +16,7 @@ from sklearn.exceptions import NotFittedError
 from ..datasets.timeseries import SlidingWindows, Span, standard_splits
 from ..errors import InputError
 from ..tokenizers.timeseries import TimeSeriesTokenizer
+from .confirm import keep_better, split_validation, state_copy
 from .frames import check_columns, future_index, make_output, named, read_table, typical_step
 from .linear_init import fit_skip, validation_mse
 from .model import ForecastConfig, PatchStream, build_model
@@ -38,8 +39,11 @@ class MambaForecaster(BaseEstimator):
     closed form (ridge least squares over every training window, see
     :mod:`seqmamba.forecasting.linear_init`) and the Mamba head's output layer starts at zero, so
     before the first step the network *is* that linear model. Its validation MSE is measured before
-    training and competes with every epoch: early stopping keeps whichever is best, so training can
-    only replace the linear start by something better on validation.
+    training and competes with every epoch: early stopping keeps whichever is best. The latest
+    ``confirm_fraction`` of the validation rows is held back from early stopping: the trained
+    network is kept only if it also beats the linear start there (see
+    :mod:`seqmamba.forecasting.confirm`), so training can only replace the start by something better
+    on validation windows it was not selected on.
 
     Args:
         lookback, horizon: L input rows, H forecast rows.
@@ -58,6 +62,9 @@ class MambaForecaster(BaseEstimator):
         linear_alpha: ridge penalty of the closed-form fit, per (window, variable) sample.
         linear_lr_scale: the skip's learning rate as a multiple of ``lr`` (0 freezes it at the
             closed-form fit).
+        confirm_fraction: share of the validation rows (the latest) held back from early stopping
+            to confirm that training beat the linear start (``linear_init="ridge"`` only; 0: no
+            confirmation, the early-stopping winner is kept).
         max_epochs, batch_size, lr, weight_decay: the training run (batch_size counts windows).
         patience: epochs without a better validation MSE before stopping (None: never); the best
             epoch's weights are kept.
@@ -74,7 +81,9 @@ class MambaForecaster(BaseEstimator):
     ``n_features_in_``, ``feature_names_in_``, ``freq_``, ``context_`` (the last ``lookback`` rows
     seen, original units), ``last_timestamp_``, ``n_rows_seen_``, ``history_`` (one record per
     epoch), ``best_val_mse_``, ``n_epochs_``, ``start_val_mse_`` (validation MSE before the first
-    step), ``linear_val_mse_`` (validation MSE of each closed-form linear path tried, by input).
+    step), ``linear_val_mse_`` (validation MSE of each closed-form linear path tried, by input),
+    ``confirm_mse_`` (``{"start", "trained"}`` MSE on the held-back rows; empty when not confirmed)
+    and ``kept_`` (``"start"`` or ``"trained"``: which weights the forecaster holds).
 
     Streaming: :meth:`update` appends new rows. With ``"variate"`` the next :meth:`predict`
     re-encodes the last ``lookback`` rows (the architecture is not causal over time). With
@@ -96,10 +105,10 @@ class MambaForecaster(BaseEstimator):
     def __init__(self, lookback: int = 96, horizon: int = 96, d_model: int = 64, n_layers: int = 2,
                  d_state: int = 2, patch_len: int = 16, architecture: str = "variate", dropout: float = 0.1,
                  linear_path: str = "auto", linear_init: str = "ridge", linear_alpha: float = 1e-3,
-                 linear_lr_scale: float = 1.0, max_epochs: int = 10, batch_size: int = 32, lr: float = 1e-4,
-                 weight_decay: float = 0.01, patience: int | None = 3, validation_fraction: float = 0.1,
-                 max_time: float | None = None, device: str = "auto", n_threads: int | None = None,
-                 random_state: int | None = 0, verbose: int = 1) -> None:
+                 linear_lr_scale: float = 1.0, confirm_fraction: float = 0.5, max_epochs: int = 10,
+                 batch_size: int = 32, lr: float = 1e-4, weight_decay: float = 0.01, patience: int | None = 3,
+                 validation_fraction: float = 0.1, max_time: float | None = None, device: str = "auto",
+                 n_threads: int | None = None, random_state: int | None = 0, verbose: int = 1) -> None:
         self.lookback = lookback
         self.horizon = horizon
         self.d_model = d_model
@@ -112,6 +121,7 @@ class MambaForecaster(BaseEstimator):
         self.linear_init = linear_init
         self.linear_alpha = linear_alpha
         self.linear_lr_scale = linear_lr_scale
+        self.confirm_fraction = confirm_fraction
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -164,6 +174,9 @@ class MambaForecaster(BaseEstimator):
             n_val = int(len(values) * self.validation_fraction)
             if n_val >= H and len(values) - n_val >= L + H:
                 train_rows, val_rows = values[:-n_val], values[-n_val - L:]  # (T', C), val with warm-up
+        confirm_rows = None
+        if val_rows is not None and self.linear_init == "ridge" and self.architecture == "variate":
+            val_rows, confirm_rows = split_validation(val_rows, L, H, self.confirm_fraction)
         self.scaler_ = TimeSeriesTokenizer().fit(train_rows)
         train = SlidingWindows(self.scaler_.transform(train_rows), L, H)
         val = None if val_rows is None else SlidingWindows(self.scaler_.transform(val_rows), L, H)
@@ -172,6 +185,7 @@ class MambaForecaster(BaseEstimator):
         device = resolve_device(self.device)
         with cpu_threads(self.n_threads, device):
             model, config, linear_scores = self._build(series.n_variables, train, val, seed)
+            start = state_copy(model)
             history: list[dict[str, Any]] = []
             start_metrics: dict[str, float] = {}
             deadline = None if self.max_time is None else time.monotonic() + self.max_time
@@ -197,6 +211,11 @@ class MambaForecaster(BaseEstimator):
                                      eval_at_start=val is not None, drop_last=False, quiet=not self.verbose),
                 callbacks=[_History()])
             state = trainer.fit()
+            # best_step 0: no epoch beat the start even on the early-stopping rows (the weights are the start's).
+            self.kept_, self.confirm_mse_ = ("start" if state.best_step == 0 else "trained"), {}
+            if confirm_rows is not None:
+                confirm = SlidingWindows(self.scaler_.transform(confirm_rows), L, H)
+                self.kept_, self.confirm_mse_ = keep_better(model, start, confirm)
         self.model_ = model.eval()
         self.config_ = config
         self.n_features_in_ = series.n_variables
@@ -226,6 +245,8 @@ class MambaForecaster(BaseEstimator):
             raise ValueError(f"linear_path must be one of {LINEAR_PATHS}, got {self.linear_path!r}")
         if self.linear_lr_scale < 0:
             raise ValueError(f"linear_lr_scale must be >= 0, got {self.linear_lr_scale}")
+        if not 0 <= self.confirm_fraction < 1:
+            raise ValueError(f"confirm_fraction must be in [0, 1), got {self.confirm_fraction}")
         from ..training import seed_everything
 
         config = self._config(n_variables)

@@ -80,6 +80,8 @@ def save_dir(est: Any, directory: str | os.PathLike) -> Path:
         "best_val_mse_": est.best_val_mse_,
         "start_val_mse_": getattr(est, "start_val_mse_", None),
         "linear_val_mse_": getattr(est, "linear_val_mse_", {}),
+        "confirm_mse_": getattr(est, "confirm_mse_", {}),
+        "kept_": getattr(est, "kept_", "trained"),
     }
     envelope = {"format_version": FORMAT, "model_type": type(est).__name__, "seqmamba_version": __version__,
                 "params": est.get_params(), "network": est.config_.to_dict(), "scaler": est.scaler_.to_dict(),
@@ -123,6 +125,8 @@ def load_dir(cls: type, directory: str | os.PathLike, device: str = "cpu") -> An
     # too, which then defaults to the normalised input those models were trained with).
     est.start_val_mse_ = fitted.get("start_val_mse_")
     est.linear_val_mse_ = fitted.get("linear_val_mse_", {})
+    est.confirm_mse_ = fitted.get("confirm_mse_", {})
+    est.kept_ = fitted.get("kept_", "trained")
     tensors = load_file(directory / WEIGHTS_NAME, device="cpu")
     est.context_ = tensors.pop("context").numpy()
     _rebuild(est, tensors, ForecastConfig.from_dict(envelope["network"]), device)

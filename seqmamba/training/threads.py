@@ -3,8 +3,9 @@
 A forecaster's training step is hundreds of tiny tensor ops. With torch's default of one OpenMP
 thread per core, every op ends in a barrier where the threads spin-wait for each other; when another
 process holds one of the cores, each barrier waits for a time slice. Measured on this project's
-2-core machine (VariateMamba, d_model 128, batch 32): 47 ms per step with 2 threads and nothing else
-running, 1,919 ms with 2 threads beside one busy process, 67 ms with 1 thread beside it.
+2-core machine (VariateMamba, d_model 128, batch 32, the chunked scan): 47 ms per step with 2 threads
+and nothing else running, 1,919 ms with 2 threads beside one busy process, 67 ms with 1 thread
+beside it (docs/forecasting.md, "CPU speed", has more).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def auto_threads() -> int:
     The count is taken once, when training starts: a process that starts later is not seen. The
     1-minute load average stands in where the runnable count cannot be read; it lags and counts
     this process's own recent work, so it errs towards fewer threads (at most ~1.5x slower on an
-    idle machine, against several times slower with a thread waiting on a busy core).
+    idle machine, against many times slower with a thread waiting on a busy core).
     """
     others = running_elsewhere()
     if others is None:
