@@ -20,6 +20,9 @@ from .scan_triton_common import channel_params, load_delta, program_channels, ti
 def _chunk_setup(A2, BIAS, chunk_len, length, d_state, dim, groups, channels_per_group, blocks_per_group,
                  n_chunks, HAS_BIAS: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr,
                  BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr):
+    """What both summary kernels need of their program: masks, A2 (BLOCK_D, BLOCK_N), delta_bias,
+    the offsets of the chunk's outputs, of each channel's sequence and of the B/C rows, and the
+    program's tiles of BLOCK_L steps."""
     pid_b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
     group, d, d_mask = program_channels(tl.program_id(1), blocks_per_group, channels_per_group, BLOCK_D)
     chunk = tl.program_id(2)
