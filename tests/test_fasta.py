@@ -2,10 +2,9 @@
 
 import gzip
 import logging
-from pathlib import Path
 
 import pytest
-from Bio import bgzf
+from fasta_helpers import write
 
 from seqmamba.datasets.fasta import FastaFile
 from seqmamba.datasets.fasta_scan import RecordStart, detect_compression, scan_fasta
@@ -13,18 +12,6 @@ from seqmamba.errors import InputError
 
 TEXT = ">r1 first record\nACGTAC\nGTaa\n>r2\nacgtNN\nAC\n>r3\nGGGGCCCCAT\n"
 EXPECTED = {"r1": "ACGTACGTaa", "r2": "acgtNNAC", "r3": "GGGGCCCCAT"}
-
-
-def write(path: Path, data: bytes | str, compression: str = "plain") -> Path:
-    data = data.encode() if isinstance(data, str) else data
-    if compression == "gzip":
-        path.write_bytes(gzip.compress(data))
-    elif compression == "bgzip":
-        with bgzf.BgzfWriter(str(path), "wb") as handle:
-            handle.write(data)
-    else:
-        path.write_bytes(data)
-    return path
 
 
 def scanned(path, **kwargs) -> dict[str, str]:

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from dna_estimator_helpers import tiny_cli_workdir
 from test_atomic_output import full_disk_after, require_dev_full
 
 from seqmamba.datasets import atomic
-from seqmamba.estimators import MambaSequenceClassifier
 from seqmamba.pipelines import embedding_files
 from seqmamba.pipelines.cli import main
 from seqmamba.training import state as ckpt_state
@@ -40,16 +40,7 @@ NO_SPACE = "no space left on device (nothing half-written is left; a file alread
 def data(tmp_path_factory):
     """A tiny classifier, a tiny forecaster (columns a, b), a FASTA of 3,000 records, tables to train on."""
     root = tmp_path_factory.mktemp("full")
-    rng = np.random.default_rng(0)
-    X = ["".join(rng.choice(list("AT" if i % 2 else "GC"), 40)) for i in range(16)]
-    y = ["AT" if i % 2 else "GC" for i in range(16)]
-    MambaSequenceClassifier(d_model=8, n_layers=1, d_state=4, max_len=64, max_epochs=1, batch_size=64,
-                            device="cpu", random_state=0).fit(X, y).save(root / "dna")
-    with open(root / "in.fa", "w") as handle:
-        for i in range(3000):
-            handle.write(f">r{i}\n{''.join(rng.choice(list('ACGT'), int(rng.integers(40, 61))))}\n")
-    with open(root / "train.csv", "w") as handle:
-        handle.write("sequence,label\n" + "".join(f"{x},{label}\n" for x, label in zip(X, y)))
+    tiny_cli_workdir(root, "dna", 3000)
     t = np.arange(120, dtype=np.float64)
     pd.DataFrame({"date": pd.date_range("2022-01-01", periods=120, freq="D"), "a": np.sin(t / 4),
                   "b": np.cos(t / 6)}).to_csv(root / "toy.csv", index=False)

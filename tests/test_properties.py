@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from Bio import bgzf
+from fasta_helpers import write
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -97,18 +97,6 @@ def no_hang(seconds: int = 20):
         signal.signal(signal.SIGALRM, previous)
 
 
-def write(folder: Path, data: bytes, compression: str) -> Path:
-    path = folder / "x.fa"
-    if compression == "gzip":
-        path.write_bytes(gzip.compress(data))
-    elif compression == "bgzip":
-        with bgzf.BgzfWriter(str(path), "wb") as handle:
-            handle.write(data)
-    else:
-        path.write_bytes(data)
-    return path
-
-
 def scanned(path: Path, empty: str, block_size: int) -> list[tuple[str, str]]:
     out = []
     for item in scan_fasta(path, empty=empty, block_size=block_size):
@@ -128,7 +116,7 @@ def check_readers(data: bytes, compression: str, empty: str, block_size: int) ->
         expected = None
         event(f"invalid: {why}")
     with tempfile.TemporaryDirectory() as folder:
-        path = write(Path(folder), data, compression)
+        path = write(Path(folder) / "x.fa", data, compression)
         for read in (lambda: scanned(path, empty, block_size), lambda: list(FastaFile(path, empty=empty).records())):
             with no_hang():
                 if expected is None:

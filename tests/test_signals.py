@@ -15,12 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from dna_estimator_helpers import tiny_cli_workdir
 from safetensors.torch import load_file
 
-from seqmamba.estimators import MambaSequenceClassifier
 from seqmamba.pipelines.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,16 +63,7 @@ def run_until(argv, cwd, ready, sig, timeout=300.0):
 def data(tmp_path_factory):
     """A tiny classifier (batches of 64 windows) and a FASTA of 20,000 records (5 chunks of 4,096)."""
     root = tmp_path_factory.mktemp("signals")
-    rng = np.random.default_rng(0)
-    X = ["".join(rng.choice(list("AT" if i % 2 else "GC"), 40)) for i in range(16)]
-    y = ["AT" if i % 2 else "GC" for i in range(16)]
-    MambaSequenceClassifier(d_model=8, n_layers=1, d_state=4, max_len=64, max_epochs=1, batch_size=64,
-                            device="cpu", random_state=0).fit(X, y).save(root / "model")
-    with open(root / "in.fa", "w") as handle:
-        for i in range(20_000):
-            handle.write(f">r{i}\n{''.join(rng.choice(list('ACGT'), int(rng.integers(40, 61))))}\n")
-    with open(root / "train.csv", "w") as handle:
-        handle.write("sequence,label\n" + "".join(f"{x},{label}\n" for x, label in zip(X, y)))
+    tiny_cli_workdir(root, "model", 20000)
     return root
 
 
