@@ -181,3 +181,18 @@ def test_torch_backend_random_shapes(batch, dim_per_group, groups, length, d_sta
 def test_triton_backend_random_shapes(length, d_state, groups, reverse):
     case = dataclasses.replace(Case(dim=4), length=length, d_state=d_state, groups=groups, reverse=reverse)
     assert_close(run(case, case.inputs(), "reference"), run(case, case.inputs(), "triton"), 1e-10, 1e-10)
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
+@pytest.mark.parametrize("reverse", [False, True])
+def test_triton_knobs_unrolled_backward_and_its_own_block(monkeypatch, reverse):
+    """The non-default knobs still compute the same scan: the backward's loop over states unrolled,
+    and a backward channel block (2) smaller than the forward's (8), with groups."""
+    from seqmamba.kernels import scan_triton
+
+    monkeypatch.setattr(scan_triton, "UNROLL_BACKWARD", True)
+    monkeypatch.setattr(scan_triton, "BWD_TILE_VALUES", 128)
+    case = Case(dim=16, groups=2, length=150, d_state=3, batch=1, reverse=reverse)
+    expected = run(case, case.inputs(seed=5), "reference")
+    got = run(case, case.inputs(seed=5), "triton")
+    assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"knobs reverse={reverse}")
