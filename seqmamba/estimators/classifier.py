@@ -18,7 +18,7 @@ from torch import nn
 from ..errors import InputError
 from ..tokenizers.dna import DNATokenizer
 from ..training import Task
-from ..training.trainer import seed_everything
+from ..training.config import seed_everything
 from ._base import DNAEstimatorBase
 from ._dna_data import (
     WindowRef,

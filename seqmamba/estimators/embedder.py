@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import InputError
 from ..tokenizers.dna import MASK, DNATokenizer
 from ..training import Task
-from ..training.trainer import seed_everything
+from ..training.config import seed_everything
 from ._base import DNAEstimatorBase, read_estimator_record
 from ._dna_data import WindowRef, check_sequences, iter_batches, length_bucketed_order, sample_training_windows
 from ._heads import POOLINGS, MaskedLMModel

@@ -6,12 +6,13 @@ trains with DistributedDataParallel. A `Task` says how a model meets a batch.
 """
 
 from .callbacks import Callback
+from .config import TrainerConfig, TrainerState, seed_everything
 from .device import resolve_device
 from .distributed import DistContext, init_distributed
 from .metrics import MetricsWriter, read_metrics
 from .optim import WarmupCosine, build_optimizer, build_scheduler, param_groups
 from .task import LossTask, SupervisedTask, Task
-from .trainer import Trainer, TrainerConfig, TrainerState, seed_everything
+from .trainer import Trainer
 
 __all__ = [
     "Callback",

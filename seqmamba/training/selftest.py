@@ -18,8 +18,9 @@ from torch.utils.data import TensorDataset
 from ..config import MambaConfig
 from ..encoder import MambaEncoder
 from .callbacks import Callback
+from .config import TrainerConfig, TrainerState, seed_everything
 from .task import SupervisedTask
-from .trainer import Trainer, TrainerConfig, TrainerState, seed_everything
+from .trainer import Trainer
 
 D_MODEL, N_LAYERS, D_STATE, LENGTH = 8, 2, 4, 32
 
