@@ -3,6 +3,8 @@
 Each argument is one setting, comma-separated in the order of KNOBS (trailing knobs keep their values):
 
     python benchmarks/scan_tune.py 64,1024,2048,4 64,1024,2048,4,16,2048,0,2048,4
+    python benchmarks/scan_tune.py --forward-only 8,1024 16,1024   # skip the backward (quicker)
+    python benchmarks/scan_tune.py --float32 0,512                 # float32 inputs instead of bf16
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ from scan import GPU_SHAPES, make_inputs, scan_fns, timed
 from seqmamba.kernels import scan_triton
 
 KNOBS = ("BLOCK_L", "TILE_VALUES", "TARGET_PROGRAMS", "NUM_WARPS", "SUMMARY_BLOCK_L", "SUMMARY_TILE_VALUES",
-         "UNROLL_BACKWARD", "BWD_TILE_VALUES", "BWD_NUM_WARPS")
+         "UNROLL_BACKWARD", "BWD_TILE_VALUES", "BWD_NUM_WARPS", "BWD_BLOCK_L")
 
 
 def main() -> None:
     device = torch.device("cuda")
-    settings = [tuple(int(v) for v in arg.split(",")) for arg in sys.argv[1:]]
+    args = sys.argv[1:]
+    forward_only = "--forward-only" in args
+    dtype = torch.float32 if "--float32" in args else torch.bfloat16
+    settings = [tuple(int(v) for v in arg.split(",")) for arg in args if not arg.startswith("--")]
     if not settings:
         settings = [tuple(getattr(scan_triton, k) for k in KNOBS)]
-    inputs = {name: make_inputs(*shape, 16, torch.bfloat16, device) for name, shape in GPU_SHAPES.items()}
+    inputs = {name: make_inputs(*shape, 16, dtype, device) for name, shape in GPU_SHAPES.items()}
     print(" ".join(KNOBS) + " | " + " | ".join(f"{n} fwd / fwd+bwd ms" for n in inputs))
     for values in settings:
         for knob, value in zip(KNOBS, values):
@@ -35,7 +40,8 @@ def main() -> None:
         for x in inputs.values():
             try:
                 fwd, fwd_bwd = scan_fns(x, "triton")
-                cells.append(f"{timed(fwd, device):.2f} / {timed(fwd_bwd, device):.2f}")
+                both = "-" if forward_only else f"{timed(fwd_bwd, device):.2f}"
+                cells.append(f"{timed(fwd, device):.2f} / {both}")
             except Exception as error:  # out of resources for this setting
                 cells.append(f"failed: {type(error).__name__}")
         print(" ".join(str(getattr(scan_triton, k)) for k in KNOBS) + " | " + " | ".join(cells), flush=True)

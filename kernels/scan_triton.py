@@ -1,17 +1,18 @@
 """Triton selective scan, parallel over batch, channels *and* the sequence: the autograd wrapper and launch plan.
 
-The sequence is cut into tiles of BLOCK_L steps, grouped into chunks; a program walks the tiles of
-one (batch, block of channels, chunk). Chunks are made independent in three steps:
+The sequence is cut into chunks; a program walks the tiles of one (batch, block of channels, chunk).
+Chunks are made independent in three steps:
 
 1. summary (`scan_triton_summary.py`): every chunk's final state from a zero start, and its total decay
    exp(A * sum dt), as weighted sums (no scan);
 2. carry (`_chunk_carry_kernel` below): a short walk over the chunks gives the state entering each chunk;
-3. full (`scan_triton_fwd.py`): every chunk again from its entering state, writing y and the state
-   entering each tile.
+3. full (`scan_triton_fwd.py`): every chunk again from its entering state, in tiles short enough for
+   one thread to hold a tile row, writing y and the state entering each backward tile.
 
 A single chunk (enough programs already) skips 1 and 2. The backward (`scan_triton_bwd.py`) mirrors this
-for g = dL/dh, which runs against the walking order, and recomputes each tile's states from the saved
-tile-entering states (O(batch*dim*L*N/BLOCK_L)): no (batch, dim, L, N) tensor is ever kept.
+for g = dL/dh, which runs against the walking order, in its own longer tiles, and recomputes each
+tile's states from the saved tile-entering states (O(batch*dim*L*N/BWD_BLOCK_L)): no
+(batch, dim, L, N) tensor is ever kept.
 `reverse=True` walks chunks, tiles and scans backwards in place: no flipped copies.
 
 Computation is in float32 (float64 for float64 inputs); loads and stores keep the tensors' dtypes.
@@ -76,28 +77,31 @@ if triton is not None:
 
 # Tuning knobs (benchmarks/scan_tune.py sweeps them; docs/benchmarks/scan_tune_h100.txt has the sweeps).
 # Enough programs to fill the GPU several times over; beyond that, more chunks only add carry work.
-TARGET_PROGRAMS = 2048
-BLOCK_L = 64
-# Values in one (BLOCK_D, BLOCK_L) tile: small enough for a handful of such tiles to live in registers.
-TILE_VALUES = 1024
-NUM_WARPS = 4
+TARGET_PROGRAMS = 1024
+# The forward's tile: 0 = one 16-byte load of the input's dtype per row (8 bf16, 4 float32 steps), which
+# keeps a tile's scan inside one thread. The backward's tiles are coarser (states are saved per backward
+# tile and it sums over channels), and must be a multiple of the forward's.
+BLOCK_L = 0
+BWD_BLOCK_L = 32
+# Values in one (BLOCK_D, BLOCK_L) forward tile.
+TILE_VALUES = 512
+NUM_WARPS = 2
 # The summary pass's (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its steps and its size in values.
 SUMMARY_BLOCK_L = 16
 SUMMARY_TILE_VALUES = 2048
 # The backward's own channel block (its dB/dC sums over channels favour bigger blocks than the forward).
-BWD_TILE_VALUES = 2048
-BWD_NUM_WARPS = 4
+BWD_TILE_VALUES = 1024
+BWD_NUM_WARPS = 2
 # Unroll the backward's loop over states (more registers, more overlap); the forward always unrolls.
 UNROLL_BACKWARD = False
 
 
-def _block_sizes(d_state: int, channels_per_group: int) -> tuple[int, int, int]:
-    block_n = triton.next_power_of_2(max(d_state, 1))
-    block_l = BLOCK_L
+def _tile_steps(element_size: int, d_state: int) -> tuple[int, int]:
+    """Forward and backward tile lengths (powers of two, the backward's a multiple of the forward's)."""
     if interpreting():
-        block_l = 64  # the tests' shapes cross tile and chunk boundaries at this size
-    block_d = max(1, min(triton.next_power_of_2(channels_per_group), TILE_VALUES // block_l))
-    return block_d, block_l, block_n
+        return 8, 16  # small enough that the tests' short sequences cross tiles, state tiles and chunks
+    fwd = BLOCK_L or max(2, 16 // element_size)
+    return fwd, max(fwd, BWD_BLOCK_L)
 
 
 def _chunking(n_tiles: int, programs: int, interpret: bool) -> tuple[int, int]:
@@ -111,27 +115,34 @@ def _chunking(n_tiles: int, programs: int, interpret: bool) -> tuple[int, int]:
 
 
 class _Plan:
-    """Block sizes and grid of one scan call."""
+    """Block sizes and grids of one scan call. Chunks are whole backward tiles, which are whole forward
+    tiles; the summary pass walks chunks in its own (smaller) steps."""
 
     def __init__(self, u, A, groups):
         batch, self.dim, self.length = u.shape
         self.d_state = A.shape[1]
         self.groups = groups
         self.per_group = self.dim // groups
-        self.block_d, self.block_l, self.block_n = _block_sizes(self.d_state, self.per_group)
+        self.block_n = triton.next_power_of_2(max(self.d_state, 1))
+        self.block_l, self.bwd_block_l = _tile_steps(u.element_size(), self.d_state)
+        self.state_every = self.bwd_block_l // self.block_l
+        self.block_d = max(1, min(triton.next_power_of_2(self.per_group), TILE_VALUES // self.block_l))
         self.blocks_per_group = triton.cdiv(self.per_group, self.block_d)
-        self.n_tiles = triton.cdiv(self.length, self.block_l)
+        self.n_bwd_tiles = triton.cdiv(self.length, self.bwd_block_l)
         programs = batch * groups * self.blocks_per_group
-        self.tiles_per_chunk, self.n_chunks = _chunking(self.n_tiles, programs, interpreting())
+        self.bwd_tiles_per_chunk, self.n_chunks = _chunking(self.n_bwd_tiles, programs, interpreting())
+        self.n_tiles = triton.cdiv(self.length, self.block_l)
+        self.tiles_per_chunk = self.bwd_tiles_per_chunk * self.state_every
+        self.chunk_len = self.bwd_tiles_per_chunk * self.bwd_block_l
         self.grid = (batch, groups * self.blocks_per_group, self.n_chunks)
         # The summary pass keeps a (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its own, smaller tiles, which
-        # must divide the chunk (powers of two no longer than the main tile do).
-        self.summary_block_l = min(SUMMARY_BLOCK_L, self.block_l)
+        # must divide the chunk (powers of two no longer than the backward tile do).
+        self.summary_block_l = min(SUMMARY_BLOCK_L, self.bwd_block_l)
         self.summary_block_d = max(1, min(triton.next_power_of_2(self.per_group),
                                           SUMMARY_TILE_VALUES // (self.summary_block_l * self.block_n)))
         self.summary_blocks_per_group = triton.cdiv(self.per_group, self.summary_block_d)
         self.summary_grid = (batch, groups * self.summary_blocks_per_group, self.n_chunks)
-        self.bwd_block_d = max(1, min(triton.next_power_of_2(self.per_group), BWD_TILE_VALUES // self.block_l))
+        self.bwd_block_d = max(1, min(triton.next_power_of_2(self.per_group), BWD_TILE_VALUES // self.bwd_block_l))
         self.bwd_blocks_per_group = triton.cdiv(self.per_group, self.bwd_block_d)
         self.bwd_grid = (batch, groups * self.bwd_blocks_per_group, self.n_chunks)
         self.carry_block_d = max(1, min(triton.next_power_of_2(self.dim), 2048 // self.block_n))
@@ -139,25 +150,27 @@ class _Plan:
 
     def sizes(self):
         return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.blocks_per_group,
-                self.n_tiles, self.tiles_per_chunk, self.n_chunks)
+                self.n_tiles, self.tiles_per_chunk, self.n_chunks, self.n_bwd_tiles)
 
     def summary_sizes(self):
         return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.summary_blocks_per_group,
-                self.tiles_per_chunk * self.block_l, self.n_chunks)
+                self.chunk_len, self.n_chunks)
 
     def summary_blocks(self):
         return dict(BLOCK_D=self.summary_block_d, BLOCK_L=self.summary_block_l, BLOCK_N=self.block_n,
                     num_warps=NUM_WARPS)
 
     def blocks(self):
-        return dict(BLOCK_D=self.block_d, BLOCK_L=self.block_l, BLOCK_N=self.block_n, num_warps=NUM_WARPS)
+        return dict(STATE_EVERY=self.state_every, BLOCK_D=self.block_d, BLOCK_L=self.block_l,
+                    BLOCK_N=self.block_n, num_warps=NUM_WARPS)
 
     def bwd_sizes(self):
         return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.bwd_blocks_per_group,
-                self.n_tiles, self.tiles_per_chunk, self.n_chunks)
+                self.n_bwd_tiles, self.bwd_tiles_per_chunk, self.n_chunks)
 
     def bwd_blocks(self):
-        return dict(BLOCK_D=self.bwd_block_d, BLOCK_L=self.block_l, BLOCK_N=self.block_n, num_warps=BWD_NUM_WARPS)
+        return dict(BLOCK_D=self.bwd_block_d, BLOCK_L=self.bwd_block_l, BLOCK_N=self.block_n,
+                    num_warps=BWD_NUM_WARPS)
 
 
 class _TritonScan(torch.autograd.Function):
@@ -177,7 +190,7 @@ class _TritonScan(torch.autograd.Function):
         out = torch.empty_like(u)
         last = torch.empty(batch, dim, d_state, **f)
         keep = any(ctx.needs_input_grad)  # the backward recomputes tiles from their entering states
-        tile_states = torch.empty(batch, dim, plan.n_tiles if keep else 0, d_state, **f)
+        tile_states = torch.empty(batch, dim, plan.n_bwd_tiles if keep else 0, d_state, **f)
         dummy = u
         flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                      SOFTPLUS=delta_softplus, REVERSE=reverse, ACC=acc, **plan.blocks())

@@ -63,10 +63,15 @@ def channel_params(BIAS, D, d, d_mask, HAS_BIAS: tl.constexpr, HAS_D: tl.constex
     return bias, D_vec
 
 
+# The picks below fill with -0.0, not 0.0: x + (-0.0) == x for every x, so where the picked axis lies in
+# one thread's registers and the index is a compile-time constant, the compiler folds the whole
+# where-and-sum into a register read (x + 0.0 may not be folded: it turns -0.0 into +0.0).
+
+
 @triton.jit
 def column(matrix, index, n_idx):
     """matrix[:, index] of a small (BLOCK_D, BLOCK_N) register tile."""
-    return tl.sum(tl.where(n_idx[None, :] == index, matrix, 0.0), axis=1)
+    return tl.sum(tl.where(n_idx[None, :] == index, matrix, -0.0), axis=1)
 
 
 @triton.jit
@@ -78,7 +83,7 @@ def with_column(matrix, index, n_idx, values):
 @triton.jit
 def at_position(tile, l_idx, index):
     """tile[:, index] of a (BLOCK_D, BLOCK_L) tile."""
-    return tl.sum(tl.where(l_idx[None, :] == index, tile, 0.0), axis=1)
+    return tl.sum(tl.where(l_idx[None, :] == index, tile, -0.0), axis=1)
 
 
 @triton.jit

@@ -1,10 +1,15 @@
 """Forward kernel of the Triton scan: one program per (batch, block of channels, chunk of the sequence).
 
-A program walks the BLOCK_L-step tiles of its chunk from the state entering the chunk. Inside a tile
-the (BLOCK_D, BLOCK_L) slab of u and delta stays in registers while an unrolled loop over the N state
-dimensions runs one associative scan per state on (decay, input) pairs, so y accumulates in registers
-and B/C rows are loaded once per block of channels. exp is taken as exp2 of delta * (A * log2 e), A
-pre-scaled on the host. The states entering each chunk come from kernels/scan_triton_summary.py.
+A program walks its chunk in tiles of BLOCK_L steps, BLOCK_L chosen so that one thread's 16-byte load
+holds a whole tile row (8 bf16 steps, 4 float32). A tile's scan along L then never leaves the thread:
+no shuffles, and picking the tile's last step or a state's column out of the (BLOCK_D, BLOCK_N) state
+folds into register reads (see the -0.0 note in scan_triton_common.py). Per (channel, state, step)
+what is left is an exp2, the input product, one fused multiply-add of the recurrence and one of the
+output. The state entering the tile is folded into its first input, h_0 = a_0 h_in + x_0, so the scan's
+running decay is never needed. exp is taken as exp2 of delta * (A * log2 e), A pre-scaled on the host.
+
+The states entering each chunk come from kernels/scan_triton_summary.py. For the backward, the state
+entering every STATE_EVERY-th tile (the backward's coarser tiles) is saved.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from .scan_triton_common import (
 def scan_fwd_kernel(
     U, DELTA, A2, B, C, D, Z, BIAS,  # inputs; A2 = A * log2(e), (dim, N) in the working dtype
     ENTER,  # (batch, dim, n_chunks, N): state entering each chunk
-    OUT, TILE_STATES, LAST,  # outputs
+    OUT, TILE_STATES, LAST,  # outputs; TILE_STATES (batch, dim, n_state_tiles, N)
     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
+    n_state_tiles,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, REVERSE: tl.constexpr,
+    STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, REVERSE: tl.constexpr, STATE_EVERY: tl.constexpr,
     ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     pid_b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
@@ -44,30 +50,36 @@ def scan_fwd_kernel(
     row = (pid_b * dim + d) * length  # (BLOCK_D,) offset of each channel's sequence
     bc_base = (pid_b * groups + group) * d_state * length
     bias, D_vec = channel_params(BIAS, D, d, d_mask, HAS_BIAS, HAS_D, ACC, BLOCK_D)
+    A2_tile = tl.load(A2 + d[:, None] * d_state + n_idx[None, :], mask=dn_mask, other=0.0).to(ACC)
     state = tl.load(ENTER + ((pid_b * dim + d)[:, None] * n_chunks + chunk) * d_state + n_idx[None, :],
                     mask=dn_mask, other=0.0).to(ACC)  # (BLOCK_D, BLOCK_N)
     first_tile = chunk * tiles_per_chunk
     tiles_here = tl.minimum(tiles_per_chunk, n_tiles - first_tile)
-    last_idx = 0 if REVERSE else BLOCK_L - 1  # the tile's last step in walking order
+    first_idx = BLOCK_L - 1 if REVERSE else 0  # the tile's first and last steps in walking order
+    last_idx = 0 if REVERSE else BLOCK_L - 1
+    is_first = (l_idx == first_idx)[None, :]  # (1, BLOCK_L)
 
     for j in range(0, tiles_here):
-        offs_l = tile_positions(first_tile + j, length, BLOCK_L, REVERSE)
+        tile = first_tile + j
+        offs_l = tile_positions(tile, length, BLOCK_L, REVERSE)
         dt, _raw, mask = load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
         u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
         dtu = dt * u  # (BLOCK_D, BLOCK_L)
         if STORE_STATES:
-            tl.store(TILE_STATES + ((pid_b * dim + d)[:, None] * n_tiles + first_tile + j) * d_state
-                     + n_idx[None, :], state, mask=dn_mask)
+            if tile % STATE_EVERY == 0:
+                tl.store(TILE_STATES + ((pid_b * dim + d)[:, None] * n_state_tiles + tile // STATE_EVERY)
+                         * d_state + n_idx[None, :], state, mask=dn_mask)
         y = D_vec[:, None] * u
         new_state = state
         # Unrolled over the padded states (masked beyond d_state) so that their loads and scans interleave.
         for n in tl.static_range(BLOCK_N):
             n_ok = d_mask & ((d * 0 + n) < d_state)  # (BLOCK_D,): a 0-d mask breaks the interpreter
-            a2 = tl.load(A2 + d * d_state + n, mask=n_ok, other=0.0).to(ACC)
             B_n, C_n = bc_rows(B, C, bc_base, n, length, offs_l, mask & n_ok[:, None], ACC)
-            decay = tl.exp2(a2[:, None] * dt)  # (BLOCK_D, BLOCK_L)
-            run, h = tl.associative_scan((decay, dtu * B_n), axis=1, combine_fn=combine, reverse=REVERSE)
-            h = h + run * column(state, n, n_idx)[:, None]
+            decay = tl.exp2(column(A2_tile, n, n_idx)[:, None] * dt)  # (BLOCK_D, BLOCK_L)
+            entering = decay * column(state, n, n_idx)[:, None]
+            inp = dtu * B_n + tl.where(is_first, entering, -0.0)
+            # The running decay (first output) goes unused: where the scan stays in a thread it is removed.
+            _run, h = tl.associative_scan((decay, inp), axis=1, combine_fn=combine, reverse=REVERSE)
             y += h * C_n
             new_state = with_column(new_state, n, n_idx, at_position(h, l_idx, last_idx))
         state = new_state

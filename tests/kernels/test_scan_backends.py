@@ -191,7 +191,7 @@ def test_triton_knobs_unrolled_backward_and_its_own_block(monkeypatch, reverse):
     from seqmamba.kernels import scan_triton
 
     monkeypatch.setattr(scan_triton, "UNROLL_BACKWARD", True)
-    monkeypatch.setattr(scan_triton, "BWD_TILE_VALUES", 128)
+    monkeypatch.setattr(scan_triton, "BWD_TILE_VALUES", 32)
     case = Case(dim=16, groups=2, length=150, d_state=3, batch=1, reverse=reverse)
     expected = run(case, case.inputs(seed=5), "reference")
     got = run(case, case.inputs(seed=5), "triton")
