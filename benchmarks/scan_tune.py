@@ -2,9 +2,9 @@
 
 Each argument is one setting, comma-separated in the order of KNOBS (trailing knobs keep their values):
 
-    python benchmarks/scan_tune.py 64,1024,2048,4 64,1024,2048,4,16,2048,0,2048,4
-    python benchmarks/scan_tune.py --forward-only 8,1024 16,1024   # skip the backward (quicker)
-    python benchmarks/scan_tune.py --float32 0,512                 # float32 inputs instead of bf16
+    python benchmarks/scan_tune.py 0,64,1024,2 0,64,1024,2,16,2048,0,512,1,32
+    python benchmarks/scan_tune.py --forward-only 0,64 0,32   # skip the backward (quicker)
+    python benchmarks/scan_tune.py --float32 0,64              # float32 inputs instead of bf16
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from scan import GPU_SHAPES, make_inputs, scan_fns, timed
 
 from seqmamba.kernels import scan_triton
 
-KNOBS = ("BLOCK_L", "TILE_VALUES", "TARGET_PROGRAMS", "NUM_WARPS", "SUMMARY_BLOCK_L", "SUMMARY_TILE_VALUES",
+KNOBS = ("BLOCK_L", "BLOCK_D", "TARGET_PROGRAMS", "NUM_WARPS", "SUMMARY_BLOCK_L", "SUMMARY_TILE_VALUES",
          "UNROLL_BACKWARD", "BWD_TILE_VALUES", "BWD_NUM_WARPS", "BWD_BLOCK_L")
 
 

@@ -83,15 +83,15 @@ TARGET_PROGRAMS = 1024
 # tile and it sums over channels), and must be a multiple of the forward's.
 BLOCK_L = 0
 BWD_BLOCK_L = 32
-# Values in one (BLOCK_D, BLOCK_L) forward tile.
-TILE_VALUES = 512
+# Channels per forward program (its tile is (BLOCK_D, BLOCK_L)).
+BLOCK_D = 64
 NUM_WARPS = 2
 # The summary pass's (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its steps and its size in values.
 SUMMARY_BLOCK_L = 16
 SUMMARY_TILE_VALUES = 2048
 # The backward's own channel block (its dB/dC sums over channels favour bigger blocks than the forward).
-BWD_TILE_VALUES = 1024
-BWD_NUM_WARPS = 2
+BWD_TILE_VALUES = 512
+BWD_NUM_WARPS = 1
 # Unroll the backward's loop over states (more registers, more overlap); the forward always unrolls.
 UNROLL_BACKWARD = False
 
@@ -126,7 +126,7 @@ class _Plan:
         self.block_n = triton.next_power_of_2(max(self.d_state, 1))
         self.block_l, self.bwd_block_l = _tile_steps(u.element_size(), self.d_state)
         self.state_every = self.bwd_block_l // self.block_l
-        self.block_d = max(1, min(triton.next_power_of_2(self.per_group), TILE_VALUES // self.block_l))
+        self.block_d = max(1, min(triton.next_power_of_2(self.per_group), BLOCK_D))
         self.blocks_per_group = triton.cdiv(self.per_group, self.block_d)
         self.n_bwd_tiles = triton.cdiv(self.length, self.bwd_block_l)
         programs = batch * groups * self.blocks_per_group
