@@ -78,6 +78,9 @@ if triton is not None:
 # Tuning knobs (benchmarks/scan_tune.py sweeps them; docs/benchmarks/scan_tune_h100.txt has the sweeps).
 # Enough programs to fill the GPU several times over; beyond that, more chunks only add carry work.
 TARGET_PROGRAMS = 1024
+# No chunk shorter than this: the carry walks chunks one after another, so at short L many short
+# chunks cost more in that walk than they add in parallel work.
+MIN_CHUNK_STEPS = 512
 # The forward's tile: 0 = one 16-byte load of the input's dtype per row (8 bf16, 4 float32 steps), which
 # keeps a tile's scan inside one thread. The backward's tiles are coarser (states are saved per backward
 # tile and it sums over channels), and must be a multiple of the forward's.
@@ -104,12 +107,12 @@ def _tile_steps(element_size: int, d_state: int) -> tuple[int, int]:
     return fwd, max(fwd, BWD_BLOCK_L)
 
 
-def _chunking(n_tiles: int, programs: int, interpret: bool) -> tuple[int, int]:
+def _chunking(n_tiles: int, tile_steps: int, programs: int, interpret: bool) -> tuple[int, int]:
     """Tiles per chunk and number of chunks so that programs * chunks reaches TARGET_PROGRAMS."""
     if interpret or n_tiles == 0:
         want = min(n_tiles, 3)  # small shapes in tests still cross chunk boundaries
     else:
-        want = max(1, min(n_tiles, -(-TARGET_PROGRAMS // programs)))
+        want = max(1, min(n_tiles, -(-TARGET_PROGRAMS // programs), n_tiles * tile_steps // max(1, MIN_CHUNK_STEPS)))
     tiles_per_chunk = max(1, -(-n_tiles // want))
     return tiles_per_chunk, max(1, -(-n_tiles // tiles_per_chunk))
 
@@ -130,7 +133,8 @@ class _Plan:
         self.blocks_per_group = triton.cdiv(self.per_group, self.block_d)
         self.n_bwd_tiles = triton.cdiv(self.length, self.bwd_block_l)
         programs = batch * groups * self.blocks_per_group
-        self.bwd_tiles_per_chunk, self.n_chunks = _chunking(self.n_bwd_tiles, programs, interpreting())
+        self.bwd_tiles_per_chunk, self.n_chunks = _chunking(self.n_bwd_tiles, self.bwd_block_l, programs,
+                                                             interpreting())
         self.n_tiles = triton.cdiv(self.length, self.block_l)
         self.tiles_per_chunk = self.bwd_tiles_per_chunk * self.state_every
         self.chunk_len = self.bwd_tiles_per_chunk * self.bwd_block_l
