@@ -55,9 +55,11 @@ def _state_grads(n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_bas
     dA_acc += tl.where(n_idx[None, :] == n, tl.sum(d_log_decay * dt, axis=1)[:, None], 0.0)
     # dB, dC sum over the channels of a group: every block of channels adds its share
     # (atomics keep the buffer at (batch, G, N, L) rather than one copy per block).
+    # Relaxed: the adds need no ordering against other memory traffic, and the default (acq_rel) fences
+    # each one: relaxed took S2's forward+backward from 41.4 to 31.4 ms on the H100.
     l_ok = (offs_l >= 0) & (offs_l < length) & ((offs_l * 0 + n) < d_state)
-    tl.atomic_add(DB_SUM + bc_base + n * length + offs_l, tl.sum(g * dtu, axis=0), mask=l_ok)
-    tl.atomic_add(DC_SUM + bc_base + n * length + offs_l, tl.sum(h * dy, axis=0), mask=l_ok)
+    tl.atomic_add(DB_SUM + bc_base + n * length + offs_l, tl.sum(g * dtu, axis=0), mask=l_ok, sem="relaxed")
+    tl.atomic_add(DC_SUM + bc_base + n * length + offs_l, tl.sum(h * dy, axis=0), mask=l_ok, sem="relaxed")
     return new_carry, y, gB_sum, ddt_decay, dA_acc
 
 
