@@ -104,6 +104,10 @@ def dna(train_path: str | None, classes: list[tuple[str, str]], valid_path: str 
     )
     if overwrite:
         shutil.rmtree(run_dir, ignore_errors=True)
+    # What decides the trained model; device and the progress bar may change between the two halves.
+    run_options = {name: value for name, value in click.get_current_context().params.items()
+                   if name not in ("resume", "overwrite", "quiet", "device")}
+    check_run_options(run_dir, run_options, model_dir, resume)
     clf.fit(X, y, eval_set=eval_set, run_dir=run_dir, resume=resume)
     clf.save(model_dir)
     finish_training_run(run_dir)
@@ -127,6 +131,33 @@ def training_run_dir(model_dir: str, resume: bool, overwrite: bool) -> Path:
     if resume and found is None:
         log.warning("%s: no checkpoint to resume from; training from the start", run_dir)
     return run_dir
+
+
+RUN_OPTIONS = "options.json"
+
+
+def check_run_options(run_dir: Path, options: dict, model_dir: str, resume: bool) -> None:
+    """Record a new run's options in RUN_DIR/options.json; on --resume, refuse options unlike those.
+
+    A resumed run with another learning rate, model size or training file would continue the old
+    checkpoint under new settings and give a model neither run describes.
+    """
+    from ..errors import InputError
+    from ..json_state import read_json, write_json
+
+    path = run_dir / RUN_OPTIONS
+    options = {name: list(map(list, value)) if name == "classes" else value for name, value in options.items()}
+    if resume and path.exists():
+        before = read_json(path)
+        changed = [name for name in sorted(set(before) | set(options)) if before.get(name) != options.get(name)]
+        if changed:
+            shown = "; ".join(f"--{name.replace('_', '-')} {options.get(name)!r} (was {before.get(name)!r})"
+                              for name in changed[:3])
+            raise InputError(f"{model_dir}: --resume with options unlike the interrupted run's: {shown}; give the "
+                             "same options, or --overwrite to start again")
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(path, options)
 
 
 def finish_training_run(run_dir: Path) -> None:
