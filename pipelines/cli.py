@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point: runs the command and returns its exit code.
 
     Errors are one line on stderr (``Error: <file>: ...``; the traceback with ``--debug``): 1 for bad
-    input, an output that cannot be written and bugs, 2 for usage errors; SIGINT and SIGTERM stop the
-    command cleanly (temporary files removed) with ``Interrupted`` (130) or ``Terminated`` (143).
+    input, an output that cannot be written and bugs, 2 for usage errors; SIGINT, SIGTERM and SIGHUP stop
+    the command cleanly (temporary files removed) with ``Interrupted`` (130), ``Terminated`` (143) or
+    ``Hangup`` (129).
     """
     _Session.debug = False
     with stop_on_signals(), one_line_warnings(lambda: _Session.debug), named_stdout():

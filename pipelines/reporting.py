@@ -2,7 +2,7 @@
 
 - bad input (`InputError`) and outputs that cannot be written (`OutputError`: a full disk, ...):
   ``Error: <file>: <what and where>``, exit 1;
-- SIGINT / SIGTERM: ``Interrupted`` / ``Terminated``, exit 130 / 143;
+- SIGINT / SIGTERM / SIGHUP: ``Interrupted`` / ``Terminated`` / ``Hangup``, exit 130 / 143 / 129;
 - anything else is a bug: one line that says so and how to get the traceback, exit 1.
 """
 

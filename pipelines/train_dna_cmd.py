@@ -161,6 +161,7 @@ def check_run_options(run_dir: Path, options: dict, model_dir: str, resume: bool
 
 
 def finish_training_run(run_dir: Path) -> None:
-    """The model is saved: drop the checkpoints (so the next run starts afresh), keep metrics.jsonl."""
+    """The model is saved: drop the checkpoints (so the next run starts afresh), keep metrics.jsonl and the
+    options the model was trained with."""
     for name in ("checkpoint", ".checkpoint.old", "best", ".best.old"):
         shutil.rmtree(run_dir / name, ignore_errors=True)

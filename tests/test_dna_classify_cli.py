@@ -35,8 +35,8 @@ def model_dir(tmp_path_factory):
 def test_train_writes_a_model_directory(model_dir):
     assert {p.name for p in model_dir.iterdir()} == {"config.json", "model.safetensors", "tokenizer.json",
                                                      "estimator.json", "training"}
-    # The finished run keeps its metrics; its checkpoints are gone, so the next run starts afresh.
-    assert [p.name for p in (model_dir / "training").iterdir()] == ["metrics.jsonl"]
+    # The finished run keeps its metrics and options; its checkpoints are gone, so the next run starts afresh.
+    assert sorted(p.name for p in (model_dir / "training").iterdir()) == ["metrics.jsonl", "options.json"]
 
 
 def test_classify_per_record_and_per_window(model_dir, tmp_path, capsys):

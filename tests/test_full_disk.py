@@ -182,7 +182,7 @@ def test_train_dna_full_disk_at_a_checkpoint_then_resume(data, tmp_path, capfd, 
     assert main(argv) == 1
     assert one_error_line(capfd) == f"Error: {model / 'training' / 'checkpoint'}: {NO_SPACE}"
     assert listing(model) == ["training"]  # no model files
-    assert listing(model / "training") == ["checkpoint", "metrics.jsonl"]  # no staging directory
+    assert listing(model / "training") == ["checkpoint", "metrics.jsonl", "options.json"]  # no staging directory
     step = ckpt_state.read_checkpoint(model / "training" / "checkpoint")["trainer"]["state"]["global_step"]
     assert step == 2  # the first epoch's (16 sequences, batches of 8)
     monkeypatch.setattr(os, "fsync", real_fsync)  # space freed
@@ -221,6 +221,6 @@ def test_a_real_file_size_limit(data, tmp_path, command, name, named):
                           env=env, cwd=tmp_path, timeout=600, preexec_fn=limited(4096))
     assert (done.returncode, done.stderr) == (1, f"Error: {tmp_path / named}: {EFBIG}\n")
     if command == "train":  # safetensors' own error type, turned into the same one line
-        assert listing(out) == ["training"] and listing(out / "training") == ["metrics.jsonl"]
+        assert listing(out) == ["training"] and listing(out / "training") == ["metrics.jsonl", "options.json"]
     else:
         assert out.read_text() == PRECIOUS and listing(tmp_path) == [name]

@@ -1,6 +1,7 @@
-"""SIGINT and SIGTERM to a real `seqmamba` process mid-run: a prompt stop with one line (`Interrupted`, exit
-130 / `Terminated`, exit 143), no traceback, no half-written output, the user's old output intact, and for
-training a checkpoint that `train dna ... --resume` continues to the same model as an uninterrupted run.
+"""SIGINT, SIGTERM and SIGHUP to a real `seqmamba` process mid-run: a prompt stop with one line (`Interrupted`,
+exit 130 / `Terminated`, 143 / `Hangup`, 129), no traceback, no half-written output, the user's old output
+intact, and for training a checkpoint that `train dna ... --resume` continues to the same model as an
+uninterrupted run.
 
 No test depends on timing: each waits (up to minutes, on a busy machine) for a file that shows the run
 is under way (the first chunk of rows in the temporary output, the first checkpoint), then signals, and
@@ -24,7 +25,8 @@ from seqmamba.pipelines.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNALS = [pytest.param(signal.SIGINT, "Interrupted", 130, id="SIGINT"),
-           pytest.param(signal.SIGTERM, "Terminated", 143, id="SIGTERM")]
+           pytest.param(signal.SIGTERM, "Terminated", 143, id="SIGTERM"),
+           pytest.param(signal.SIGHUP, "Hangup", 129, id="SIGHUP")]
 PRECIOUS = "the user's earlier output, which must survive\n"
 TRAIN_OPTIONS = ["--d-model", "8", "--n-layers", "1", "--d-state", "4", "--max-len", "64", "--epochs", "20",
                  "--batch-size", "8", "--device", "cpu", "--seed", "3", "-q"]
@@ -110,7 +112,7 @@ def test_training_stops_cleanly_and_resumes_to_the_same_model(data, uninterrupte
     run_dir = model / "training"
     # No model files yet, no half-written checkpoint: only the last complete one, the best one and the metrics.
     assert sorted(p.name for p in model.iterdir()) == ["training"]
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best", "checkpoint", "metrics.jsonl"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best", "checkpoint", "metrics.jsonl", "options.json"]
     state = json.loads((run_dir / "checkpoint" / "trainer_state.json").read_text())["trainer"]["state"]
     assert 0 < state["global_step"] < 40  # 20 epochs of 2 steps
 
