@@ -196,3 +196,18 @@ def test_triton_knobs_unrolled_backward_and_its_own_block(monkeypatch, reverse):
     expected = run(case, case.inputs(seed=5), "reference")
     got = run(case, case.inputs(seed=5), "triton")
     assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"knobs reverse={reverse}")
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
+@pytest.mark.parametrize(("fwd_steps", "bwd_steps"), [(8, 8), (4, 32)])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_triton_forward_and_backward_tiles_of_other_lengths(monkeypatch, fwd_steps, bwd_steps, reverse):
+    """The forward saves states for the backward every bwd_steps // fwd_steps tiles: every ratio (1, and
+    8 with 4-step tiles, as float32 inputs get on a GPU) gives the same scan."""
+    from seqmamba.kernels import scan_triton
+
+    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size, d_state: (fwd_steps, bwd_steps))
+    case = Case(dim=5, length=90, d_state=3, batch=1, reverse=reverse)
+    expected = run(case, case.inputs(seed=7), "reference")
+    got = run(case, case.inputs(seed=7), "triton")
+    assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"tiles {fwd_steps}/{bwd_steps} reverse={reverse}")
