@@ -3,7 +3,7 @@
 A program walks its chunk in tiles of BLOCK_L steps, BLOCK_L chosen so that one thread's 16-byte load
 holds a whole tile row (8 bf16 steps, 4 float32). A tile's scan along L then never leaves the thread:
 no shuffles, and picking the tile's last step or a state's column out of the (BLOCK_D, BLOCK_N) state
-folds into register reads (see the -0.0 note in scan_triton_common.py). Per (channel, state, step)
+costs about one add (see the note in scan_triton_common.py). Per (channel, state, step)
 what is left is an exp2, the input product, one fused multiply-add of the recurrence and one of the
 output. The state entering the tile is folded into its first input, h_0 = a_0 h_in + x_0, so the scan's
 running decay is never needed. exp is taken as exp2 of delta * (A * log2 e), A pre-scaled on the host.

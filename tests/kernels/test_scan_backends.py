@@ -206,7 +206,7 @@ def test_triton_forward_and_backward_tiles_of_other_lengths(monkeypatch, fwd_ste
     8 with 4-step tiles, as float32 inputs get on a GPU) gives the same scan."""
     from seqmamba.kernels import scan_triton
 
-    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size, d_state: (fwd_steps, bwd_steps))
+    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: (fwd_steps, bwd_steps))
     case = Case(dim=5, length=90, d_state=3, batch=1, reverse=reverse)
     expected = run(case, case.inputs(seed=7), "reference")
     got = run(case, case.inputs(seed=7), "triton")
