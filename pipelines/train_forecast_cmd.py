@@ -91,8 +91,8 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
         best += f" (linear start: {model.start_val_mse_:.4f})"
     if model.confirm_mse_:
         held = model.confirm_mse_
-        best += (f"; held-back validation MSE: linear start {held['start']:.4f}, trained {held['trained']:.4f}, "
-                 f"kept the {model.kept_}")
+        scores = ", ".join(f"{name} {mse:.4f}" for name, mse in held.items())
+        best += f"; held-back validation MSE: {scores}; kept the {model.kept_}"
     click.echo(f"trained {model.n_epochs_} epoch(s) on {len(frame)} rows x {series.n_variables} variables{best}; "
                f"model in {target}", err=True)
 

@@ -212,11 +212,37 @@ def test_keep_better_keeps_the_better_weights_on_the_held_back_windows(start_sca
 def test_fit_confirms_on_held_back_rows():
     values = series()
     model = MambaForecaster(**TINY, max_epochs=3, lr=1e-2).fit(values[:240], X_val=values[240 - L:])
-    assert set(model.confirm_mse_) == {"start", "trained"}
-    assert model.kept_ == ("trained" if model.confirm_mse_["trained"] < model.confirm_mse_["start"] else "start")
+    assert list(model.confirm_mse_) == ["start", "blend", "trained"]
+    assert model.kept_ == min(model.confirm_mse_, key=model.confirm_mse_.get)
     held_back = values[240 - L + 30:]  # 76 validation rows: 16 warm-up, 30 to stop on, the last 30 held back
     scaled = SlidingWindows(model.scaler_.transform(held_back), L, H)
     got = evaluate_windows(lambda x: model.model_(torch.from_numpy(x)).detach(), scaled)["mse"]
     assert got == pytest.approx(model.confirm_mse_[model.kept_], rel=1e-5)
     plain = MambaForecaster(**TINY, max_epochs=1, confirm_fraction=0).fit(values[:240], X_val=values[240 - L:])
     assert plain.confirm_mse_ == {} and plain.kept_ in ("start", "trained")
+
+
+@pytest.mark.parametrize("skip_input", ["normalized", "raw"])
+def test_the_blend_forecasts_the_mean_of_start_and_trained(skip_input):
+    """blended_state mixes forecasts, not just weights: its forecast is (1 - w) start + w trained."""
+    from seqmamba.forecasting.confirm import state_copy
+    from seqmamba.forecasting.model import ForecastConfig, VariateMamba
+
+    torch.manual_seed(0)
+    net = VariateMamba(ForecastConfig(lookback=L, horizon=H, n_variables=3, d_model=8, n_layers=1, d_state=2,
+                                      skip_input=skip_input)).eval()
+    net.start_from_linear(torch.randn(H, L) * 0.1, torch.randn(H) * 0.1)
+    start = state_copy(net)
+    with torch.no_grad():  # "training": every weight moves, the encoder's too
+        for value in net.parameters():
+            value.add_(torch.randn_like(value) * 0.1)
+    trained = state_copy(net)
+    x = torch.randn(5, L, 3) * 2 + 1
+    with torch.no_grad():
+        net.load_state_dict(start)
+        from_start = net(x)
+        net.load_state_dict(trained)
+        from_trained = net(x)
+        for w in (0.0, 0.5, 0.3, 1.0):
+            net.load_state_dict(VariateMamba.blended_state(start, trained, w))
+            torch.testing.assert_close(net(x), (1 - w) * from_start + w * from_trained, rtol=1e-5, atol=1e-5)

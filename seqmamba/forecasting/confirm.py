@@ -7,6 +7,10 @@ span and scoring on the second half gave a trained network that was worse than i
 the second half in all 8 settings tried (ETTh1 at four horizons, ETTh2 and Exchange at 96 and 192),
 although it was better on the first half in all 8. So the latest rows of the validation span are
 held back from early stopping, and the trained network must beat the start on them to be kept.
+
+A third candidate is their even mix, whose forecast is the mean of the two (for a network that can
+express it, :meth:`VariateMamba.blended_state`): averaging two forecasters with uncorrelated errors
+lowers the error of either, and the held-back rows decide whether it did.
 """
 
 from __future__ import annotations
@@ -45,10 +49,11 @@ def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def keep_better(model: nn.Module, start: dict[str, torch.Tensor], windows: Any, batch_size: int = 1024
                 ) -> tuple[str, dict[str, float]]:
-    """Score the trained ``model`` and its ``start`` weights on ``windows`` (a SlidingWindows); leave
-    the model holding the trained weights only if they are strictly better there.
+    """Score the trained ``model``, its ``start`` weights and (where the model has ``blended_state``) their
+    even mix on ``windows`` (a SlidingWindows); leave the model holding the best of them there. Ties
+    go to the simpler one: the start, then the mix.
 
-    Returns ("trained" or "start", {"start": mse, "trained": mse}).
+    Returns (``"start"``, ``"blend"`` or ``"trained"``, {candidate: mse}).
     """
     from ..baselines import evaluate_windows
 
@@ -60,12 +65,16 @@ def keep_better(model: nn.Module, start: dict[str, torch.Tensor], windows: Any, 
         with torch.no_grad():
             return model(torch.from_numpy(x).to(device))
 
-    trained_state = state_copy(model)
-    trained = evaluate_windows(forecast, windows, batch_size=batch_size)["mse"]
-    model.load_state_dict(start)
-    begin = evaluate_windows(forecast, windows, batch_size=batch_size)["mse"]
-    kept = "trained" if trained < begin else "start"
-    if kept == "trained":
-        model.load_state_dict(trained_state)
+    trained = state_copy(model)
+    candidates = {"start": start}
+    if hasattr(model, "blended_state"):
+        candidates["blend"] = model.blended_state(start, trained, 0.5)
+    candidates["trained"] = trained
+    scores = {}
+    for name, state in candidates.items():
+        model.load_state_dict(state)
+        scores[name] = evaluate_windows(forecast, windows, batch_size=batch_size)["mse"]
+    kept = min(scores, key=lambda name: (scores[name], list(candidates).index(name)))
+    model.load_state_dict(candidates[kept])
     model.train(was_training)
-    return kept, {"start": begin, "trained": trained}
+    return kept, scores

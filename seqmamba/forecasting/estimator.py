@@ -40,10 +40,10 @@ class MambaForecaster(BaseEstimator):
     :mod:`seqmamba.forecasting.linear_init`) and the Mamba head's output layer starts at zero, so
     before the first step the network *is* that linear model. Its validation MSE is measured before
     training and competes with every epoch: early stopping keeps whichever is best. The latest
-    ``confirm_fraction`` of the validation rows is held back from early stopping: the trained
-    network is kept only if it also beats the linear start there (see
-    :mod:`seqmamba.forecasting.confirm`), so training can only replace the start by something better
-    on validation windows it was not selected on.
+    ``confirm_fraction`` of the validation rows is held back from early stopping: the linear start, the
+    trained network and their even mix (the mean of their forecasts) are scored there and the best is
+    kept (see :mod:`seqmamba.forecasting.confirm`), so training can only replace the start by something
+    better on validation windows it was not selected on.
 
     Args:
         lookback, horizon: L input rows, H forecast rows.
@@ -82,8 +82,9 @@ class MambaForecaster(BaseEstimator):
     seen, original units), ``last_timestamp_``, ``n_rows_seen_``, ``history_`` (one record per
     epoch), ``best_val_mse_``, ``n_epochs_``, ``start_val_mse_`` (validation MSE before the first
     step), ``linear_val_mse_`` (validation MSE of each closed-form linear path tried, by input),
-    ``confirm_mse_`` (``{"start", "trained"}`` MSE on the held-back rows; empty when not confirmed)
-    and ``kept_`` (``"start"`` or ``"trained"``: which weights the forecaster holds).
+    ``confirm_mse_`` (``{"start", "blend", "trained"}`` MSE on the held-back rows; empty when not
+    confirmed) and ``kept_`` (``"start"``, ``"blend"``, the even mix of the two forecasts, or
+    ``"trained"``: which weights the forecaster holds).
 
     Streaming: :meth:`update` appends new rows. With ``"variate"`` the next :meth:`predict`
     re-encodes the last ``lookback`` rows (the architecture is not causal over time). With

@@ -150,6 +150,26 @@ class VariateMamba(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
+    @staticmethod
+    def blended_state(start: dict[str, torch.Tensor], trained: dict[str, torch.Tensor], weight: float
+                      ) -> dict[str, torch.Tensor]:
+        """Weights whose forecast is ``(1 - weight) * start's + weight * trained's``, exactly.
+
+        ``start`` must be a linear start (head zero; see :meth:`start_from_linear`). For fixed encoder
+        weights the forecast is affine in the skip's and the head's weights, and the start's forecast does
+        not depend on its encoder, so mixing the skips, scaling the head by ``weight`` and keeping the
+        trained encoder mixes the two forecasts.
+        """
+        mixed = {}
+        for name, value in trained.items():
+            if name.startswith("skip."):
+                mixed[name] = (1 - weight) * start[name] + weight * value
+            elif name.startswith("head."):
+                mixed[name] = weight * value
+            else:
+                mixed[name] = value
+        return mixed
+
 
 class PatchMamba(nn.Module):
     """Channel-independent patch tokens through a causal Mamba; the last token's state forecasts.
