@@ -144,10 +144,12 @@ def check_run_options(run_dir: Path, options: dict, model_dir: str, resume: bool
     """
     from ..errors import InputError
     from ..json_state import read_json, write_json
+    from ..training.state import find_checkpoint
 
     path = run_dir / RUN_OPTIONS
     options = {name: list(map(list, value)) if name == "classes" else value for name, value in options.items()}
-    if resume and path.exists():
+    # Only an interrupted run binds: a finished one's options.json records what its model was trained with.
+    if resume and path.exists() and find_checkpoint(run_dir) is not None:
         before = read_json(path)
         changed = [name for name in sorted(set(before) | set(options)) if before.get(name) != options.get(name)]
         if changed:

@@ -13,14 +13,20 @@ TINY_ARGS = ["--d-model", "8", "--n-layers", "1", "--d-state", "4", "--max-len",
              "--epochs", "1", "--device", "cpu", "-q"]
 
 
-def interrupted_run(tmp_path):
-    """A finished tiny run whose checkpoint is put back, as if it had been stopped after an epoch."""
+def finished_run(tmp_path):
+    """A tiny `train dna` run to its end: its command line and model directory."""
     X, y = at_gc_task(n=16)
     table = tmp_path / "train.csv"
     table.write_text("sequence,label\n" + "".join(f"{s},{label}\n" for s, label in zip(X, y)))
     model = tmp_path / "model"
     argv = ["train", "dna", "--train", str(table), "-o", str(model), *TINY_ARGS]
     assert main(argv) == 0
+    return argv, model
+
+
+def interrupted_run(tmp_path):
+    """A finished tiny run whose checkpoint is put back, as if it had been stopped after an epoch."""
+    argv, model = finished_run(tmp_path)
     checkpoint = model / "training" / "checkpoint"
     checkpoint.mkdir()
     (checkpoint / STATE_JSON).write_text("{}")
@@ -53,3 +59,10 @@ def test_resume_with_the_same_options_passes_the_check(tmp_path, monkeypatch):
     monkeypatch.setattr("seqmamba.estimators.MambaSequenceClassifier.fit", fake_fit)
     assert main([*argv, "--device", "cpu", "--resume"]) == 130
     assert seen == {"resume": True}
+
+
+def test_a_finished_run_does_not_bind_the_next_one(tmp_path):
+    """Only an interrupted run's options bind --resume; a finished run's options.json is a record."""
+    argv, model = finished_run(tmp_path)
+    assert main([*argv, "--lr", "0.01", "--resume"]) == 0  # no checkpoint: trains afresh, with a warning
+    assert json.loads((model / "training" / "options.json").read_text())["lr"] == 0.01

@@ -9,8 +9,8 @@ although it was better on the first half in all 8. So the latest rows of the val
 held back from early stopping, and the trained network must beat the start on them to be kept.
 
 A third candidate is their even mix, whose forecast is the mean of the two (for a network that can
-express it, :meth:`VariateMamba.blended_state`): averaging two forecasters with uncorrelated errors
-lowers the error of either, and the held-back rows decide whether it did.
+express it, :meth:`VariateMamba.blended_state`): where the two err differently, their mean can
+beat both, and the held-back rows decide whether it did.
 """
 
 from __future__ import annotations
