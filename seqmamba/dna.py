@@ -99,20 +99,25 @@ class DNAEncoder(nn.Module):
         self.config.gradient_checkpointing = bool(value)
         self.encoder.gradient_checkpointing = bool(value)
 
-    def _encode(self, ids: torch.Tensor) -> torch.Tensor:
+    def _encode(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if ids.dim() != 2 or ids.dtype not in (torch.int32, torch.int64):
             raise ValueError(
                 f"DNAEncoder: ids must be integer token ids (batch, L), got {ids.dtype} {tuple(ids.shape)}"
             )
-        return self.encoder(self.embedding(ids))  # (batch, L, d_model)
+        return self.encoder(self.embedding(ids), mask)  # (batch, L, d_model)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """ids (batch, L) -> (batch, L, d_model); with RC equivariance, RC input gives flipped output."""
-        hidden = self._encode(ids)  # (batch, L, d_model)
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (batch, L) -> (batch, L, d_model); with RC equivariance, RC input gives flipped output.
+
+        ``mask`` (batch, L): 1 on real tokens, 0 on padding; real positions then come out as their row
+        alone gives them, whatever the padding (see `MambaEncoder.forward`).
+        """
+        hidden = self._encode(ids, mask)  # (batch, L, d_model)
         if not self.config.rc_equivariant:
             return hidden
         # The RC strand's position L-1-t is this strand's position t: one flip of the output aligns them.
-        hidden_rc = self._encode(reverse_complement(ids, self.complement)).flip(1)  # (batch, L, d_model)
+        mask_rc = None if mask is None else mask.flip(-1)  # padding at the end moves to the start
+        hidden_rc = self._encode(reverse_complement(ids, self.complement), mask_rc).flip(1)  # (batch, L, d_model)
         return (hidden + hidden_rc) * 0.5
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:

@@ -24,8 +24,8 @@ class ResidualLayer(nn.Module):
         self.norm = RMSNorm(config.d_model, eps=config.norm_eps)
         self.mixer = BiMambaMixer(config) if config.bidirectional else MambaBlock.from_config(config)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden + self.mixer(self.norm(hidden))
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return hidden + self.mixer(self.norm(hidden), mask=mask)
 
 
 class MambaEncoder(nn.Module):
@@ -67,8 +67,12 @@ class MambaEncoder(nn.Module):
     def gradient_checkpointing(self, value: bool) -> None:
         self.config.gradient_checkpointing = bool(value)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (batch, L, d_model) -> (batch, L, d_model)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (batch, L, d_model) -> (batch, L, d_model).
+
+        ``mask`` (batch, L), 1 on real tokens and 0 on padding: a padded row's real positions then come
+        out as the row alone would give them (the padded positions' own outputs mean nothing).
+        """
         if x.dim() != 3 or x.shape[-1] != self.config.d_model:
             raise ValueError(
                 f"MambaEncoder: input must be (batch, L, d_model={self.config.d_model}), got {tuple(x.shape)}"
@@ -77,7 +81,7 @@ class MambaEncoder(nn.Module):
         recompute = self.config.gradient_checkpointing and torch.is_grad_enabled()
         for layer in self.layers:
             # Only the layer inputs are kept; each layer's inside is recomputed in the backward pass.
-            hidden = checkpoint(layer, hidden, use_reentrant=False) if recompute else layer(hidden)
+            hidden = checkpoint(layer, hidden, mask, use_reentrant=False) if recompute else layer(hidden, mask)
         return self.norm_f(hidden)
 
     # Recurrent and chunked inference (causal only).

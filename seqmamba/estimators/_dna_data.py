@@ -3,7 +3,7 @@
 A sequence longer than ``max_len`` is cut into windows (every ``stride`` bases; the last one is kept
 shorter), so any length, a whole chromosome included, goes through a model with bounded memory: only
 one batch of windows is ever tokenized and on the device. Batches group windows of similar length, so
-padding stays rare (it would otherwise feed the reverse scan of a bidirectional model).
+padding stays rare (the models mask it out of every layer, so it costs only compute).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The estimators' torch modules: a `DNAEncoder` with a pooled linear head, or a per-position one.
 
-Both take ``input_ids`` and ``attention_mask`` (1 on real tokens) and ignore padded positions when
-pooling. Padding sits at the end of a window; an RC-equivariant encoder flips its reverse strand's
-output back, so the mask applies to the combined output as it is.
+Both take ``input_ids`` and ``attention_mask`` (1 on real tokens). The encoder gets the mask too, so
+padding never reaches a real position: a window's outputs do not depend on the longer windows it is
+batched with. Pooling ignores padded positions. Padding sits at the end of a window; an
+RC-equivariant encoder flips its reverse strand's output back, so the mask applies to the combined
+output as it is.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class _EncoderWithHead(nn.Module):
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooling: str | None = None) -> torch.Tensor:
         """(b, L) ids -> (b, d_model) pooled embeddings."""
-        hidden = self.encoder(input_ids)  # (b, L, d_model)
+        hidden = self.encoder(input_ids, attention_mask)  # (b, L, d_model)
         return masked_pool(hidden, attention_mask, pooling or self.pooling)
 
 
@@ -91,7 +93,7 @@ class MaskedLMModel(_EncoderWithHead):
         super().__init__(config, config.vocab_size, pooling)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(input_ids))  # (b, L, vocab)
+        return self.head(self.encoder(input_ids, attention_mask))  # (b, L, vocab)
 
 
 def build_module(kind: str, config: MambaConfig, n_outputs: int, pooling: str) -> nn.Module:

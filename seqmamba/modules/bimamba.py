@@ -47,11 +47,15 @@ class BiMambaMixer(nn.Module):
             nn.init.zeros_(self.gate_proj.bias)
         self.out_proj = nn.Linear(d_inner, config.d_model, bias=config.bias)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden (batch, L, d_model) -> (batch, L, d_model); every position sees the whole sequence."""
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """hidden (batch, L, d_model) -> (batch, L, d_model); every position sees the whole sequence.
+
+        ``mask`` (batch, L): 1 on real tokens; padded positions do not reach the real ones (see
+        `SelectiveSSM.forward`).
+        """
         x, z = project_in(self.in_proj, hidden)  # (batch, d_inner, L) each
-        y_fwd = self.ssm_fwd(x, z)  # (batch, d_inner, L): summary of 0..t
-        y_rev = self.ssm_rev(x, z)  # (batch, d_inner, L): summary of t..L-1
+        y_fwd = self.ssm_fwd(x, z, mask=mask)  # (batch, d_inner, L): summary of 0..t
+        y_rev = self.ssm_rev(x, z, mask=mask)  # (batch, d_inner, L): summary of t..L-1
         if self.gate_proj is None:
             y = y_fwd + y_rev
         else:

@@ -82,18 +82,20 @@ class MambaBlock(nn.Module):
         )
 
     def forward(
-        self, hidden: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+        self, hidden: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """hidden (batch, L, d_model) -> (batch, L, d_model).
 
         With ``state`` = (conv_state, ssm_state) the sequence continues earlier tokens and the new states
-        are returned as well (chunked inference).
+        are returned as well (chunked inference). ``mask`` (batch, L): 1 on real tokens; padded
+        positions do not reach the real ones (see `SelectiveSSM.forward`).
         """
         x, z = project_in(self.in_proj, hidden)  # (batch, d_inner, L) each
         if state is None:
-            y = self.ssm(x, z)  # (batch, d_inner, L)
+            y = self.ssm(x, z, mask=mask)  # (batch, d_inner, L)
             return F.linear(y.transpose(1, 2), self.out_proj.weight, self.out_proj.bias)
-        y, state = self.ssm(x, z, state)
+        y, state = self.ssm(x, z, state, mask=mask)
         return F.linear(y.transpose(1, 2), self.out_proj.weight, self.out_proj.bias), state
 
     def allocate_state(

@@ -100,16 +100,27 @@ class SelectiveSSM(nn.Module):
         x: torch.Tensor,
         z: torch.Tensor,
         state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Run the branch over a whole sequence (x, z: (batch, d_inner, L)).
 
         With ``state`` = (conv_state (batch, d_inner, d_conv), ssm_state (batch, d_inner, N)) from
         earlier tokens (causal branch only), the sequence continues from there and the states after its
         last token are returned too: ``(y, (conv_state, ssm_state))``.
+
+        ``mask`` (batch, L), 1 on real tokens, 0 on padding (at either end of a row): padded positions
+        then feed nothing to the conv or the scan, so real positions get exactly what the row alone would
+        give them. With a zero input the state passes a padded run as zero (or only decays), and the
+        conv sees zeros there, as it does beyond the sequence's ends.
         """
         if state is None:
+            keep = None if mask is None else mask.to(x.dtype)[:, None, :]  # (batch, 1, L)
+            if keep is not None:
+                x = x * keep
             xc = depthwise_conv(x, self.conv1d.weight, self.conv1d.bias, self.reverse)  # (batch, d_inner, L)
             xc = F.silu(xc)
+            if keep is not None:
+                xc = xc * keep  # the conv's bias alone would make a padded input non-zero
             dt, B, C = self._project(xc)
             return selective_scan(
                 xc, dt, self._A(), B, C, D=self.D, z=z, delta_bias=self.dt_proj.bias, delta_softplus=True,
@@ -117,6 +128,8 @@ class SelectiveSSM(nn.Module):
             )
         if self.reverse:
             raise ValueError("SelectiveSSM: a carried state only makes sense for the causal direction")
+        if mask is not None:
+            raise ValueError("SelectiveSSM: a padding mask with a carried state is not supported")
         conv_state, ssm_state = state
         full = torch.cat([conv_state.to(x.dtype), x], dim=-1)  # (batch, d_inner, d_conv + L)
         # The cache keeps the last d_conv inputs (what `step` needs); the conv reads the last d_conv - 1.
