@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import naming_output, output_error
+from .leftovers import owner_tag, sweep
 
 STDOUT = "<stdout>"  # how errors name standard output
 
@@ -89,8 +90,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         return
     final = Path(os.path.realpath(path))  # through a symbolic link: the file it points to is replaced
     with naming_output(path):
-        # Same directory: os.replace is only atomic within one file system.
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        # Same directory: os.replace is only atomic within one file system. Named after this process, so
+        # that the next write of this output removes what a killed run left (see leftovers.py).
+        sweep(final.parent, f".{final.name}.", ".tmp")
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{owner_tag()}.", suffix=".tmp", dir=final.parent)
     try:
         os.close(fd)
         with naming_output(path, only_write_errors=True):
@@ -119,7 +122,8 @@ def staged_files(directory: str | os.PathLike, last: str) -> Iterator[Path]:
     directory = Path(directory)
     with naming_output(directory):
         directory.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=directory))
+        sweep(directory, ".staging.")
+        staging = Path(tempfile.mkdtemp(prefix=f".staging.{owner_tag()}.", dir=directory))
     try:
         with naming_output(directory, only_write_errors=True):
             yield staging

@@ -9,56 +9,23 @@ checks that the process was still running when the signal went out.
 """
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from dna_estimator_helpers import tiny_cli_workdir
+from process_helpers import run_until, temporary_with_rows
 from safetensors.torch import load_file
 
 from seqmamba.pipelines.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
 SIGNALS = [pytest.param(signal.SIGINT, "Interrupted", 130, id="SIGINT"),
            pytest.param(signal.SIGTERM, "Terminated", 143, id="SIGTERM"),
            pytest.param(signal.SIGHUP, "Hangup", 129, id="SIGHUP")]
 PRECIOUS = "the user's earlier output, which must survive\n"
 TRAIN_OPTIONS = ["--d-model", "8", "--n-layers", "1", "--d-state", "4", "--max-len", "64", "--epochs", "20",
                  "--batch-size", "8", "--device", "cpu", "--seed", "3", "-q"]
-
-
-def env() -> dict[str, str]:
-    out = dict(os.environ)
-    out["PYTHONPATH"] = os.pathsep.join([str(ROOT), out.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    out["OMP_NUM_THREADS"] = str(torch.get_num_threads())  # the same float sums as this process
-    return out
-
-
-def run_until(argv, cwd, ready, sig, timeout=300.0):
-    """Start `seqmamba argv`; once ``ready()`` holds, send ``sig``; return (code, stderr)."""
-    proc = subprocess.Popen([sys.executable, "-m", "seqmamba.pipelines.cli", *argv], cwd=cwd, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while not ready() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert proc.poll() is None, f"finished before it could be signalled: {proc.communicate()}"
-        assert ready(), "never got under way"
-        proc.send_signal(sig)
-        signalled = time.monotonic()
-        _, err = proc.communicate(timeout=120)
-        # Promptly: the stop itself takes well under a second; 30 s allows for a machine shared and busy.
-        assert time.monotonic() - signalled < 30
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return proc.returncode, err
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +36,6 @@ def data(tmp_path_factory):
     return root
 
 
-def temporary_with_rows(folder: Path, name: str):
-    def ready() -> bool:
-        return any(p.stat().st_size > 0 for p in folder.glob(f".{name}.*.tmp"))
-    return ready
 
 
 @pytest.mark.parametrize(("sig", "message", "code"), SIGNALS)
