@@ -4,7 +4,9 @@ what a killed one (SIGKILL, the OOM killer, a power cut) left behind.
 A temporary beside an output is named ``.<output>.<host>-<pid>.<random><suffix>``. Before writing the
 same output again, `sweep` removes the ones whose process is gone: same host, and no process with that
 pid. Another host's, or a live process's (a run writing the same output right now), are left alone.
-POSIX only: elsewhere nothing is swept (Windows has no harmless "is this pid alive" probe).
+POSIX only: elsewhere nothing is swept (Windows has no harmless "is this pid alive" probe). It trusts
+a host name to stand for one process namespace: containers that share a file system *and* a host name
+could see each other's live temporaries as dead.
 """
 
 from __future__ import annotations
