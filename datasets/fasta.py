@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import InputError, naming_output
 from .atomic import atomic_path
 from .fasta_scan import SEQUENCE_BYTES, Compression, EmptyPolicy, RecordStart, detect_compression, scan_fasta
+from .leftovers import owner_tag, sweep
 
 # Sequence characters and CR (dropped from sequence lines wherever it is, as the scanner does).
 _DELETE_SEQUENCE = dict.fromkeys([*SEQUENCE_BYTES, ord("\r")])
@@ -154,7 +155,8 @@ class FastaFile:
         import pyfaidx
 
         with naming_output(fai):
-            staging = Path(tempfile.mkdtemp(prefix=".index.", dir=fai.parent))
+            sweep(fai.parent, f".index.{fai.name}.")  # a killed run's staging folder (see leftovers.py)
+            staging = Path(tempfile.mkdtemp(prefix=f".index.{fai.name}.{owner_tag()}.", dir=fai.parent))
         try:
             staged_fai, staged_gzi = staging / fai.name, None if gzi is None else staging / gzi.name
             with naming_output(fai, only_write_errors=True):

@@ -48,6 +48,20 @@ def test_a_model_directory_loses_a_dead_runs_staging_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["estimator.json"]
 
 
+def test_indexing_a_fasta_removes_a_dead_runs_index_staging(tmp_path):
+    from fasta_helpers import write
+
+    from seqmamba.datasets.fasta import FastaFile
+
+    host = owner_tag().rsplit("-", 1)[0]
+    fasta = write(tmp_path / "g.fa", ">a\nACGT\n>b\nGGCC\n")
+    stale = tmp_path / f".index.g.fa.fai.{host}-{dead_pid()}.q"
+    stale.mkdir()
+    (stale / "g.fa.fai").write_text("a\t4\n")  # truncated, as pyfaidx leaves it when killed
+    FastaFile(fasta).index()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa", "g.fa.fai"]
+
+
 def test_classify_after_a_sigkill_leaves_nothing_behind(tmp_path):
 
     tiny_cli_workdir(tmp_path, "model", 20000)
