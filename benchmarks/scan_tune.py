@@ -5,6 +5,7 @@ Each argument is one setting, comma-separated in the order of KNOBS (trailing kn
     python benchmarks/scan_tune.py 0,64,1024,2 0,64,1024,2,16,2048,0,512,1,32
     python benchmarks/scan_tune.py --forward-only 0,64 0,32   # skip the backward (quicker)
     python benchmarks/scan_tune.py --float32 0,64              # float32 inputs instead of bf16
+    python benchmarks/scan_tune.py --shapes S3 0,64            # only these shapes (comma-separated)
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from scan import GPU_SHAPES, make_inputs, scan_fns, timed
 from seqmamba.kernels import scan_triton
 
 KNOBS = ("BLOCK_L", "BLOCK_D", "TARGET_PROGRAMS", "NUM_WARPS", "SUMMARY_BLOCK_L", "SUMMARY_TILE_VALUES",
-         "UNROLL_BACKWARD", "BWD_TILE_VALUES", "BWD_NUM_WARPS", "BWD_BLOCK_L")
+         "BWD_STATES_PER_ITER", "BWD_TILE_VALUES", "BWD_NUM_WARPS", "BWD_BLOCK_L", "MIN_BLOCK_D",
+         "BWD_TARGET_PROGRAMS")
 
 
 def main() -> None:
@@ -28,10 +30,14 @@ def main() -> None:
     args = sys.argv[1:]
     forward_only = "--forward-only" in args
     dtype = torch.float32 if "--float32" in args else torch.bfloat16
+    shapes = dict(GPU_SHAPES)
+    if "--shapes" in args:
+        names = args.pop(args.index("--shapes") + 1).split(",")
+        shapes = {name: GPU_SHAPES[name] for name in names}
     settings = [tuple(int(v) for v in arg.split(",")) for arg in args if not arg.startswith("--")]
     if not settings:
         settings = [tuple(getattr(scan_triton, k) for k in KNOBS)]
-    inputs = {name: make_inputs(*shape, 16, dtype, device) for name, shape in GPU_SHAPES.items()}
+    inputs = {name: make_inputs(*shape, 16, dtype, device) for name, shape in shapes.items()}
     print(" ".join(KNOBS) + " | " + " | ".join(f"{n} fwd / fwd+bwd ms" for n in inputs))
     for values in settings:
         for knob, value in zip(KNOBS, values):

@@ -86,9 +86,16 @@ MIN_CHUNK_STEPS = 512
 # tile and it sums over channels), and must be a multiple of the forward's.
 BLOCK_L = 0
 BWD_BLOCK_L = 32
-# Channels per forward program (its tile is (BLOCK_D, BLOCK_L)).
+# Channels per forward program (its tile is (BLOCK_D, BLOCK_L)), on NUM_WARPS warps: one tile row per thread.
 BLOCK_D = 64
 NUM_WARPS = 2
+# Where halving the block of channels (down to this; 0: never) fills the GPU, the forward does that instead
+# of cutting L into chunks, and so needs no summary pass (see _Plan._forward_block).
+MIN_BLOCK_D = 16
+# The backward's own program target for its chunking (0: it uses the forward's chunks). Its programs are
+# smaller (BWD_TILE_VALUES // BWD_BLOCK_L channels), so it reaches a target with fewer chunks: at batch 32,
+# dim 1024, L 2048 one chunk instead of two took forward+backward from 7.68 to 7.07 ms (bf16, H100).
+BWD_TARGET_PROGRAMS = 2048
 # The summary pass's (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its steps and its size in values.
 SUMMARY_BLOCK_L = 16
 SUMMARY_TILE_VALUES = 2048
@@ -96,8 +103,9 @@ SUMMARY_TILE_VALUES = 2048
 # so registers bound it.
 BWD_TILE_VALUES = 512
 BWD_NUM_WARPS = 1
-# Unroll the backward's loop over states (more registers, more overlap); the forward always unrolls.
-UNROLL_BACKWARD = False
+# States per trip of the backward's loop over states (more registers, more overlap; a full unroll measured
+# slower); the forward always unrolls.
+BWD_STATES_PER_ITER = 1
 
 
 def _tile_steps(element_size: int) -> tuple[int, int]:
@@ -108,34 +116,40 @@ def _tile_steps(element_size: int) -> tuple[int, int]:
     return fwd, max(fwd, BWD_BLOCK_L)
 
 
-def _chunking(n_tiles: int, tile_steps: int, programs: int, interpret: bool) -> tuple[int, int]:
-    """Tiles per chunk and number of chunks so that programs * chunks reaches TARGET_PROGRAMS."""
-    if interpret or n_tiles == 0:
-        want = min(n_tiles, 3)  # small shapes in tests still cross chunk boundaries
+def _chunking(n_tiles: int, tile_steps: int, programs: int, target: int, interpret_chunks: int | None = None
+              ) -> tuple[int, int]:
+    """Tiles per chunk and number of chunks so that programs * chunks reaches `target`.
+
+    `interpret_chunks` (under TRITON_INTERPRET=1): the chunks wanted instead, so that the tests' small
+    shapes still cross chunk boundaries."""
+    if interpret_chunks is not None or n_tiles == 0:
+        want = min(n_tiles, interpret_chunks or 0)
     else:
-        want = max(1, min(n_tiles, -(-TARGET_PROGRAMS // programs), n_tiles * tile_steps // max(1, MIN_CHUNK_STEPS)))
+        want = max(1, min(n_tiles, -(-target // programs), n_tiles * tile_steps // max(1, MIN_CHUNK_STEPS)))
     tiles_per_chunk = max(1, -(-n_tiles // want))
     return tiles_per_chunk, max(1, -(-n_tiles // tiles_per_chunk))
 
 
 class _Plan:
     """Block sizes and grids of one scan call. Chunks are whole backward tiles, which are whole forward
-    tiles; the summary pass walks chunks in its own (smaller) steps."""
+    tiles; the summary pass walks chunks in its own (smaller) steps. The forward and the backward may cut
+    L into different chunks: the backward's saved states are per backward tile, whatever the chunks."""
 
     def __init__(self, u, A, groups):
         batch, self.dim, self.length = u.shape
+        interpret = interpreting()
         self.d_state = A.shape[1]
         self.groups = groups
         self.per_group = self.dim // groups
         self.block_n = triton.next_power_of_2(max(self.d_state, 1))
         self.block_l, self.bwd_block_l = _tile_steps(u.element_size())
         self.state_every = self.bwd_block_l // self.block_l
-        self.block_d = max(1, min(triton.next_power_of_2(self.per_group), BLOCK_D))
+        self.block_d, self.num_warps = self._forward_block(batch)
         self.blocks_per_group = triton.cdiv(self.per_group, self.block_d)
         self.n_bwd_tiles = triton.cdiv(self.length, self.bwd_block_l)
         programs = batch * groups * self.blocks_per_group
         self.bwd_tiles_per_chunk, self.n_chunks = _chunking(self.n_bwd_tiles, self.bwd_block_l, programs,
-                                                             interpreting())
+                                                             TARGET_PROGRAMS, 3 if interpret else None)
         self.n_tiles = triton.cdiv(self.length, self.block_l)
         self.tiles_per_chunk = self.bwd_tiles_per_chunk * self.state_every
         self.chunk_len = self.bwd_tiles_per_chunk * self.bwd_block_l
@@ -146,20 +160,52 @@ class _Plan:
         self.summary_block_d = max(1, min(triton.next_power_of_2(self.per_group),
                                           SUMMARY_TILE_VALUES // (self.summary_block_l * self.block_n)))
         self.summary_blocks_per_group = triton.cdiv(self.per_group, self.summary_block_d)
-        self.summary_grid = (batch, groups * self.summary_blocks_per_group, self.n_chunks)
         self.bwd_block_d = max(1, min(triton.next_power_of_2(self.per_group), BWD_TILE_VALUES // self.bwd_block_l))
         self.bwd_blocks_per_group = triton.cdiv(self.per_group, self.bwd_block_d)
-        self.bwd_grid = (batch, groups * self.bwd_blocks_per_group, self.n_chunks)
+        if BWD_TARGET_PROGRAMS:
+            bwd_programs = batch * groups * self.bwd_blocks_per_group
+            self.bwd_chunk_tiles, self.bwd_n_chunks = _chunking(self.n_bwd_tiles, self.bwd_block_l, bwd_programs,
+                                                                BWD_TARGET_PROGRAMS, 2 if interpret else None)
+        else:
+            self.bwd_chunk_tiles, self.bwd_n_chunks = self.bwd_tiles_per_chunk, self.n_chunks
+        self.bwd_chunk_len = self.bwd_chunk_tiles * self.bwd_block_l
+        self.bwd_grid = (batch, groups * self.bwd_blocks_per_group, self.bwd_n_chunks)
         self.carry_block_d = max(1, min(triton.next_power_of_2(self.dim), 2048 // self.block_n))
         self.carry_grid = (batch, triton.cdiv(self.dim, self.carry_block_d))
+        self.batch = batch
+
+    def _forward_block(self, batch: int) -> tuple[int, int]:
+        """(channels, warps) of a forward program: BLOCK_D on NUM_WARPS, or a smaller block (down to
+        MIN_BLOCK_D) on proportionally fewer warps, at least one, where that alone brings the grid to the
+        warps of TARGET_PROGRAMS full programs. A block smaller than a warp's rows repeats rows across
+        threads: at batch 32, dim 1024, L 2048 (bf16, H100) 16 channels on one warp ran the forward in
+        0.97 ms, against 1.28 ms for 64 channels in 2 chunks and 1.37 ms for 32 channels in one."""
+        block_d = max(1, min(triton.next_power_of_2(self.per_group), BLOCK_D))
+
+        def warps(block: int) -> int:
+            return max(1, NUM_WARPS * block // BLOCK_D)
+
+        def grid_warps(block: int) -> int:
+            return batch * self.groups * triton.cdiv(self.per_group, block) * warps(block)
+
+        want = TARGET_PROGRAMS * NUM_WARPS
+        smaller = block_d
+        while MIN_BLOCK_D and smaller > MIN_BLOCK_D and grid_warps(smaller) < want:
+            smaller //= 2
+        if grid_warps(block_d) < want <= grid_warps(smaller):
+            return smaller, warps(smaller)
+        return block_d, NUM_WARPS
 
     def sizes(self):
         return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.blocks_per_group,
                 self.n_tiles, self.tiles_per_chunk, self.n_chunks, self.n_bwd_tiles)
 
-    def summary_sizes(self):
+    def summary_grid(self, n_chunks: int):
+        return (self.batch, self.groups * self.summary_blocks_per_group, n_chunks)
+
+    def summary_sizes(self, chunk_len: int, n_chunks: int):
         return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.summary_blocks_per_group,
-                self.chunk_len, self.n_chunks)
+                chunk_len, n_chunks)
 
     def summary_blocks(self):
         return dict(BLOCK_D=self.summary_block_d, BLOCK_L=self.summary_block_l, BLOCK_N=self.block_n,
@@ -167,11 +213,11 @@ class _Plan:
 
     def blocks(self):
         return dict(STATE_EVERY=self.state_every, BLOCK_D=self.block_d, BLOCK_L=self.block_l,
-                    BLOCK_N=self.block_n, num_warps=NUM_WARPS)
+                    BLOCK_N=self.block_n, num_warps=self.num_warps)
 
     def bwd_sizes(self):
         return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.bwd_blocks_per_group,
-                self.n_bwd_tiles, self.bwd_tiles_per_chunk, self.n_chunks)
+                self.n_bwd_tiles, self.bwd_chunk_tiles, self.bwd_n_chunks)
 
     def bwd_blocks(self):
         return dict(BLOCK_D=self.bwd_block_d, BLOCK_L=self.bwd_block_l, BLOCK_N=self.block_n,
@@ -209,10 +255,10 @@ class _TritonScan(torch.autograd.Function):
             local = torch.empty(batch, dim, plan.n_chunks, d_state, **f)
             decay = torch.empty_like(local)
             enter = torch.empty_like(local)
-            _fwd_summary_kernel[plan.summary_grid](
+            _fwd_summary_kernel[plan.summary_grid(plan.n_chunks)](
                 u, delta, A2, Bg, delta_bias if delta_bias is not None else dummy, local, decay,
-                *plan.summary_sizes(), HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, REVERSE=reverse,
-                ACC=acc, **plan.summary_blocks(),
+                *plan.summary_sizes(plan.chunk_len, plan.n_chunks), HAS_BIAS=delta_bias is not None,
+                SOFTPLUS=delta_softplus, REVERSE=reverse, ACC=acc, **plan.summary_blocks(),
             )
             _chunk_carry_kernel[plan.carry_grid](
                 h0 if h0 is not None else dummy, local, decay, enter, last, dim, d_state, plan.n_chunks,
@@ -238,7 +284,7 @@ class _TritonScan(torch.autograd.Function):
         f = dict(device=u.device, dtype=work)
         du, ddelta = torch.empty_like(u), torch.empty_like(delta)
         dz = torch.empty_like(z) if z is not None else None
-        n_chunks = plan.n_chunks
+        n_chunks = plan.bwd_n_chunks
         dA_part = torch.empty(batch, n_chunks, dim, d_state, **f)
         dB = torch.zeros(batch, groups, d_state, length, **f)
         dC = torch.zeros_like(dB)
@@ -248,7 +294,7 @@ class _TritonScan(torch.autograd.Function):
         dummy = u
         flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                      SOFTPLUS=delta_softplus, HAS_H0=initial_state is not None, REVERSE=reverse,
-                     UNROLL=UNROLL_BACKWARD, ACC=acc, **plan.bwd_blocks())
+                     STATES_PER_ITER=BWD_STATES_PER_ITER, ACC=acc, **plan.bwd_blocks())
         A_work = A.to(work).contiguous()
         A2 = (A_work * LOG2E).contiguous()
         bias_or_dummy = delta_bias if delta_bias is not None else dummy
@@ -265,8 +311,9 @@ class _TritonScan(torch.autograd.Function):
             g_local = torch.empty(batch, dim, n_chunks, d_state, **f)
             g_decay = torch.empty_like(g_local)
             g_enter = torch.empty_like(g_local)
-            _bwd_summary_kernel[plan.summary_grid](
-                delta, A2, Cg, z_or_dummy, bias_or_dummy, dout, g_local, g_decay, *plan.summary_sizes(),
+            _bwd_summary_kernel[plan.summary_grid(n_chunks)](
+                delta, A2, Cg, z_or_dummy, bias_or_dummy, dout, g_local, g_decay,
+                *plan.summary_sizes(plan.bwd_chunk_len, n_chunks),
                 HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, REVERSE=reverse,
                 ACC=acc, **plan.summary_blocks(),
             )

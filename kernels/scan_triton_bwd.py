@@ -70,7 +70,7 @@ def scan_bwd_kernel(
     DU, DDELTA, DZ, DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,  # outputs
     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    HAS_H0: tl.constexpr, REVERSE: tl.constexpr, UNROLL: tl.constexpr, ACC: tl.constexpr,
+    HAS_H0: tl.constexpr, REVERSE: tl.constexpr, STATES_PER_ITER: tl.constexpr, ACC: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     pid_b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
@@ -110,18 +110,14 @@ def scan_bwd_kernel(
         y = tl.zeros([BLOCK_D, BLOCK_L], dtype=ACC)
         new_carry = g_carry
         state_offs = ((pid_b * dim + d) * n_tiles + tile) * d_state  # (BLOCK_D,)
-        if UNROLL:
-            for n in tl.static_range(BLOCK_N):
+        # STATES_PER_ITER states per trip (masked past d_state): independent work for the scheduler to
+        # overlap, at the cost of registers.
+        for n0 in range(0, d_state, STATES_PER_ITER):
+            for k in tl.static_range(STATES_PER_ITER):
                 new_carry, y, gB_sum, ddt_decay, dA_acc = _state_grads(
-                    n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_base, d, d_mask, d_state, length,
-                    offs_l, mask, n_idx, l_idx, dt, dt_next, dtu, dy, g_carry, new_carry, y, gB_sum, ddt_decay,
-                    dA_acc, HAS_Z, REVERSE, ACC, BLOCK_L)
-        else:
-            for n in range(0, d_state):
-                new_carry, y, gB_sum, ddt_decay, dA_acc = _state_grads(
-                    n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_base, d, d_mask, d_state, length,
-                    offs_l, mask, n_idx, l_idx, dt, dt_next, dtu, dy, g_carry, new_carry, y, gB_sum, ddt_decay,
-                    dA_acc, HAS_Z, REVERSE, ACC, BLOCK_L)
+                    n0 + k, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_base, d, d_mask, d_state,
+                    length, offs_l, mask, n_idx, l_idx, dt, dt_next, dtu, dy, g_carry, new_carry, y, gB_sum,
+                    ddt_decay, dA_acc, HAS_Z, REVERSE, ACC, BLOCK_L)
         g_carry = new_carry
         # Loaded again rather than kept through the state loop: registers are what limits this kernel.
         u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)

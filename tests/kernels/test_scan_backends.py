@@ -186,11 +186,12 @@ def test_triton_backend_random_shapes(length, d_state, groups, reverse):
 @pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
 @pytest.mark.parametrize("reverse", [False, True])
 def test_triton_knobs_unrolled_backward_and_its_own_block(monkeypatch, reverse):
-    """The non-default knobs still compute the same scan: the backward's loop over states unrolled,
-    and a backward channel block (2) smaller than the forward's (8), with groups."""
+    """The non-default knobs still compute the same scan: the backward's loop over states taken 2 at a
+    time (3 states: the last trip is half masked), and a backward channel block (2) smaller than the
+    forward's (8), with groups."""
     from seqmamba.kernels import scan_triton
 
-    monkeypatch.setattr(scan_triton, "UNROLL_BACKWARD", True)
+    monkeypatch.setattr(scan_triton, "BWD_STATES_PER_ITER", 2)
     monkeypatch.setattr(scan_triton, "BWD_TILE_VALUES", 32)
     case = Case(dim=16, groups=2, length=150, d_state=3, batch=1, reverse=reverse)
     expected = run(case, case.inputs(seed=5), "reference")
@@ -211,3 +212,51 @@ def test_triton_forward_and_backward_tiles_of_other_lengths(monkeypatch, fwd_ste
     expected = run(case, case.inputs(seed=7), "reference")
     got = run(case, case.inputs(seed=7), "triton")
     assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"tiles {fwd_steps}/{bwd_steps} reverse={reverse}")
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
+@pytest.mark.parametrize("reverse", [False, True])
+def test_triton_backward_in_chunks_of_its_own(monkeypatch, reverse):
+    """With BWD_TARGET_PROGRAMS set the backward cuts L into other chunks than the forward (2 against 3
+    under the interpreter), with its own summary and carry: the gradients do not change."""
+    from seqmamba.kernels import scan_triton
+
+    monkeypatch.setattr(scan_triton, "BWD_TARGET_PROGRAMS", 1)
+    case = Case(length=200, dim=3, d_state=3, batch=1, reverse=reverse)
+    plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1)
+    assert (plan.n_chunks, plan.bwd_n_chunks) == (3, 2)
+    expected = run(case, case.inputs(seed=11), "reference")
+    got = run(case, case.inputs(seed=11), "triton")
+    assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"own backward chunks reverse={reverse}")
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
+def test_triton_forward_shrinks_its_block_before_chunking(monkeypatch):
+    """MIN_BLOCK_D: a smaller block of channels (and warps) where that fills TARGET_PROGRAMS programs'
+    warps; the scan is unchanged, and BLOCK_D stays where even the smallest block falls short."""
+    from seqmamba.kernels import scan_triton
+
+    monkeypatch.setattr(scan_triton, "BLOCK_D", 8)
+    monkeypatch.setattr(scan_triton, "NUM_WARPS", 4)
+    monkeypatch.setattr(scan_triton, "MIN_BLOCK_D", 2)
+    case = Case(dim=8, batch=2, length=60, d_state=3)
+    A = torch.zeros(case.dim, case.d_state)
+
+    def block(target):
+        monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", target)
+        blocks = scan_triton._Plan(case.inputs()["u"], A, 1).blocks()
+        return blocks["BLOCK_D"], blocks["num_warps"]
+
+    # batch 2 x dim 8: 2 programs of 8 channels (4 warps each), 4 of 4 (2), 8 of 2 (1): 8, 8, 8 warps.
+    assert block(1) == (8, 4)  # 2 programs already enough
+    assert block(2) == (8, 4)
+    assert block(3) == (8, 4)  # 12 warps wanted: no block gives them
+    monkeypatch.setattr(scan_triton, "NUM_WARPS", 1)  # now 2, 4 and 8 warps (one per program)
+    assert block(2) == (8, 1)
+    assert block(3) == (4, 1)  # the largest block that is enough
+    assert block(5) == (2, 1)
+    assert block(9) == (8, 1)
+    block(5)
+    expected = run(case, case.inputs(seed=13), "reference")
+    got = run(case, case.inputs(seed=13), "triton")
+    assert_close(expected, got, rtol=1e-10, atol=1e-10, label="shrunk forward block")
