@@ -6,6 +6,7 @@ Each argument is one setting, comma-separated in the order of KNOBS (trailing kn
     python benchmarks/scan_tune.py --forward-only 0,64 0,32   # skip the backward (quicker)
     python benchmarks/scan_tune.py --float32 0,64              # float32 inputs instead of bf16
     python benchmarks/scan_tune.py --shapes S3 0,64            # only these shapes (comma-separated)
+    python benchmarks/scan_tune.py --regs 0,64                 # also registers and spills of each kernel
 """
 
 from __future__ import annotations
@@ -22,7 +23,22 @@ from seqmamba.kernels import scan_triton
 
 KNOBS = ("BLOCK_L", "BLOCK_D", "TARGET_PROGRAMS", "NUM_WARPS", "SUMMARY_BLOCK_L", "SUMMARY_TILE_VALUES",
          "BWD_STATES_PER_ITER", "BWD_TILE_VALUES", "BWD_NUM_WARPS", "BWD_BLOCK_L", "MIN_BLOCK_D",
-         "BWD_TARGET_PROGRAMS")
+         "BWD_TARGET_PROGRAMS", "MAXNREG", "BWD_MAXNREG")
+
+
+KERNELS = ("_scan_fwd_kernel", "_scan_bwd_kernel", "_fwd_summary_kernel", "_bwd_summary_kernel")
+
+
+def registers() -> str:
+    """Registers / spilled registers of the kernels compiled since the last call (their caches are emptied)."""
+    cells = []
+    for name in KERNELS:
+        fn = getattr(scan_triton, name)
+        compiled = [k for cache in fn.device_caches.values() for k in cache[0].values()]
+        fn.device_caches.clear()
+        if compiled:
+            cells.append(name.strip("_") + " " + ",".join(sorted({f"{k.n_regs}/{k.n_spills}" for k in compiled})))
+    return "; ".join(cells)
 
 
 def main() -> None:
@@ -51,6 +67,8 @@ def main() -> None:
             except Exception as error:  # out of resources for this setting
                 cells.append(f"failed: {type(error).__name__}")
         print(" ".join(str(getattr(scan_triton, k)) for k in KNOBS) + " | " + " | ".join(cells), flush=True)
+        if "--regs" in args:
+            print("    registers/spills: " + registers(), flush=True)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,14 @@ BWD_NUM_WARPS = 1
 # States per trip of the backward's loop over states (more registers, more overlap; a full unroll measured
 # slower); the forward always unrolls.
 BWD_STATES_PER_ITER = 1
+# Register caps of the forward and backward kernels (0: the compiler's choice); fewer registers fit more
+# warps on an SM, at the price of spills.
+MAXNREG = 0
+BWD_MAXNREG = 0
+
+
+def _reg_cap(cap: int) -> dict:
+    return dict(maxnreg=cap) if cap and not interpreting() else {}
 
 
 def _tile_steps(element_size: int) -> tuple[int, int]:
@@ -213,7 +221,7 @@ class _Plan:
 
     def blocks(self):
         return dict(STATE_EVERY=self.state_every, BLOCK_D=self.block_d, BLOCK_L=self.block_l,
-                    BLOCK_N=self.block_n, num_warps=self.num_warps)
+                    BLOCK_N=self.block_n, num_warps=self.num_warps, **_reg_cap(MAXNREG))
 
     def bwd_sizes(self):
         return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.bwd_blocks_per_group,
@@ -221,7 +229,7 @@ class _Plan:
 
     def bwd_blocks(self):
         return dict(BLOCK_D=self.bwd_block_d, BLOCK_L=self.bwd_block_l, BLOCK_N=self.block_n,
-                    num_warps=BWD_NUM_WARPS)
+                    num_warps=BWD_NUM_WARPS, **_reg_cap(BWD_MAXNREG))
 
 
 class _TritonScan(torch.autograd.Function):
@@ -304,13 +312,16 @@ class _TritonScan(torch.autograd.Function):
         outputs = (du, ddelta, dz if dz is not None else dummy, dA_part, dB, dC, dD_part, dbias_part,
                    dh0 if dh0 is not None else dummy)
         dlast = dlast.contiguous() if dlast is not None else None
+        g_carry = torch.empty(2, batch, dim, n_chunks, d_state, **f)  # [0]: g entering each chunk; [1]: scratch
+        g_enter = g_carry[0]
         if n_chunks == 1:
-            g_enter = (dlast.view(batch, dim, 1, d_state).to(work) if dlast is not None
-                       else torch.zeros(batch, dim, 1, d_state, **f))
+            if dlast is not None:
+                g_enter.copy_(dlast.view(batch, dim, 1, d_state))
+            else:
+                g_enter.zero_()
         else:
             g_local = torch.empty(batch, dim, n_chunks, d_state, **f)
             g_decay = torch.empty_like(g_local)
-            g_enter = torch.empty_like(g_local)
             _bwd_summary_kernel[plan.summary_grid(n_chunks)](
                 delta, A2, Cg, z_or_dummy, bias_or_dummy, dout, g_local, g_decay,
                 *plan.summary_sizes(plan.bwd_chunk_len, n_chunks),
@@ -323,7 +334,7 @@ class _TritonScan(torch.autograd.Function):
                 BLOCK_D=plan.carry_block_d, BLOCK_N=plan.block_n,
             )
         _scan_bwd_kernel[plan.bwd_grid](
-            *inputs, g_enter, *outputs, *plan.bwd_sizes(), **flags,
+            *inputs, g_carry, *outputs, *plan.bwd_sizes(), **flags,
         )
         return (
             du,

@@ -15,18 +15,16 @@ from .scan_triton_common import (
     at_position,
     bc_rows,
     channel_params,
-    column,
     combine,
     load_delta,
     program_channels,
     tile_positions,
-    with_column,
 )
 
 
 @triton.jit
 def _state_grads(n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_base, d, d_mask, d_state, length,
-                 offs_l, mask, n_idx, l_idx, dt, dt_next, dtu, dy, g_carry, new_carry, y, gB_sum, ddt_decay,
+                 offs_l, mask, n_idx, l_idx, dt, dt_next, dtu, dy, g_in, g_out, y, gB_sum, ddt_decay,
                  dA_acc, HAS_Z: tl.constexpr, REVERSE: tl.constexpr, ACC: tl.constexpr, BLOCK_L: tl.constexpr):
     """Everything state n contributes in one tile; returns the updated accumulators.
 
@@ -38,15 +36,20 @@ def _state_grads(n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_bas
     a2 = tl.load(A2 + d * d_state + n, mask=n_ok, other=0.0).to(ACC)
     B_n, C_n = bc_rows(B, C, bc_base, n, length, offs_l, mask & n_ok[:, None], ACC)
     h_in = tl.load(TILE_STATES + state_offs + n, mask=n_ok, other=0.0).to(ACC)
-    # This tile's states h for state n, from the state that entered it.
+    # This tile's states h for state n, from the state that entered it, folded into the first input as in
+    # the forward (so the scans' running decays go unused), and likewise g from the carry at the far end.
+    first_idx = BLOCK_L - 1 if REVERSE else 0  # the tile's first and last steps in walking order
+    last_idx = 0 if REVERSE else BLOCK_L - 1
     inp = dtu * B_n
-    run, h = tl.associative_scan((tl.exp2(a2[:, None] * dt), inp), axis=1, combine_fn=combine, reverse=REVERSE)
-    h = h + run * h_in[:, None]  # (BLOCK_D, BLOCK_L)
-    g_run, g = tl.associative_scan((tl.exp2(a2[:, None] * dt_next), dy * C_n), axis=1, combine_fn=combine,
-                                   reverse=not REVERSE)
-    g = g + g_run * column(g_carry, n, n_idx)[:, None]
-    first_idx = BLOCK_L - 1 if REVERSE else 0  # the tile's first step in walking order
-    new_carry = with_column(new_carry, n, n_idx, at_position(g, l_idx, first_idx))
+    decay = tl.exp2(a2[:, None] * dt)
+    entering = tl.where((l_idx == first_idx)[None, :], decay * h_in[:, None], -0.0)
+    _run, h = tl.associative_scan((decay, inp + entering), axis=1, combine_fn=combine, reverse=REVERSE)
+    decay_next = tl.exp2(a2[:, None] * dt_next)
+    g_in_n = tl.load(g_in + n, mask=n_ok, other=0.0)
+    from_carry = tl.where((l_idx == last_idx)[None, :], decay_next * g_in_n[:, None], -0.0)
+    _g_run, g = tl.associative_scan((decay_next, dy * C_n + from_carry), axis=1, combine_fn=combine,
+                                    reverse=not REVERSE)
+    tl.store(g_out + n, at_position(g, l_idx, first_idx), mask=n_ok)
     if HAS_Z:
         y += h * C_n
     d_log_decay = g * (h - inp)  # dL/d(delta*A); h - inp = a_t * h_{t-1}
@@ -60,13 +63,13 @@ def _state_grads(n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_bas
     l_ok = (offs_l >= 0) & (offs_l < length) & ((offs_l * 0 + n) < d_state)
     tl.atomic_add(DB_SUM + bc_base + n * length + offs_l, tl.sum(g * dtu, axis=0), mask=l_ok, sem="relaxed")
     tl.atomic_add(DC_SUM + bc_base + n * length + offs_l, tl.sum(h * dy, axis=0), mask=l_ok, sem="relaxed")
-    return new_carry, y, gB_sum, ddt_decay, dA_acc
+    return y, gB_sum, ddt_decay, dA_acc
 
 
 @triton.jit
 def scan_bwd_kernel(
     U, DELTA, A, A2, B, C, D, Z, BIAS, DOUT, TILE_STATES,  # inputs; A2 = A * log2(e)
-    G_ENTER,  # (batch, dim, n_chunks, N): g = dL/dh entering each chunk from its far end
+    G_CARRY,  # (2, batch, dim, n_chunks, N): [0] g = dL/dh entering each chunk from its far end; [1] scratch
     DU, DDELTA, DZ, DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,  # outputs
     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
@@ -84,9 +87,11 @@ def scan_bwd_kernel(
     step = -1 if REVERSE else 1
     bias, D_vec = channel_params(BIAS, D, d, d_mask, HAS_BIAS, HAS_D, ACC, BLOCK_D)
 
-    # g = dL/dh at the step after the current tile (in walking order), one column per state.
-    g_carry = tl.load(G_ENTER + ((pid_b * dim + d)[:, None] * n_chunks + chunk) * d_state + n_idx[None, :],
-                      mask=dn_mask, other=0.0).to(ACC)
+    # g = dL/dh at the step after the current tile (in walking order) lives in G_CARRY rather than in
+    # registers (a (BLOCK_D, BLOCK_N) tile would cost registers and a column pick per state): tile jj reads
+    # half jj % 2 and writes the other, so no thread reads what another has just written in the same tile.
+    carry_offs = ((pid_b * dim + d) * n_chunks + chunk) * d_state  # (BLOCK_D,)
+    carry_half = tl.num_programs(0).to(tl.int64) * dim * n_chunks * d_state
     dA_acc = tl.zeros([BLOCK_D, BLOCK_N], dtype=ACC)
     dD_acc = tl.zeros([BLOCK_D], dtype=ACC)
     dbias_acc = tl.zeros([BLOCK_D], dtype=ACC)
@@ -108,17 +113,18 @@ def scan_bwd_kernel(
         gB_sum = tl.zeros([BLOCK_D, BLOCK_L], dtype=ACC)
         ddt_decay = tl.zeros([BLOCK_D, BLOCK_L], dtype=ACC)
         y = tl.zeros([BLOCK_D, BLOCK_L], dtype=ACC)
-        new_carry = g_carry
+        g_in = G_CARRY + (jj % 2) * carry_half + carry_offs
+        g_out = G_CARRY + ((jj + 1) % 2) * carry_half + carry_offs
         state_offs = ((pid_b * dim + d) * n_tiles + tile) * d_state  # (BLOCK_D,)
         # STATES_PER_ITER states per trip (masked past d_state): independent work for the scheduler to
         # overlap, at the cost of registers.
         for n0 in range(0, d_state, STATES_PER_ITER):
             for k in tl.static_range(STATES_PER_ITER):
-                new_carry, y, gB_sum, ddt_decay, dA_acc = _state_grads(
+                y, gB_sum, ddt_decay, dA_acc = _state_grads(
                     n0 + k, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_base, d, d_mask, d_state,
-                    length, offs_l, mask, n_idx, l_idx, dt, dt_next, dtu, dy, g_carry, new_carry, y, gB_sum,
+                    length, offs_l, mask, n_idx, l_idx, dt, dt_next, dtu, dy, g_in, g_out, y, gB_sum,
                     ddt_decay, dA_acc, HAS_Z, REVERSE, ACC, BLOCK_L)
-        g_carry = new_carry
+        tl.debug_barrier()  # this tile's g_out is the next one's g_in, read by other threads too
         # Loaded again rather than kept through the state loop: registers are what limits this kernel.
         u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
         dout = tl.load(DOUT + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
@@ -149,10 +155,12 @@ def scan_bwd_kernel(
     tl.store(DBIAS_PART + part_d, dbias_acc, mask=d_mask)
     if HAS_H0:
         if chunk == 0:
-            # g_carry is now dL/dh at the first step t0, and h_t0 = a_t0 * h0 + x_t0.
+            # The last half written holds dL/dh at the first step t0, and h_t0 = a_t0 * h0 + x_t0.
             t0 = length - 1 if REVERSE else 0
             dt0, _raw0, _mask0 = load_delta(DELTA, row, tl.full([1], t0, tl.int32), length, d_mask, bias,
                                             HAS_BIAS, SOFTPLUS, ACC)  # (BLOCK_D, 1)
             A2_tile = tl.load(A2 + d[:, None] * d_state + n_idx[None, :], mask=dn_mask, other=0.0).to(ACC)
+            g_first = tl.load(G_CARRY + (tiles_here % 2) * carry_half + carry_offs[:, None] + n_idx[None, :],
+                              mask=dn_mask, other=0.0)
             tl.store(DH0 + (pid_b * dim + d)[:, None] * d_state + n_idx[None, :],
-                     g_carry * tl.exp2(dt0 * A2_tile), mask=dn_mask)
+                     g_first * tl.exp2(dt0 * A2_tile), mask=dn_mask)

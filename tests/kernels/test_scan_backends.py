@@ -217,11 +217,14 @@ def test_triton_forward_and_backward_tiles_of_other_lengths(monkeypatch, fwd_ste
 @pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
 @pytest.mark.parametrize("reverse", [False, True])
 def test_triton_backward_in_chunks_of_its_own(monkeypatch, reverse):
-    """With BWD_TARGET_PROGRAMS set the backward cuts L into other chunks than the forward (2 against 3
-    under the interpreter), with its own summary and carry: the gradients do not change."""
+    """With BWD_TARGET_PROGRAMS set the backward cuts L into other chunks than the forward (2 against 3),
+    with its own summary and carry: the gradients do not change."""
     from seqmamba.kernels import scan_triton
 
-    monkeypatch.setattr(scan_triton, "BWD_TARGET_PROGRAMS", 1)
+    # One program each way: the targets are the chunks (on a GPU; the interpreter's are 3 and 2 anyway).
+    monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", 1)
+    monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", 3)
+    monkeypatch.setattr(scan_triton, "BWD_TARGET_PROGRAMS", 2)
     case = Case(length=200, dim=3, d_state=3, batch=1, reverse=reverse)
     plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1)
     assert (plan.n_chunks, plan.bwd_n_chunks) == (3, 2)
