@@ -246,3 +246,15 @@ def test_the_blend_forecasts_the_mean_of_start_and_trained(skip_input):
         for w in (0.0, 0.5, 0.3, 1.0):
             net.load_state_dict(VariateMamba.blended_state(start, trained, w))
             torch.testing.assert_close(net(x), (1 - w) * from_start + w * from_trained, rtol=1e-5, atol=1e-5)
+
+
+def test_the_blend_is_made_where_the_trained_weights_are():
+    """The start is copied before the trainer moves the network to its device: the mix must follow the
+    trained weights there (it raised on a GPU). The "meta" device stands in for one."""
+    from seqmamba.forecasting.model import ForecastConfig, VariateMamba
+
+    net = VariateMamba(ForecastConfig(lookback=L, horizon=H, n_variables=2, d_model=8, n_layers=1, d_state=2))
+    start = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    trained = {k: v.detach().to("meta") for k, v in net.state_dict().items()}
+    mixed = VariateMamba.blended_state(start, trained, 0.5)
+    assert {value.device.type for value in mixed.values()} == {"meta"}

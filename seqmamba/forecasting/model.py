@@ -163,7 +163,8 @@ class VariateMamba(nn.Module):
         mixed = {}
         for name, value in trained.items():
             if name.startswith("skip."):
-                mixed[name] = (1 - weight) * start[name] + weight * value
+                # The start is copied before training moves the network (to a GPU, say): mix on trained's device.
+                mixed[name] = (1 - weight) * start[name].to(value.device) + weight * value
             elif name.startswith("head."):
                 mixed[name] = weight * value
             else:
