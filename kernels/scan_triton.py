@@ -145,6 +145,7 @@ class _Plan:
 
     def __init__(self, u, A, groups):
         batch, self.dim, self.length = u.shape
+        self.batch = batch
         interpret = interpreting()
         self.d_state = A.shape[1]
         self.groups = groups
@@ -180,7 +181,6 @@ class _Plan:
         self.bwd_grid = (batch, groups * self.bwd_blocks_per_group, self.bwd_n_chunks)
         self.carry_block_d = max(1, min(triton.next_power_of_2(self.dim), 2048 // self.block_n))
         self.carry_grid = (batch, triton.cdiv(self.dim, self.carry_block_d))
-        self.batch = batch
 
     def _forward_block(self, batch: int) -> tuple[int, int]:
         """(channels, warps) of a forward program: BLOCK_D on NUM_WARPS, or a smaller block (down to

@@ -216,18 +216,19 @@ def test_triton_forward_and_backward_tiles_of_other_lengths(monkeypatch, fwd_ste
 
 @pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
 @pytest.mark.parametrize("reverse", [False, True])
-def test_triton_backward_in_chunks_of_its_own(monkeypatch, reverse):
+@pytest.mark.parametrize(("bwd_target", "chunks"), [(2, (3, 2)), (0, (3, 3))])
+def test_triton_backward_in_chunks_of_its_own(monkeypatch, reverse, bwd_target, chunks):
     """With BWD_TARGET_PROGRAMS set the backward cuts L into other chunks than the forward (2 against 3),
-    with its own summary and carry: the gradients do not change."""
+    with its own summary and carry; with 0 it shares the forward's. The gradients do not change."""
     from seqmamba.kernels import scan_triton
 
     # One program each way: the targets are the chunks (on a GPU; the interpreter's are 3 and 2 anyway).
     monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", 1)
     monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", 3)
-    monkeypatch.setattr(scan_triton, "BWD_TARGET_PROGRAMS", 2)
+    monkeypatch.setattr(scan_triton, "BWD_TARGET_PROGRAMS", bwd_target)
     case = Case(length=200, dim=3, d_state=3, batch=1, reverse=reverse)
     plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1)
-    assert (plan.n_chunks, plan.bwd_n_chunks) == (3, 2)
+    assert (plan.n_chunks, plan.bwd_n_chunks) == chunks
     expected = run(case, case.inputs(seed=11), "reference")
     got = run(case, case.inputs(seed=11), "triton")
     assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"own backward chunks reverse={reverse}")
