@@ -5,7 +5,7 @@ Chunks are made independent in three steps:
 
 1. summary (`scan_triton_summary.py`): every chunk's final state from a zero start, and its total decay
    exp(A * sum dt), as weighted sums (no scan);
-2. carry (`_chunk_carry_kernel` below): a short walk over the chunks gives the state entering each chunk;
+2. carry (`scan_triton_carry.py`): a scan over the chunks gives the state entering each chunk;
 3. full (`scan_triton_fwd.py`): every chunk again from its entering state, in tiles short enough for
    one thread to hold a tile row, writing y and the state entering each backward tile.
 
@@ -46,33 +46,10 @@ LOG2E = 1.4426950408889634  # exp(x) = exp2(x * log2 e): the kernels take exp2 o
 
 if triton is not None:
     from .scan_triton_bwd import scan_bwd_kernel as _scan_bwd_kernel
+    from .scan_triton_carry import chunk_carry_kernel as _chunk_carry_kernel
     from .scan_triton_fwd import scan_fwd_kernel as _scan_fwd_kernel
     from .scan_triton_summary import bwd_summary_kernel as _bwd_summary_kernel
     from .scan_triton_summary import fwd_summary_kernel as _fwd_summary_kernel
-
-    @triton.jit
-    def _chunk_carry_kernel(
-        H0, CHUNK_LOCAL, CHUNK_DECAY, ENTER, FINAL,
-        dim, d_state, n_chunks,
-        HAS_H0: tl.constexpr, BACKWARD: tl.constexpr, ACC: tl.constexpr,
-        BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
-    ):
-        """Walk the chunks: ENTER[k] = h; h = DECAY[k] * h + LOCAL[k]. BACKWARD walks k downwards."""
-        pid_b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
-        d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
-        n = tl.arange(0, BLOCK_N)
-        dn_mask = (d < dim)[:, None] & (n < d_state)[None, :]
-        state_offs = (pid_b * dim + d)[:, None] * d_state + n[None, :]
-        h = tl.zeros([BLOCK_D, BLOCK_N], dtype=ACC)
-        if HAS_H0:
-            h = tl.load(H0 + state_offs, mask=dn_mask, other=0.0).to(ACC)
-        for j in range(0, n_chunks):
-            k = n_chunks - 1 - j if BACKWARD else j
-            offs = ((pid_b * dim + d)[:, None] * n_chunks + k) * d_state + n[None, :]
-            tl.store(ENTER + offs, h, mask=dn_mask)
-            h = tl.load(CHUNK_DECAY + offs, mask=dn_mask, other=0.0) * h + tl.load(
-                CHUNK_LOCAL + offs, mask=dn_mask, other=0.0)
-        tl.store(FINAL + state_offs, h, mask=dn_mask)
 
 
 # Tuning knobs (benchmarks/scan_tune.py sweeps them; docs/benchmarks/scan_tune_h100.txt has the sweeps).
@@ -96,6 +73,12 @@ MIN_BLOCK_D = 16
 # smaller (BWD_TILE_VALUES // BWD_BLOCK_L channels), so it reaches a target with fewer chunks: at batch 32,
 # dim 1024, L 2048 one chunk instead of two took forward+backward from 7.68 to 7.07 ms (bf16, H100).
 BWD_TARGET_PROGRAMS = 2048
+# The forward loads a tile's u, delta and z one trip of its loop ahead (1; 0: as it works the tile) where its
+# tiles are short (float32) or it runs in chunks. H100, fwd ms at S1 / S2 / S3: float32 4.26 / 9.52 / 1.70
+# without, 3.79 / 8.43 / 1.47 with; bf16 2.57 / 5.30 / 0.97 without, 2.58 / 5.10 / 1.07 with (S3 is one chunk).
+PREFETCH = 1
+# Chunks the carry pass scans at once (kernels/scan_triton_carry.py).
+CARRY_BLOCK_CHUNKS = 64
 # The summary pass's (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its steps and its size in values.
 SUMMARY_BLOCK_L = 16
 SUMMARY_TILE_VALUES = 2048
@@ -163,6 +146,7 @@ class _Plan:
         self.tiles_per_chunk = self.bwd_tiles_per_chunk * self.state_every
         self.chunk_len = self.bwd_tiles_per_chunk * self.bwd_block_l
         self.grid = (batch, groups * self.blocks_per_group, self.n_chunks)
+        self.prefetch = bool(PREFETCH) and (self.block_l < 8 or self.n_chunks > 1)
         # The summary pass keeps a (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its own, smaller tiles, which
         # must divide the chunk (powers of two no longer than the backward tile do).
         self.summary_block_l = min(SUMMARY_BLOCK_L, self.bwd_block_l)
@@ -179,8 +163,7 @@ class _Plan:
             self.bwd_chunk_tiles, self.bwd_n_chunks = self.bwd_tiles_per_chunk, self.n_chunks
         self.bwd_chunk_len = self.bwd_chunk_tiles * self.bwd_block_l
         self.bwd_grid = (batch, groups * self.bwd_blocks_per_group, self.bwd_n_chunks)
-        self.carry_block_d = max(1, min(triton.next_power_of_2(self.dim), 2048 // self.block_n))
-        self.carry_grid = (batch, triton.cdiv(self.dim, self.carry_block_d))
+        self.carry_grid = (batch * self.dim,)
 
     def _forward_block(self, batch: int) -> tuple[int, int]:
         """(channels, warps) of a forward program: BLOCK_D on NUM_WARPS, or a smaller block (down to
@@ -204,6 +187,10 @@ class _Plan:
             return smaller, warps(smaller)
         return block_d, NUM_WARPS
 
+    def carry_blocks(self, n_chunks: int):
+        block_k = 2 if interpreting() else min(CARRY_BLOCK_CHUNKS, triton.next_power_of_2(n_chunks))
+        return dict(BLOCK_K=block_k, BLOCK_N=self.block_n, num_warps=1)
+
     def sizes(self):
         return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.blocks_per_group,
                 self.n_tiles, self.tiles_per_chunk, self.n_chunks, self.n_bwd_tiles)
@@ -220,7 +207,7 @@ class _Plan:
                     num_warps=NUM_WARPS)
 
     def blocks(self):
-        return dict(STATE_EVERY=self.state_every, BLOCK_D=self.block_d, BLOCK_L=self.block_l,
+        return dict(STATE_EVERY=self.state_every, PREFETCH=self.prefetch, BLOCK_D=self.block_d, BLOCK_L=self.block_l,
                     BLOCK_N=self.block_n, num_warps=self.num_warps, **_reg_cap(MAXNREG))
 
     def bwd_sizes(self):
@@ -269,8 +256,8 @@ class _TritonScan(torch.autograd.Function):
                 SOFTPLUS=delta_softplus, REVERSE=reverse, ACC=acc, **plan.summary_blocks(),
             )
             _chunk_carry_kernel[plan.carry_grid](
-                h0 if h0 is not None else dummy, local, decay, enter, last, dim, d_state, plan.n_chunks,
-                HAS_H0=h0 is not None, BACKWARD=False, ACC=acc, BLOCK_D=plan.carry_block_d, BLOCK_N=plan.block_n,
+                h0 if h0 is not None else dummy, local, decay, enter, last, d_state, plan.n_chunks,
+                HAS_H0=h0 is not None, BACKWARD=False, ACC=acc, **plan.carry_blocks(plan.n_chunks),
             )
         _scan_fwd_kernel[plan.grid](
             *args, enter, out, tile_states, last, *plan.sizes(), STORE_STATES=keep, STORE_LAST=plan.n_chunks == 1,
@@ -330,8 +317,7 @@ class _TritonScan(torch.autograd.Function):
             )
             _chunk_carry_kernel[plan.carry_grid](
                 dlast if dlast is not None else dummy, g_local, g_decay, g_enter, torch.empty_like(dA_part[:, 0]),
-                dim, d_state, n_chunks, HAS_H0=dlast is not None, BACKWARD=True, ACC=acc,
-                BLOCK_D=plan.carry_block_d, BLOCK_N=plan.block_n,
+                d_state, n_chunks, HAS_H0=dlast is not None, BACKWARD=True, ACC=acc, **plan.carry_blocks(n_chunks),
             )
         _scan_bwd_kernel[plan.bwd_grid](
             *inputs, g_carry, *outputs, *plan.bwd_sizes(), **flags,

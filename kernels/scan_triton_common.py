@@ -18,6 +18,30 @@ def softplus(x):
 
 
 @triton.jit
+def delta_after(raw, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """delta after bias and softplus from the raw (BLOCK_D, BLOCK_L) tile; 0 where masked."""
+    if HAS_BIAS:
+        raw = raw + bias[:, None]
+    dt = raw
+    if SOFTPLUS:
+        dt = softplus(raw)
+    return tl.where(mask, dt, 0.0)
+
+
+@triton.jit
+def tile_inputs(U, DELTA, Z, row, offs_l, d_mask, length, HAS_Z: tl.constexpr):
+    """u, delta and z (zeros without z) of a (BLOCK_D, BLOCK_L) tile, as stored (not yet converted)."""
+    offs = row[:, None] + offs_l[None, :]
+    mask = d_mask[:, None] & ((offs_l >= 0) & (offs_l < length))[None, :]
+    u = tl.load(U + offs, mask=mask, other=0.0)
+    delta = tl.load(DELTA + offs, mask=mask, other=0.0)
+    z = tl.zeros_like(u)
+    if HAS_Z:
+        z = tl.load(Z + offs, mask=mask, other=0.0)
+    return u, delta, z
+
+
+@triton.jit
 def load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
                ACC: tl.constexpr):
     """delta after bias and softplus for (BLOCK_D, BLOCK_L) positions; 0 outside the sequence."""

@@ -23,8 +23,9 @@ from .scan_triton_common import (
     channel_params,
     column,
     combine,
-    load_delta,
+    delta_after,
     program_channels,
+    tile_inputs,
     tile_positions,
     with_column,
 )
@@ -39,6 +40,7 @@ def scan_fwd_kernel(
     n_state_tiles,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, REVERSE: tl.constexpr, STATE_EVERY: tl.constexpr,
+    PREFETCH: tl.constexpr,
     ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     pid_b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
@@ -59,11 +61,23 @@ def scan_fwd_kernel(
     last_idx = 0 if REVERSE else BLOCK_L - 1
     is_first = (l_idx == first_idx)[None, :]  # (1, BLOCK_L)
 
+    # PREFETCH: software pipelining by hand. The next tile's u, delta and z are loaded before this tile's
+    # states are worked, so their trip to memory overlaps the work instead of stalling the loop (the last
+    # trip loads a tile of the next chunk, unused, rather than test for it).
+    if PREFETCH:
+        u_raw, delta_raw, z_raw = tile_inputs(U, DELTA, Z, row, tile_positions(first_tile, length, BLOCK_L, REVERSE),
+                                              d_mask, length, HAS_Z)
     for j in range(0, tiles_here):
         tile = first_tile + j
         offs_l = tile_positions(tile, length, BLOCK_L, REVERSE)
-        dt, _raw, mask = load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
-        u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
+        mask = d_mask[:, None] & ((offs_l >= 0) & (offs_l < length))[None, :]
+        if not PREFETCH:
+            u_raw, delta_raw, z_raw = tile_inputs(U, DELTA, Z, row, offs_l, d_mask, length, HAS_Z)
+        u, zv = u_raw.to(ACC), z_raw.to(ACC)
+        dt = delta_after(delta_raw.to(ACC), bias, mask, HAS_BIAS, SOFTPLUS)
+        if PREFETCH:
+            u_raw, delta_raw, z_raw = tile_inputs(U, DELTA, Z, row, tile_positions(tile + 1, length, BLOCK_L, REVERSE),
+                                                  d_mask, length, HAS_Z)
         dtu = dt * u  # (BLOCK_D, BLOCK_L)
         if STORE_STATES:
             if tile % STATE_EVERY == 0:
@@ -84,7 +98,6 @@ def scan_fwd_kernel(
             new_state = with_column(new_state, n, n_idx, at_position(h, l_idx, last_idx))
         state = new_state
         if HAS_Z:
-            zv = tl.load(Z + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
             y = y * zv * tl.sigmoid(zv)
         tl.store(OUT + row[:, None] + offs_l[None, :], y.to(OUT.dtype.element_ty), mask=mask)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .scan_triton_common import channel_params, load_delta, program_channels, tile_positions
+from .scan_triton_common import channel_params, delta_after, load_delta, program_channels, tile_positions
 
 
 @triton.jit
@@ -40,6 +40,19 @@ def _chunk_setup(A2, BIAS, chunk_len, length, d_state, dim, groups, channels_per
 
 
 @triton.jit
+def _summary_inputs(U, DELTA, B, row, bc_offs, n_ok, tile, length, d_mask, BLOCK_L: tl.constexpr,
+                    REVERSE: tl.constexpr):
+    """u, delta (BLOCK_D, BLOCK_L) and B (BLOCK_N, BLOCK_L) of a tile as stored, and the tile's mask."""
+    offs_l = tile_positions(tile, length, BLOCK_L, REVERSE)
+    l_ok = ((offs_l >= 0) & (offs_l < length))[None, :]
+    mask = d_mask[:, None] & l_ok
+    u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0)
+    delta = tl.load(DELTA + row[:, None] + offs_l[None, :], mask=mask, other=0.0)
+    B_tile = tl.load(B + bc_offs + offs_l[None, :], mask=n_ok & l_ok, other=0.0)
+    return u, delta, B_tile, mask
+
+
+@triton.jit
 def fwd_summary_kernel(
     U, DELTA, A2, B, BIAS, CHUNK_LOCAL, CHUNK_DECAY,
     dim, length, d_state, groups, channels_per_group, blocks_per_group, chunk_len, n_chunks,
@@ -53,12 +66,16 @@ def fwd_summary_kernel(
     acc = tl.zeros([BLOCK_D, BLOCK_N, BLOCK_L], dtype=ACC)
     later = tl.zeros([BLOCK_D], dtype=ACC)  # delta summed over the tiles already seen
     # Walk the chunk from its far end, so the time left after a step is `later` plus the rest of its tile.
+    # The next tile's u, delta and B are loaded before this one is worked (software pipelining by hand; the
+    # last trip loads a tile of the neighbouring chunk, unused, rather than test for it).
+    u_raw, delta_raw, B_raw, mask = _summary_inputs(U, DELTA, B, row, bc_offs, n_ok, first_tile + tiles_here - 1,
+                                                    length, d_mask, BLOCK_L, REVERSE)
     for jj in range(0, tiles_here):
-        offs_l = tile_positions(first_tile + tiles_here - 1 - jj, length, BLOCK_L, REVERSE)
-        dt, _raw, mask = load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
-        u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
-        l_ok = ((offs_l >= 0) & (offs_l < length))[None, :]
-        B_tile = tl.load(B + bc_offs + offs_l[None, :], mask=n_ok & l_ok, other=0.0).to(ACC)  # (BLOCK_N, BLOCK_L)
+        u, B_tile = u_raw.to(ACC), B_raw.to(ACC)  # (BLOCK_D, BLOCK_L), (BLOCK_N, BLOCK_L)
+        dt = delta_after(delta_raw.to(ACC), bias, mask, HAS_BIAS, SOFTPLUS)
+        u_raw, delta_raw, B_raw, mask = _summary_inputs(U, DELTA, B, row, bc_offs, n_ok,
+                                                        first_tile + tiles_here - 2 - jj, length, d_mask,
+                                                        BLOCK_L, REVERSE)
         tile_dt = tl.sum(dt, axis=1)  # (BLOCK_D,)
         prefix = tl.cumsum(dt, axis=1)
         if REVERSE:

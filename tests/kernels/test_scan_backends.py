@@ -264,3 +264,20 @@ def test_triton_forward_shrinks_its_block_before_chunking(monkeypatch):
     expected = run(case, case.inputs(seed=13), "reference")
     got = run(case, case.inputs(seed=13), "triton")
     assert_close(expected, got, rtol=1e-10, atol=1e-10, label="shrunk forward block")
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
+@pytest.mark.parametrize("prefetch", [0, 1])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_triton_forward_with_and_without_loading_a_tile_ahead(monkeypatch, prefetch, reverse):
+    """PREFETCH: the forward loads the next tile's inputs one trip ahead, across chunk ends (3 chunks here),
+    or each tile as it works it; the scan and its gradients are the same either way."""
+    from seqmamba.kernels import scan_triton
+
+    monkeypatch.setattr(scan_triton, "PREFETCH", prefetch)
+    case = Case(length=200, dim=3, d_state=3, batch=1, reverse=reverse)
+    plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1)
+    assert (plan.n_chunks, plan.prefetch) == (3, bool(prefetch))
+    expected = run(case, case.inputs(seed=13), "reference")
+    got = run(case, case.inputs(seed=13), "triton")
+    assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"prefetch={prefetch} reverse={reverse}")
