@@ -126,8 +126,9 @@ class _Plan:
     tiles; the summary pass walks chunks in its own (smaller) steps. The forward and the backward may cut
     L into different chunks: the backward's saved states are per backward tile, whatever the chunks."""
 
-    def __init__(self, u, A, groups):
+    def __init__(self, u, A, groups, directions: int = 1):
         batch, self.dim, self.length = u.shape
+        batch *= directions  # both directions of a bidirectional call share the batch grid axis
         self.batch = batch
         interpret = interpreting()
         self.d_state = A.shape[1]
@@ -219,41 +220,58 @@ class _Plan:
                     num_warps=BWD_NUM_WARPS, **_reg_cap(BWD_MAXNREG))
 
 
+def _stacked(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.Tensor | None:
+    """A per-direction parameter ((dim,) or (dim, N)) of both directions as one (2, ...) tensor."""
+    if first is None:
+        return None
+    return first.contiguous() if second is None else torch.stack((first, second)).contiguous()
+
+
 class _TritonScan(torch.autograd.Function):
+    """One scan, or two over the same z in one launch per pass (`rev` given): the second runs the other way
+    with its own inputs, and the outputs come stacked (2, batch, dim, L)."""
+
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, reverse):
-        batch, dim, _ = u.shape
+    def forward(ctx, delta_softplus, reverse, z, initial_state, u, delta, A, B, C, D, delta_bias, *rev):
+        dirs = 2 if rev else 1
+        u_r, delta_r, A_r, B_r, C_r, D_r, bias_r = rev if rev else (None,) * 7
+        batch, dim, length = u.shape
         d_state = A.shape[1]
-        work = state_dtype(u, delta, A, B, C, D, z, delta_bias, initial_state)
+        work = state_dtype(u, delta, A, B, C, D, z, delta_bias, initial_state, *rev)
         acc = tl.float64 if work == torch.float64 else tl.float32
         Bg, Cg = grouped(B).contiguous(), grouped(C).contiguous()
-        u, delta, A = u.contiguous(), delta.contiguous(), A.contiguous()
+        u, delta = u.contiguous(), delta.contiguous()
+        Bg_r, Cg_r = (grouped(B_r).contiguous(), grouped(C_r).contiguous()) if rev else (Bg, Cg)
+        u_r, delta_r = (u_r.contiguous(), delta_r.contiguous()) if rev else (u, delta)
+        A_all, D_all, bias_all = _stacked(A, A_r), _stacked(D, D_r), _stacked(delta_bias, bias_r)
         z = z.contiguous() if z is not None else None
         h0 = initial_state.contiguous() if initial_state is not None else None
-        plan = _Plan(u, A, Bg.shape[1])
+        plan = _Plan(u, A, Bg.shape[1], dirs)
+        rows = dirs * batch
         f = dict(device=u.device, dtype=work)
 
-        out = torch.empty_like(u)
-        last = torch.empty(batch, dim, d_state, **f)
+        out = u.new_empty(rows, dim, length)
+        last = torch.empty(rows, dim, d_state, **f)
         keep = any(ctx.needs_input_grad)  # the backward recomputes tiles from their entering states
-        tile_states = torch.empty(batch, dim, plan.n_bwd_tiles if keep else 0, d_state, **f)
+        tile_states = torch.empty(rows, plan.n_bwd_tiles if keep else 0, dim, d_state, **f)
         dummy = u
+        D_arg = D_all if D_all is not None else dummy
+        bias_arg = bias_all if bias_all is not None else dummy
         flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                     SOFTPLUS=delta_softplus, REVERSE=reverse, ACC=acc, **plan.blocks())
-        A2 = (A.to(work) * LOG2E).contiguous()  # (dim, N)
-        args = (u, delta, A2, Bg, Cg, D if D is not None else dummy, z if z is not None else dummy,
-                delta_bias if delta_bias is not None else dummy)
+                     SOFTPLUS=delta_softplus, REVERSE=reverse, BIDIRECTIONAL=bool(rev), ACC=acc, **plan.blocks())
+        A2 = (A_all.to(work) * LOG2E).contiguous()  # (dirs, dim, N) or (dim, N)
+        args = (u, u_r, delta, delta_r, A2, Bg, Bg_r, Cg, Cg_r, D_arg, z if z is not None else dummy, bias_arg)
         if plan.n_chunks == 1:
             enter = (h0.view(batch, dim, 1, d_state).to(work) if h0 is not None
-                     else torch.zeros(batch, dim, 1, d_state, **f))
+                     else torch.zeros(rows, dim, 1, d_state, **f))
         else:
-            local = torch.empty(batch, dim, plan.n_chunks, d_state, **f)
+            local = torch.empty(rows, dim, plan.n_chunks, d_state, **f)
             decay = torch.empty_like(local)
             enter = torch.empty_like(local)
             _fwd_summary_kernel[plan.summary_grid(plan.n_chunks)](
-                u, delta, A2, Bg, delta_bias if delta_bias is not None else dummy, local, decay,
+                u, u_r, delta, delta_r, A2, Bg, Bg_r, bias_arg, local, decay,
                 *plan.summary_sizes(plan.chunk_len, plan.n_chunks), HAS_BIAS=delta_bias is not None,
-                SOFTPLUS=delta_softplus, REVERSE=reverse, ACC=acc, **plan.summary_blocks(),
+                SOFTPLUS=delta_softplus, REVERSE=reverse, BIDIRECTIONAL=bool(rev), ACC=acc, **plan.summary_blocks(),
             )
             _chunk_carry_kernel[plan.carry_grid](
                 h0 if h0 is not None else dummy, local, decay, enter, last, d_state, plan.n_chunks,
@@ -263,78 +281,98 @@ class _TritonScan(torch.autograd.Function):
             *args, enter, out, tile_states, last, *plan.sizes(), STORE_STATES=keep, STORE_LAST=plan.n_chunks == 1,
             **flags,
         )
-        ctx.save_for_backward(u, delta, A, Bg, Cg, D, z, delta_bias, initial_state, tile_states)
-        ctx.settings = (delta_softplus, reverse, acc, work, B.dim() == 3, C.dim() == 3, plan)
+        ctx.save_for_backward(u, delta, A_all, Bg, Cg, D_all, z, bias_all, initial_state, tile_states,
+                              *((u_r, delta_r, Bg_r, Cg_r) if rev else ()))
+        shared = (B.dim() == 3, C.dim() == 3)
+        ctx.settings = (delta_softplus, reverse, acc, work, shared, plan, dirs, (A.dtype, Bg.dtype, Cg.dtype))
         ctx.set_materialize_grads(False)
+        if rev:
+            return out.view(dirs, batch, dim, length), last.view(dirs, batch, dim, d_state)
         return out, last
 
     @staticmethod
     def backward(ctx, dout, dlast):
-        u, delta, A, Bg, Cg, D, z, delta_bias, initial_state, tile_states = ctx.saved_tensors
-        delta_softplus, reverse, acc, work, b_shared, c_shared, plan = ctx.settings
+        u, delta, A_all, Bg, Cg, D_all, z, bias_all, initial_state, tile_states, *rev = ctx.saved_tensors
+        delta_softplus, reverse, acc, work, shared, plan, dirs, dtypes = ctx.settings
+        u_r, delta_r, Bg_r, Cg_r = rev if rev else (u, delta, Bg, Cg)
         batch, dim, length = u.shape
-        d_state = A.shape[1]
+        rows = dirs * batch
+        d_state = A_all.shape[-1]
         groups = Bg.shape[1]
-        dout = torch.zeros_like(u) if dout is None else dout.contiguous()
+        dout = u.new_zeros(rows, dim, length) if dout is None else dout.contiguous().view(rows, dim, length)
         f = dict(device=u.device, dtype=work)
-        du, ddelta = torch.empty_like(u), torch.empty_like(delta)
-        dz = torch.empty_like(z) if z is not None else None
+        du, ddelta = u.new_empty(rows, dim, length), delta.new_empty(rows, dim, length)
+        dz = z.new_empty(rows, dim, length) if z is not None else None
         n_chunks = plan.bwd_n_chunks
-        dA_part = torch.empty(batch, n_chunks, dim, d_state, **f)
-        dB = torch.zeros(batch, groups, d_state, length, **f)
+        dA_part = torch.empty(rows, n_chunks, dim, d_state, **f)
+        dB = torch.zeros(rows, groups, d_state, length, **f)
         dC = torch.zeros_like(dB)
-        dD_part = torch.empty(batch, n_chunks, dim, **f)
-        dbias_part = torch.empty(batch, n_chunks, dim, **f)
+        dD_part = torch.empty(rows, n_chunks, dim, **f)
+        dbias_part = torch.empty(rows, n_chunks, dim, **f)
         dh0 = torch.empty(batch, dim, d_state, **f) if initial_state is not None else None
         dummy = u
-        flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+        flags = dict(HAS_D=D_all is not None, HAS_Z=z is not None, HAS_BIAS=bias_all is not None,
                      SOFTPLUS=delta_softplus, HAS_H0=initial_state is not None, REVERSE=reverse,
-                     STATES_PER_ITER=BWD_STATES_PER_ITER, ACC=acc, **plan.bwd_blocks())
-        A_work = A.to(work).contiguous()
+                     STATES_PER_ITER=BWD_STATES_PER_ITER, BIDIRECTIONAL=bool(rev), ACC=acc, **plan.bwd_blocks())
+        A_work = A_all.to(work).contiguous()
         A2 = (A_work * LOG2E).contiguous()
-        bias_or_dummy = delta_bias if delta_bias is not None else dummy
+        bias_or_dummy = bias_all if bias_all is not None else dummy
         z_or_dummy = z if z is not None else dummy
-        inputs = (u, delta, A_work, A2, Bg, Cg, D if D is not None else dummy, z_or_dummy, bias_or_dummy, dout,
-                  tile_states)
+        inputs = (u, u_r, delta, delta_r, A_work, A2, Bg, Bg_r, Cg, Cg_r, D_all if D_all is not None else dummy,
+                  z_or_dummy, bias_or_dummy, dout, tile_states)
         outputs = (du, ddelta, dz if dz is not None else dummy, dA_part, dB, dC, dD_part, dbias_part,
                    dh0 if dh0 is not None else dummy)
         dlast = dlast.contiguous() if dlast is not None else None
-        g_carry = torch.empty(2, batch, dim, n_chunks, d_state, **f)  # [0]: g entering each chunk; [1]: scratch
+        g_carry = torch.empty(2, rows, dim, n_chunks, d_state, **f)  # [0]: g entering each chunk; [1]: scratch
         g_enter = g_carry[0]
         if n_chunks == 1:
             if dlast is not None:
-                g_enter.copy_(dlast.view(batch, dim, 1, d_state))
+                g_enter.copy_(dlast.view(rows, dim, 1, d_state))
             else:
                 g_enter.zero_()
         else:
-            g_local = torch.empty(batch, dim, n_chunks, d_state, **f)
+            g_local = torch.empty(rows, dim, n_chunks, d_state, **f)
             g_decay = torch.empty_like(g_local)
             _bwd_summary_kernel[plan.summary_grid(n_chunks)](
-                delta, A2, Cg, z_or_dummy, bias_or_dummy, dout, g_local, g_decay,
+                delta, delta_r, A2, Cg, Cg_r, z_or_dummy, bias_or_dummy, dout, g_local, g_decay,
                 *plan.summary_sizes(plan.bwd_chunk_len, n_chunks),
-                HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus, REVERSE=reverse,
-                ACC=acc, **plan.summary_blocks(),
+                HAS_Z=z is not None, HAS_BIAS=bias_all is not None, SOFTPLUS=delta_softplus, REVERSE=reverse,
+                BIDIRECTIONAL=bool(rev), ACC=acc, **plan.summary_blocks(),
             )
             _chunk_carry_kernel[plan.carry_grid](
-                dlast if dlast is not None else dummy, g_local, g_decay, g_enter, torch.empty_like(dA_part[:, 0]),
-                d_state, n_chunks, HAS_H0=dlast is not None, BACKWARD=True, ACC=acc, **plan.carry_blocks(n_chunks),
+                dlast.view(rows, dim, d_state) if dlast is not None else dummy, g_local, g_decay, g_enter,
+                torch.empty(rows, dim, d_state, **f), d_state, n_chunks, HAS_H0=dlast is not None, BACKWARD=True,
+                ACC=acc, **plan.carry_blocks(n_chunks),
             )
         _scan_bwd_kernel[plan.bwd_grid](
             *inputs, g_carry, *outputs, *plan.bwd_sizes(), **flags,
         )
-        return (
-            du,
-            ddelta,
-            dA_part.sum((0, 1)).to(A.dtype),
-            (dB.squeeze(1) if b_shared else dB).to(Bg.dtype),
-            (dC.squeeze(1) if c_shared else dC).to(Cg.dtype),
-            dD_part.sum((0, 1)).to(D.dtype) if D is not None else None,
-            dz,
-            dbias_part.sum((0, 1)).to(delta_bias.dtype) if delta_bias is not None else None,
-            dh0.to(initial_state.dtype) if dh0 is not None else None,
-            None,
-            None,
-        )
+        A_dtype, B_dtype, C_dtype = dtypes
+
+        def per_direction(part: torch.Tensor) -> torch.Tensor:
+            """(rows, n_chunks, ...) partial sums -> (dim, ...) per direction, (2, dim, ...) stacked."""
+            summed = part.view(dirs, batch * n_chunks, *part.shape[2:]).sum(1)
+            return summed if dirs == 2 else summed[0]
+
+        def direction(t: torch.Tensor, k: int) -> torch.Tensor:
+            return t[k * batch:(k + 1) * batch]
+
+        def bc_grad(t: torch.Tensor, is_shared: bool, dtype: torch.dtype) -> torch.Tensor:
+            return (t.squeeze(1) if is_shared else t).to(dtype)
+
+        dA = per_direction(dA_part).to(A_dtype)
+        dD = per_direction(dD_part).to(D_all.dtype) if D_all is not None else None
+        dbias = per_direction(dbias_part).to(bias_all.dtype) if bias_all is not None else None
+        grads = []
+        for k in range(dirs):
+            grads += [direction(du, k), direction(ddelta, k), dA[k] if dirs == 2 else dA,
+                      bc_grad(direction(dB, k), shared[0], B_dtype), bc_grad(direction(dC, k), shared[1], C_dtype),
+                      None if dD is None else (dD[k] if dirs == 2 else dD),
+                      None if dbias is None else (dbias[k] if dirs == 2 else dbias)]
+        if dz is not None and dirs == 2:
+            dz = dz.view(dirs, batch, dim, length).sum(0)
+        dh0 = dh0.to(initial_state.dtype) if dh0 is not None else None
+        return (None, None, dz, dh0, *grads)
 
 
 def selective_scan_triton(
@@ -356,5 +394,13 @@ def selective_scan_triton(
     if triton is None:
         raise RuntimeError("selective_scan: backend='triton' needs the triton package")
     check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
-    out, last = _TritonScan.apply(u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, reverse)
+    out, last = _TritonScan.apply(delta_softplus, reverse, z, initial_state, u, delta, A, B, C, D, delta_bias)
     return (out, last) if return_last_state else out
+
+
+def selective_scan_bidirectional_triton(fwd, rev, z: torch.Tensor | None, delta_softplus: bool) -> torch.Tensor:
+    """Both directions in one launch per pass; see `seqmamba.kernels.selective_scan_bidirectional`."""
+    if triton is None:
+        raise RuntimeError("selective_scan_bidirectional: backend='triton' needs the triton package")
+    out, _last = _TritonScan.apply(delta_softplus, False, z, None, *fwd, *rev)
+    return out

@@ -68,15 +68,54 @@ def _state_grads(n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_bas
 
 @triton.jit
 def scan_bwd_kernel(
-    U, DELTA, A, A2, B, C, D, Z, BIAS, DOUT, TILE_STATES,  # inputs; A2 = A * log2(e)
+    U, U_R, DELTA, DELTA_R, A, A2, B, B_R, C, C_R, D, Z, BIAS, DOUT, TILE_STATES,  # inputs; A2 = A * log2(e)
     G_CARRY,  # (2, batch, dim, n_chunks, N): [0] g = dL/dh entering each chunk from its far end; [1] scratch
     DU, DDELTA, DZ, DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,  # outputs
+    dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_H0: tl.constexpr, REVERSE: tl.constexpr, STATES_PER_ITER: tl.constexpr, BIDIRECTIONAL: tl.constexpr,
+    ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """BIDIRECTIONAL: the second half of the batch programs differentiates the scan of U_R, DELTA_R, B_R, C_R
+    the other way (see scan_triton_fwd.scan_fwd_kernel), into the second half of every output."""
+    pid = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
+    if BIDIRECTIONAL:
+        rows = tl.num_programs(0).to(tl.int64) // 2
+        if pid >= rows:
+            seq = rows * dim * length
+            part = rows * n_chunks * dim
+            _bwd_program(pid - rows, U_R, DELTA_R, A + dim * d_state, A2 + dim * d_state, B_R, C_R, D + dim, Z,
+                         BIAS + dim, DOUT + seq, TILE_STATES + rows * dim * n_tiles * d_state,
+                         G_CARRY + rows * dim * n_chunks * d_state, DU + seq, DDELTA + seq, DZ + seq,
+                         DA_PART + part * d_state, DB_SUM + rows * groups * d_state * length,
+                         DC_SUM + rows * groups * d_state * length, DD_PART + part, DBIAS_PART + part, DH0,
+                         dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
+                         tiles_per_chunk, n_chunks, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_H0, not REVERSE,
+                         STATES_PER_ITER, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+        else:
+            _bwd_program(pid, U, DELTA, A, A2, B, C, D, Z, BIAS, DOUT, TILE_STATES, G_CARRY, DU, DDELTA, DZ,
+                         DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,
+                         dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
+                         tiles_per_chunk, n_chunks, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_H0, REVERSE,
+                         STATES_PER_ITER, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+    else:
+        _bwd_program(pid, U, DELTA, A, A2, B, C, D, Z, BIAS, DOUT, TILE_STATES, G_CARRY, DU, DDELTA, DZ,
+                     DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,
+                     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
+                     tiles_per_chunk, n_chunks, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_H0, REVERSE, STATES_PER_ITER,
+                     ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+
+
+@triton.jit
+def _bwd_program(
+    pid_b, U, DELTA, A, A2, B, C, D, Z, BIAS, DOUT, TILE_STATES, G_CARRY,
+    DU, DDELTA, DZ, DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,
     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_H0: tl.constexpr, REVERSE: tl.constexpr, STATES_PER_ITER: tl.constexpr, ACC: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    pid_b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
+    """One program of the backward in one direction; pid_b is its batch row."""
     group, d, d_mask = program_channels(tl.program_id(1), blocks_per_group, channels_per_group, BLOCK_D)
     chunk = tl.program_id(2)
     n_idx = tl.arange(0, BLOCK_N)
@@ -115,7 +154,7 @@ def scan_bwd_kernel(
         y = tl.zeros([BLOCK_D, BLOCK_L], dtype=ACC)
         g_in = G_CARRY + (jj % 2) * carry_half + carry_offs
         g_out = G_CARRY + ((jj + 1) % 2) * carry_half + carry_offs
-        state_offs = ((pid_b * dim + d) * n_tiles + tile) * d_state  # (BLOCK_D,)
+        state_offs = ((pid_b * n_tiles + tile) * dim + d) * d_state  # (BLOCK_D,); TILE_STATES is tile-major
         # STATES_PER_ITER states per trip (masked past d_state): independent work for the scheduler to
         # overlap, at the cost of registers.
         for n0 in range(0, d_state, STATES_PER_ITER):

@@ -23,7 +23,8 @@ def chunk_carry_kernel(
     HAS_H0: tl.constexpr, BACKWARD: tl.constexpr, ACC: tl.constexpr, BLOCK_K: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
-    """ENTER[k] = h; h = DECAY[k] * h + LOCAL[k], k walking up (or down when BACKWARD); FINAL = h."""
+    """ENTER[k] = h; h = DECAY[k] * h + LOCAL[k], k walking up (or down when BACKWARD); FINAL = h. Chunks are
+    numbered in the scan's walking order, so a reverse scan's forward pass walks up as well."""
     row = tl.program_id(0).to(tl.int64)  # batch * dim + channel; offsets past 2**31 at long L
     n = tl.arange(0, BLOCK_N)
     k_idx = tl.arange(0, BLOCK_K)

@@ -111,6 +111,27 @@ def at_position(tile, l_idx, index):
 
 
 @triton.jit
+def tile_scan(decay, inp, l_idx, REVERSE: tl.constexpr, BLOCK_L: tl.constexpr):
+    """h_l = decay_l * h_(l-1) + inp_l along axis 1 of a (BLOCK_D, BLOCK_L) tile whose rows lie in one thread,
+    walking up the axis (down when REVERSE).
+
+    `tl.associative_scan(..., reverse=True)` brought 23 shuffles per state into the forward's tile loop (a
+    local sm_90 compile: 2,165 SASS instructions against 1,798 walking up), though nothing crosses threads.
+    Written out step by step, the picks fold to register reads as in the upward scan.
+    """
+    if REVERSE:
+        run = at_position(inp, l_idx, BLOCK_L - 1)  # (BLOCK_D,)
+        h = inp
+        for i in tl.static_range(BLOCK_L - 2, -1, -1):
+            run = at_position(decay, l_idx, i) * run + at_position(inp, l_idx, i)
+            h = tl.where(l_idx[None, :] == i, run[:, None], h)
+    else:
+        # The running decay (first output) goes unused: where the scan stays in a thread it is removed.
+        _run, h = tl.associative_scan((decay, inp), axis=1, combine_fn=combine)
+    return h
+
+
+@triton.jit
 def bc_rows(B, C, bc_base, n, length, offs_l, mask, ACC: tl.constexpr):
     """Row n of B and C at the tile's steps, as (BLOCK_D, BLOCK_L) broadcasts: loading them in the
     tile's own layout (the rows repeat, served by L1) avoids a shared-memory layout change per state."""

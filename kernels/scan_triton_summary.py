@@ -17,13 +17,12 @@ from .scan_triton_common import channel_params, delta_after, load_delta, program
 
 
 @triton.jit
-def _chunk_setup(A2, BIAS, chunk_len, length, d_state, dim, groups, channels_per_group, blocks_per_group,
+def _chunk_setup(pid_b, A2, BIAS, chunk_len, length, d_state, dim, groups, channels_per_group, blocks_per_group,
                  n_chunks, HAS_BIAS: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr,
                  BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr):
     """What both summary kernels need of their program: masks, A2 (BLOCK_D, BLOCK_N), delta_bias,
     the offsets of the chunk's outputs, of each channel's sequence and of the B/C rows, and the
     program's tiles of BLOCK_L steps."""
-    pid_b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
     group, d, d_mask = program_channels(tl.program_id(1), blocks_per_group, channels_per_group, BLOCK_D)
     chunk = tl.program_id(2)
     n_idx = tl.arange(0, BLOCK_N)
@@ -54,13 +53,41 @@ def _summary_inputs(U, DELTA, B, row, bc_offs, n_ok, tile, length, d_mask, BLOCK
 
 @triton.jit
 def fwd_summary_kernel(
-    U, DELTA, A2, B, BIAS, CHUNK_LOCAL, CHUNK_DECAY,
+    U, U_R, DELTA, DELTA_R, A2, B, B_R, BIAS, CHUNK_LOCAL, CHUNK_DECAY,
+    dim, length, d_state, groups, channels_per_group, blocks_per_group, chunk_len, n_chunks,
+    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, BIDIRECTIONAL: tl.constexpr,
+    ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """BIDIRECTIONAL: the second half of the batch programs summarises U_R, DELTA_R, B_R the other way
+    (see scan_triton_fwd.scan_fwd_kernel)."""
+    pid = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
+    if BIDIRECTIONAL:
+        rows = tl.num_programs(0).to(tl.int64) // 2
+        if pid >= rows:
+            _fwd_summary_program(pid - rows, U_R, DELTA_R, A2 + dim * d_state, B_R, BIAS + dim,
+                                 CHUNK_LOCAL + rows * dim * n_chunks * d_state,
+                                 CHUNK_DECAY + rows * dim * n_chunks * d_state, dim, length, d_state, groups,
+                                 channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_BIAS, SOFTPLUS,
+                                 not REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+        else:
+            _fwd_summary_program(pid, U, DELTA, A2, B, BIAS, CHUNK_LOCAL, CHUNK_DECAY, dim, length, d_state, groups,
+                                 channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_BIAS, SOFTPLUS,
+                                 REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+    else:
+        _fwd_summary_program(pid, U, DELTA, A2, B, BIAS, CHUNK_LOCAL, CHUNK_DECAY, dim, length, d_state, groups,
+                             channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_BIAS, SOFTPLUS,
+                             REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+
+
+@triton.jit
+def _fwd_summary_program(
+    pid_b, U, DELTA, A2, B, BIAS, CHUNK_LOCAL, CHUNK_DECAY,
     dim, length, d_state, groups, channels_per_group, blocks_per_group, chunk_len, n_chunks,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, ACC: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     d_mask, dn_mask, A2_tile, bias, chunk_offs, row, bc_offs, first_tile, tiles_here = _chunk_setup(
-        A2, BIAS, chunk_len, length, d_state, dim, groups, channels_per_group, blocks_per_group,
+        pid_b, A2, BIAS, chunk_len, length, d_state, dim, groups, channels_per_group, blocks_per_group,
         n_chunks, HAS_BIAS, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
     n_ok = (tl.arange(0, BLOCK_N) < d_state)[:, None]
     acc = tl.zeros([BLOCK_D, BLOCK_N, BLOCK_L], dtype=ACC)
@@ -91,13 +118,42 @@ def fwd_summary_kernel(
 
 @triton.jit
 def bwd_summary_kernel(
-    DELTA, A2, C, Z, BIAS, DOUT, G_LOCAL, G_DECAY,
+    DELTA, DELTA_R, A2, C, C_R, Z, BIAS, DOUT, G_LOCAL, G_DECAY,
+    dim, length, d_state, groups, channels_per_group, blocks_per_group, chunk_len, n_chunks,
+    HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr,
+    BIDIRECTIONAL: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    """BIDIRECTIONAL: the second half of the batch programs takes DELTA_R, C_R, the second rows of A2 and
+    BIAS, the same z and the second half of DOUT, the other way (see scan_triton_fwd.scan_fwd_kernel)."""
+    pid = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
+    if BIDIRECTIONAL:
+        rows = tl.num_programs(0).to(tl.int64) // 2
+        if pid >= rows:
+            _bwd_summary_program(pid - rows, DELTA_R, A2 + dim * d_state, C_R, Z, BIAS + dim,
+                                 DOUT + rows * dim * length, G_LOCAL + rows * dim * n_chunks * d_state,
+                                 G_DECAY + rows * dim * n_chunks * d_state, dim, length, d_state, groups,
+                                 channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_Z, HAS_BIAS,
+                                 SOFTPLUS, not REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+        else:
+            _bwd_summary_program(pid, DELTA, A2, C, Z, BIAS, DOUT, G_LOCAL, G_DECAY, dim, length, d_state, groups,
+                                 channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_Z, HAS_BIAS,
+                                 SOFTPLUS, REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+    else:
+        _bwd_summary_program(pid, DELTA, A2, C, Z, BIAS, DOUT, G_LOCAL, G_DECAY, dim, length, d_state, groups,
+                             channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_Z, HAS_BIAS,
+                             SOFTPLUS, REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+
+
+@triton.jit
+def _bwd_summary_program(
+    pid_b, DELTA, A2, C, Z, BIAS, DOUT, G_LOCAL, G_DECAY,
     dim, length, d_state, groups, channels_per_group, blocks_per_group, chunk_len, n_chunks,
     HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, ACC: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     d_mask, dn_mask, A2_tile, bias, chunk_offs, row, bc_offs, first_tile, tiles_here = _chunk_setup(
-        A2, BIAS, chunk_len, length, d_state, dim, groups, channels_per_group, blocks_per_group,
+        pid_b, A2, BIAS, chunk_len, length, d_state, dim, groups, channels_per_group, blocks_per_group,
         n_chunks, HAS_BIAS, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
     n_ok = (tl.arange(0, BLOCK_N) < d_state)[:, None]
     step = -1 if REVERSE else 1

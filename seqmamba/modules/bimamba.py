@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import COMBINE_MODES, MambaConfig
+from ..kernels import selective_scan_bidirectional
 from .block import project_in, ssm_kwargs
 from .ssm import SelectiveSSM
 
@@ -54,8 +55,10 @@ class BiMambaMixer(nn.Module):
         `SelectiveSSM.forward`).
         """
         x, z = project_in(self.in_proj, hidden)  # (batch, d_inner, L) each
-        y_fwd = self.ssm_fwd(x, z, mask=mask)  # (batch, d_inner, L): summary of 0..t
-        y_rev = self.ssm_rev(x, z, mask=mask)  # (batch, d_inner, L): summary of t..L-1
+        # Both directions in one scan call (one launch per pass on the GPU), gated by the shared z.
+        y_fwd, y_rev = selective_scan_bidirectional(
+            self.ssm_fwd.scan_inputs(x, mask), self.ssm_rev.scan_inputs(x, mask), z=z, delta_softplus=True,
+        )  # (batch, d_inner, L) each: summaries of 0..t and of t..L-1
         if self.gate_proj is None:
             y = y_fwd + y_rev
         else:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..kernels import selective_scan, selective_state_update
+from ..kernels import ScanDirection, selective_scan, selective_state_update
 
 
 def depthwise_conv(
@@ -95,6 +95,19 @@ class SelectiveSSM(nn.Module):
         dt = torch.matmul(self.dt_proj.weight, dt_low)  # (batch, d_inner, L); bias goes to the scan
         return dt, B.contiguous(), C.contiguous()
 
+    def scan_inputs(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> ScanDirection:
+        """The scan's inputs for a whole sequence x (batch, d_inner, L): conv, SiLU and the projections
+        (see `forward` for ``mask``). A bidirectional block hands both branches' to one fused scan."""
+        keep = None if mask is None else mask.to(x.dtype)[:, None, :]  # (batch, 1, L)
+        if keep is not None:
+            x = x * keep
+        xc = depthwise_conv(x, self.conv1d.weight, self.conv1d.bias, self.reverse)  # (batch, d_inner, L)
+        xc = F.silu(xc)
+        if keep is not None:
+            xc = xc * keep  # the conv's bias alone would make a padded input non-zero
+        dt, B, C = self._project(xc)
+        return ScanDirection(xc, dt, self._A(), B, C, D=self.D, delta_bias=self.dt_proj.bias)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -114,18 +127,8 @@ class SelectiveSSM(nn.Module):
         conv sees zeros there, as it does beyond the sequence's ends.
         """
         if state is None:
-            keep = None if mask is None else mask.to(x.dtype)[:, None, :]  # (batch, 1, L)
-            if keep is not None:
-                x = x * keep
-            xc = depthwise_conv(x, self.conv1d.weight, self.conv1d.bias, self.reverse)  # (batch, d_inner, L)
-            xc = F.silu(xc)
-            if keep is not None:
-                xc = xc * keep  # the conv's bias alone would make a padded input non-zero
-            dt, B, C = self._project(xc)
-            return selective_scan(
-                xc, dt, self._A(), B, C, D=self.D, z=z, delta_bias=self.dt_proj.bias, delta_softplus=True,
-                reverse=self.reverse,
-            )
+            return selective_scan(**self.scan_inputs(x, mask)._asdict(), z=z, delta_softplus=True,
+                                  reverse=self.reverse)
         if self.reverse:
             raise ValueError("SelectiveSSM: a carried state only makes sense for the causal direction")
         if mask is not None:

@@ -275,6 +275,8 @@ def test_triton_forward_with_and_without_loading_a_tile_ahead(monkeypatch, prefe
     from seqmamba.kernels import scan_triton
 
     monkeypatch.setattr(scan_triton, "PREFETCH", prefetch)
+    monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", 1)  # 3 chunks on a GPU too, as under the interpreter
+    monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", 3)
     case = Case(length=200, dim=3, d_state=3, batch=1, reverse=reverse)
     plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1)
     assert (plan.n_chunks, plan.prefetch) == (3, bool(prefetch))

@@ -1,0 +1,93 @@
+"""`selective_scan_bidirectional`: a forward and a reverse scan over the same z, as a bidirectional (BiMamba)
+block runs them, in one call.
+
+On the Triton backend both directions run in one launch per pass (`_TritonScan` with a second direction):
+their programs share the grid, so a short or narrow sequence fills the GPU with half the launches and half
+the chunks each direction would need alone. Elsewhere it is the two `selective_scan` calls, which
+`selective_scan_bidirectional_ref` spells out and the tests hold the fused path to.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from ._validate import check_scan_args
+from .scan import BACKENDS, _auto_backend, selective_scan, triton_usable
+
+# Above this many elements per direction (batch * dim * L) the two directions run as two Triton calls:
+# each fills the GPU alone, and one kernel compiled for both ways holds more registers.
+FUSED_MAX_ELEMENTS = 1 << 23
+
+
+class ScanDirection(NamedTuple):
+    """One direction's inputs, as `selective_scan` takes them: u, delta (batch, dim, L); A (dim, N);
+    B, C (batch, N, L) or (batch, G, N, L); D, delta_bias (dim,) or None.
+
+    Example:
+        >>> import torch
+        >>> u = delta = torch.rand(2, 8, 50)
+        >>> B = C = torch.randn(2, 4, 50)
+        >>> fwd = ScanDirection(u, delta, -torch.rand(8, 4), B, C)
+        >>> selective_scan_bidirectional(fwd, fwd).shape
+        torch.Size([2, 2, 8, 50])
+    """
+
+    u: torch.Tensor
+    delta: torch.Tensor
+    A: torch.Tensor
+    B: torch.Tensor
+    C: torch.Tensor
+    D: torch.Tensor | None = None
+    delta_bias: torch.Tensor | None = None
+
+
+def _check(fwd: ScanDirection, rev: ScanDirection, z: torch.Tensor | None) -> None:
+    shapes = [check_scan_args(d.u, d.delta, d.A, d.B, d.C, d.D, z, d.delta_bias, None) for d in (fwd, rev)]
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"selective_scan_bidirectional: the two directions' sizes differ: {shapes[0]} and {shapes[1]}")
+    for name in ScanDirection._fields:
+        a, b = getattr(fwd, name), getattr(rev, name)
+        if (a is None) != (b is None):
+            raise ValueError(f"selective_scan_bidirectional: {name} must be given for both directions or neither")
+        if a is not None and (a.dtype != b.dtype or a.dim() != b.dim()):
+            raise ValueError(f"selective_scan_bidirectional: {name} differs between the directions in dtype or"
+                             f" layout ({a.dtype}, {a.dim()}-d and {b.dtype}, {b.dim()}-d)")
+
+
+def selective_scan_bidirectional_ref(
+    fwd: ScanDirection, rev: ScanDirection, z: torch.Tensor | None = None, delta_softplus: bool = False,
+    backend: str = "reference",
+) -> torch.Tensor:
+    """The two scans one after the other: (2, batch, dim, L), [0] forward, [1] reverse."""
+    kwargs = dict(z=z, delta_softplus=delta_softplus, backend=backend)
+    return torch.stack((selective_scan(**fwd._asdict(), **kwargs),
+                        selective_scan(**rev._asdict(), reverse=True, **kwargs)))
+
+
+def selective_scan_bidirectional(
+    fwd: ScanDirection, rev: ScanDirection, z: torch.Tensor | None = None, delta_softplus: bool = False,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Scan `fwd` from t = 0 up and `rev` from t = L-1 down, both gated by the same z.
+
+    Returns (2, batch, dim, L): [0] is ``selective_scan(*fwd, z=z)``, [1] is
+    ``selective_scan(*rev, z=z, reverse=True)``. The backends are `selective_scan`'s; "triton" runs both
+    directions in one launch per pass up to `FUSED_MAX_ELEMENTS` per direction, and as two calls beyond.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"selective_scan_bidirectional: backend must be one of {BACKENDS}, got {backend!r}")
+    _check(fwd, rev, z)
+    if backend == "auto":
+        backend = _auto_backend(fwd.u)
+    if backend != "triton" or fwd.u.numel() > FUSED_MAX_ELEMENTS:
+        return selective_scan_bidirectional_ref(fwd, rev, z, delta_softplus, backend)
+    if not triton_usable(fwd.u.device):
+        raise ValueError(
+            "selective_scan_bidirectional: backend='triton' needs CUDA tensors (or TRITON_INTERPRET=1 and an"
+            f" importable triton), got tensors on {fwd.u.device}"
+        )
+    from .scan_triton import selective_scan_bidirectional_triton
+
+    return selective_scan_bidirectional_triton(fwd, rev, z, delta_softplus)
