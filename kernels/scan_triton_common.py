@@ -30,7 +30,7 @@ def delta_after(raw, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr)
 
 @triton.jit
 def tile_inputs(U, DELTA, Z, row, offs_l, d_mask, length, HAS_Z: tl.constexpr):
-    """u, delta and z (zeros without z) of a (BLOCK_D, BLOCK_L) tile, as stored (not yet converted)."""
+    """u, delta and z (zeros without HAS_Z) of a (BLOCK_D, BLOCK_L) tile, as stored (not yet converted)."""
     offs = row[:, None] + offs_l[None, :]
     mask = d_mask[:, None] & ((offs_l >= 0) & (offs_l < length))[None, :]
     u = tl.load(U + offs, mask=mask, other=0.0)

@@ -104,9 +104,11 @@ def _fwd_program(
         tile = first_tile + j
         offs_l = tile_positions(tile, length, BLOCK_L, REVERSE)
         mask = d_mask[:, None] & ((offs_l >= 0) & (offs_l < length))[None, :]
-        if not PREFETCH:
-            u_raw, delta_raw, z_raw = tile_inputs(U, DELTA, Z, row, offs_l, d_mask, length, HAS_Z)
-        u, zv = u_raw.to(ACC), z_raw.to(ACC)
+        if not PREFETCH:  # z only after the states (registers); HAS_Z=False here loads none
+            u_raw, delta_raw, z_raw = tile_inputs(U, DELTA, Z, row, offs_l, d_mask, length, False)
+        u = u_raw.to(ACC)
+        if PREFETCH:
+            zv = z_raw.to(ACC)  # this tile's, before the next tile's take its place
         dt = delta_after(delta_raw.to(ACC), bias, mask, HAS_BIAS, SOFTPLUS)
         if PREFETCH:
             u_raw, delta_raw, z_raw = tile_inputs(U, DELTA, Z, row, tile_positions(tile + 1, length, BLOCK_L, REVERSE),
@@ -133,6 +135,8 @@ def _fwd_program(
             new_state = with_column(new_state, n, n_idx, at_position(h, l_idx, last_idx))
         state = new_state
         if HAS_Z:
+            if not PREFETCH:
+                zv = tl.load(Z + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
             y = y * zv * tl.sigmoid(zv)
         tl.store(OUT + row[:, None] + offs_l[None, :], y.to(OUT.dtype.element_ty), mask=mask)
 
