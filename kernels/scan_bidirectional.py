@@ -30,8 +30,9 @@ class ScanDirection(NamedTuple):
         >>> u = delta = torch.rand(2, 8, 50)
         >>> B = C = torch.randn(2, 4, 50)
         >>> fwd = ScanDirection(u, delta, -torch.rand(8, 4), B, C)
-        >>> selective_scan_bidirectional(fwd, fwd).shape
-        torch.Size([2, 2, 8, 50])
+        >>> y_fwd, y_rev = selective_scan_bidirectional(fwd, fwd)
+        >>> y_rev.shape
+        torch.Size([2, 8, 50])
     """
 
     u: torch.Tensor
@@ -59,22 +60,22 @@ def _check(fwd: ScanDirection, rev: ScanDirection, z: torch.Tensor | None) -> No
 def selective_scan_bidirectional_ref(
     fwd: ScanDirection, rev: ScanDirection, z: torch.Tensor | None = None, delta_softplus: bool = False,
     backend: str = "reference",
-) -> torch.Tensor:
-    """The two scans one after the other: (2, batch, dim, L), [0] forward, [1] reverse."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two scans one after the other: the forward's and the reverse's y, (batch, dim, L) each."""
     kwargs = dict(z=z, delta_softplus=delta_softplus, backend=backend)
-    return torch.stack((selective_scan(**fwd._asdict(), **kwargs),
-                        selective_scan(**rev._asdict(), reverse=True, **kwargs)))
+    return (selective_scan(**fwd._asdict(), **kwargs), selective_scan(**rev._asdict(), reverse=True, **kwargs))
 
 
 def selective_scan_bidirectional(
     fwd: ScanDirection, rev: ScanDirection, z: torch.Tensor | None = None, delta_softplus: bool = False,
     backend: str = "auto",
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Scan `fwd` from t = 0 up and `rev` from t = L-1 down, both gated by the same z.
 
-    Returns (2, batch, dim, L): [0] is ``selective_scan(*fwd, z=z)``, [1] is
-    ``selective_scan(*rev, z=z, reverse=True)``. The backends are `selective_scan`'s; "triton" runs both
-    directions in one launch per pass up to `FUSED_MAX_ELEMENTS` per direction, and as two calls beyond.
+    Returns (y_fwd, y_rev), (batch, dim, L) each: ``selective_scan(*fwd, z=z)`` and
+    ``selective_scan(*rev, z=z, reverse=True)`` (from the fused path, views of one (2, batch, dim, L)
+    buffer). The backends are `selective_scan`'s; "triton" runs both directions in one launch per pass up
+    to `FUSED_MAX_ELEMENTS` per direction, and as two calls beyond.
     """
     if backend not in BACKENDS:
         raise ValueError(f"selective_scan_bidirectional: backend must be one of {BACKENDS}, got {backend!r}")

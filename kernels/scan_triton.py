@@ -398,9 +398,10 @@ def selective_scan_triton(
     return (out, last) if return_last_state else out
 
 
-def selective_scan_bidirectional_triton(fwd, rev, z: torch.Tensor | None, delta_softplus: bool) -> torch.Tensor:
+def selective_scan_bidirectional_triton(fwd, rev, z: torch.Tensor | None, delta_softplus: bool
+                                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Both directions in one launch per pass; see `seqmamba.kernels.selective_scan_bidirectional`."""
     if triton is None:
         raise RuntimeError("selective_scan_bidirectional: backend='triton' needs the triton package")
-    out, _last = _TritonScan.apply(delta_softplus, False, z, None, *fwd, *rev)
-    return out
+    out, _last = _TritonScan.apply(delta_softplus, False, z, None, *fwd, *rev)  # (2, batch, dim, L)
+    return out[0], out[1]

@@ -22,7 +22,7 @@ def directions(case: Case, seed: int):
 
 def outputs_and_grads(scan, case: Case, seed: int, **kwargs):
     fwd, rev, z = directions(case, seed)
-    y = scan(fwd, rev, z, delta_softplus=case.softplus, **kwargs)
+    y = torch.stack(scan(fwd, rev, z, delta_softplus=case.softplus, **kwargs))  # (2, batch, dim, L)
     weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64).to(y.device)
     leaves = [t for t in (*fwd, *rev, z) if t is not None]
     grads = torch.autograd.grad((y.double() * weights).sum(), leaves)
