@@ -57,6 +57,16 @@ def _check(fwd: ScanDirection, rev: ScanDirection, z: torch.Tensor | None) -> No
                              f" layout ({a.dtype}, {a.dim()}-d and {b.dtype}, {b.dim()}-d)")
 
 
+def fuses(u: torch.Tensor, backend: str = "auto") -> bool:
+    """Whether `selective_scan_bidirectional` runs both directions of inputs shaped like u in one launch.
+
+    Where it does not, a caller that builds the directions' inputs can build and scan them one at a time,
+    so that only one direction's inputs are alive at once."""
+    if backend == "auto":
+        backend = _auto_backend(u)
+    return backend == "triton" and u.numel() <= FUSED_MAX_ELEMENTS
+
+
 def selective_scan_bidirectional_ref(
     fwd: ScanDirection, rev: ScanDirection, z: torch.Tensor | None = None, delta_softplus: bool = False,
     backend: str = "reference",
@@ -82,7 +92,7 @@ def selective_scan_bidirectional(
     _check(fwd, rev, z)
     if backend == "auto":
         backend = _auto_backend(fwd.u)
-    if backend != "triton" or fwd.u.numel() > FUSED_MAX_ELEMENTS:
+    if not fuses(fwd.u, backend):
         return selective_scan_bidirectional_ref(fwd, rev, z, delta_softplus, backend)
     if not triton_usable(fwd.u.device):
         raise ValueError(

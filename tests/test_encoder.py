@@ -98,3 +98,25 @@ def test_bad_input_shape_and_rc_flag_are_explained():
         enc(torch.randn(2, 5, 8, dtype=torch.float64))
     with pytest.raises(ValueError, match="DNAEncoder"):
         MambaEncoder(MambaConfig(d_model=8, n_layers=1, rc_equivariant=True))
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_bidirectional_mixer_gives_the_same_through_the_one_call_and_the_two(monkeypatch, with_mask):
+    """Where the scan fuses both directions (a GPU, up to FUSED_MAX_ELEMENTS), the mixer builds both
+    directions' inputs and makes one call; elsewhere it runs the two branches. Same values and gradients."""
+    from seqmamba.modules import bimamba
+
+    torch.manual_seed(0)
+    mixer = BiMambaMixer(MambaConfig(d_model=16, n_layers=1, d_state=4, bidirectional=True)).double()
+    x = _x(L=20)
+    mask = torch.ones(2, 20, dtype=torch.bool)
+    mask[1, 15:] = False  # the second row padded at its end
+    results = []
+    for fused in (False, True):
+        monkeypatch.setattr(bimamba, "fuses", lambda u, fused=fused: fused)
+        mixer.zero_grad()
+        y = mixer(x, mask=mask if with_mask else None)
+        y.square().sum().backward()
+        results.append([y.detach()] + [p.grad.clone() for p in mixer.parameters()])
+    for two, one in zip(*results):
+        torch.testing.assert_close(one, two, rtol=1e-12, atol=1e-12)

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..config import COMBINE_MODES, MambaConfig
 from ..kernels import selective_scan_bidirectional
+from ..kernels.scan_bidirectional import fuses
 from .block import project_in, ssm_kwargs
 from .ssm import SelectiveSSM
 
@@ -55,10 +56,14 @@ class BiMambaMixer(nn.Module):
         `SelectiveSSM.forward`).
         """
         x, z = project_in(self.in_proj, hidden)  # (batch, d_inner, L) each
-        # Both directions in one scan call (one launch per pass on the GPU), gated by the shared z.
-        y_fwd, y_rev = selective_scan_bidirectional(
-            self.ssm_fwd.scan_inputs(x, mask), self.ssm_rev.scan_inputs(x, mask), z=z, delta_softplus=True,
-        )  # (batch, d_inner, L) each: summaries of 0..t and of t..L-1
+        if fuses(x):  # both directions in one launch per pass, gated by the shared z
+            y_fwd, y_rev = selective_scan_bidirectional(
+                self.ssm_fwd.scan_inputs(x, mask), self.ssm_rev.scan_inputs(x, mask), z=z, delta_softplus=True,
+            )
+        else:  # one direction's inputs at a time: at 2^20 tokens a second set costs about 2 GB more
+            y_fwd = self.ssm_fwd(x, z, mask=mask)
+            y_rev = self.ssm_rev(x, z, mask=mask)
+        # y_fwd, y_rev: (batch, d_inner, L), summaries of 0..t and of t..L-1
         if self.gate_proj is None:
             y = y_fwd + y_rev
         else:
