@@ -23,6 +23,7 @@ from .scan_triton_common import (
     channel_params,
     column,
     delta_after,
+    load_delta,
     program_channels,
     tile_inputs,
     tile_positions,
@@ -104,15 +105,14 @@ def _fwd_program(
         tile = first_tile + j
         offs_l = tile_positions(tile, length, BLOCK_L, REVERSE)
         mask = d_mask[:, None] & ((offs_l >= 0) & (offs_l < length))[None, :]
-        if not PREFETCH:  # z only after the states (registers); HAS_Z=False here loads none
-            u_raw, delta_raw, z_raw = tile_inputs(U, DELTA, Z, row, offs_l, d_mask, length, False)
-        u = u_raw.to(ACC)
         if PREFETCH:
-            zv = z_raw.to(ACC)  # this tile's, before the next tile's take its place
-        dt = delta_after(delta_raw.to(ACC), bias, mask, HAS_BIAS, SOFTPLUS)
-        if PREFETCH:
+            u, zv = u_raw.to(ACC), z_raw.to(ACC)  # this tile's, before the next tile's take their place
+            dt = delta_after(delta_raw.to(ACC), bias, mask, HAS_BIAS, SOFTPLUS)
             u_raw, delta_raw, z_raw = tile_inputs(U, DELTA, Z, row, tile_positions(tile + 1, length, BLOCK_L, REVERSE),
                                                   d_mask, length, HAS_Z)
+        else:  # z only after the states (registers)
+            dt, _raw, mask = load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
+            u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
         dtu = dt * u  # (BLOCK_D, BLOCK_L)
         if STORE_STATES:
             if tile % STATE_EVERY == 0:
