@@ -117,7 +117,9 @@ def tile_scan(decay, inp, l_idx, REVERSE: tl.constexpr, BLOCK_L: tl.constexpr):
 
     `tl.associative_scan(..., reverse=True)` brought 23 shuffles per state into the forward's tile loop (a
     local sm_90 compile: 2,165 SASS instructions against 1,798 walking up), though nothing crosses threads.
-    Written out step by step, the picks fold to register reads as in the upward scan.
+    Written out step by step, the picks fold to register reads as in the upward scan. Where a row is split
+    between two threads (16 channels on one warp) the picks become shuffles (1,950 instructions against the
+    library's 1,460), yet it measured faster there too: S3's reverse forward 1.42 ms against 2.53 (H100).
     """
     if REVERSE:
         run = at_position(inp, l_idx, BLOCK_L - 1)  # (BLOCK_D,)
