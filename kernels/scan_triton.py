@@ -25,6 +25,7 @@ import os
 
 import torch
 
+from ._launch_math import cdiv, next_power_of_2
 from ._validate import check_scan_args, grouped, state_dtype
 
 try:
@@ -134,16 +135,16 @@ class _Plan:
         self.d_state = A.shape[1]
         self.groups = groups
         self.per_group = self.dim // groups
-        self.block_n = triton.next_power_of_2(max(self.d_state, 1))
+        self.block_n = next_power_of_2(max(self.d_state, 1))
         self.block_l, self.bwd_block_l = _tile_steps(u.element_size())
         self.state_every = self.bwd_block_l // self.block_l
         self.block_d, self.num_warps = self._forward_block(batch)
-        self.blocks_per_group = triton.cdiv(self.per_group, self.block_d)
-        self.n_bwd_tiles = triton.cdiv(self.length, self.bwd_block_l)
+        self.blocks_per_group = cdiv(self.per_group, self.block_d)
+        self.n_bwd_tiles = cdiv(self.length, self.bwd_block_l)
         programs = batch * groups * self.blocks_per_group
         self.bwd_tiles_per_chunk, self.n_chunks = _chunking(self.n_bwd_tiles, self.bwd_block_l, programs,
                                                              TARGET_PROGRAMS, 3 if interpret else None)
-        self.n_tiles = triton.cdiv(self.length, self.block_l)
+        self.n_tiles = cdiv(self.length, self.block_l)
         self.tiles_per_chunk = self.bwd_tiles_per_chunk * self.state_every
         self.chunk_len = self.bwd_tiles_per_chunk * self.bwd_block_l
         self.grid = (batch, groups * self.blocks_per_group, self.n_chunks)
@@ -151,11 +152,11 @@ class _Plan:
         # The summary pass keeps a (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its own, smaller tiles, which
         # must divide the chunk (powers of two no longer than the backward tile do).
         self.summary_block_l = min(SUMMARY_BLOCK_L, self.bwd_block_l)
-        self.summary_block_d = max(1, min(triton.next_power_of_2(self.per_group),
+        self.summary_block_d = max(1, min(next_power_of_2(self.per_group),
                                           SUMMARY_TILE_VALUES // (self.summary_block_l * self.block_n)))
-        self.summary_blocks_per_group = triton.cdiv(self.per_group, self.summary_block_d)
-        self.bwd_block_d = max(1, min(triton.next_power_of_2(self.per_group), BWD_TILE_VALUES // self.bwd_block_l))
-        self.bwd_blocks_per_group = triton.cdiv(self.per_group, self.bwd_block_d)
+        self.summary_blocks_per_group = cdiv(self.per_group, self.summary_block_d)
+        self.bwd_block_d = max(1, min(next_power_of_2(self.per_group), BWD_TILE_VALUES // self.bwd_block_l))
+        self.bwd_blocks_per_group = cdiv(self.per_group, self.bwd_block_d)
         if BWD_TARGET_PROGRAMS:
             bwd_programs = batch * groups * self.bwd_blocks_per_group
             self.bwd_chunk_tiles, self.bwd_n_chunks = _chunking(self.n_bwd_tiles, self.bwd_block_l, bwd_programs,
@@ -173,13 +174,13 @@ class _Plan:
         split across threads (16 channels on one warp: 4 steps in each of two). At batch 32, dim 1024,
         L 2048 (bf16, H100) 16 channels on one warp ran the forward in 0.97 ms, against 1.28 ms for 64
         channels in 2 chunks and 1.37 ms for 32 channels in one."""
-        block_d = max(1, min(triton.next_power_of_2(self.per_group), BLOCK_D))
+        block_d = max(1, min(next_power_of_2(self.per_group), BLOCK_D))
 
         def warps(block: int) -> int:
             return max(1, NUM_WARPS * block // BLOCK_D)
 
         def grid_warps(block: int) -> int:
-            return batch * self.groups * triton.cdiv(self.per_group, block) * warps(block)
+            return batch * self.groups * cdiv(self.per_group, block) * warps(block)
 
         want = TARGET_PROGRAMS * NUM_WARPS
         smaller = block_d
@@ -190,7 +191,7 @@ class _Plan:
         return block_d, NUM_WARPS
 
     def carry_blocks(self, n_chunks: int):
-        block_k = 2 if interpreting() else min(CARRY_BLOCK_CHUNKS, triton.next_power_of_2(n_chunks))
+        block_k = 2 if interpreting() else min(CARRY_BLOCK_CHUNKS, next_power_of_2(n_chunks))
         return dict(BLOCK_K=block_k, BLOCK_N=self.block_n, num_warps=1)
 
     def sizes(self):

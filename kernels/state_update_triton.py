@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ._launch_math import cdiv, next_power_of_2
 from .scan_triton import triton
 from .state_update import check_state_update_args
 
@@ -56,11 +57,11 @@ def selective_state_update_triton(state, x, dt, A, B, C, D=None, z=None, dt_bias
         raise ValueError("selective_state_update: state must be contiguous (it is updated in place)")
     batch, dim, d_state = state.shape
     work = torch.float64 if state.dtype == torch.float64 or x.dtype == torch.float64 else torch.float32
-    block_n = triton.next_power_of_2(d_state)
+    block_n = next_power_of_2(d_state)
     block_d = max(1, min(64, 2048 // block_n))
     out = torch.empty_like(x)
     dummy = x
-    grid = (batch, triton.cdiv(dim, block_d))
+    grid = (batch, cdiv(dim, block_d))
     _state_update_kernel[grid](
         state, x.contiguous(), dt.contiguous(), A.contiguous(), B.contiguous(), C.contiguous(),
         D if D is not None else dummy, z.contiguous() if z is not None else dummy,
