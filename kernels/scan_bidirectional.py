@@ -82,10 +82,10 @@ def selective_scan_bidirectional(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scan `fwd` from t = 0 up and `rev` from t = L-1 down, both gated by the same z.
 
-    Returns (y_fwd, y_rev), (batch, dim, L) each: ``selective_scan(*fwd, z=z)`` and
-    ``selective_scan(*rev, z=z, reverse=True)`` (from the fused path, views of one (2, batch, dim, L)
-    buffer). The backends are `selective_scan`'s; "triton" runs both directions in one launch per pass up
-    to `FUSED_MAX_ELEMENTS` per direction, and as two calls beyond.
+    Returns (y_fwd, y_rev), (batch, dim, L) each: ``selective_scan(**fwd._asdict(), z=z)`` and
+    ``selective_scan(**rev._asdict(), z=z, reverse=True)`` (from the fused path, views of one
+    (2, batch, dim, L) buffer). The backends are `selective_scan`'s; "triton" runs both directions in one
+    launch per pass up to `FUSED_MAX_ELEMENTS` per direction, and as two calls beyond.
     """
     if backend not in BACKENDS:
         raise ValueError(f"selective_scan_bidirectional: backend must be one of {BACKENDS}, got {backend!r}")
