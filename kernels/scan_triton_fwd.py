@@ -26,6 +26,7 @@ from .scan_triton_common import (
     load_delta,
     program_channels,
     tile_inputs,
+    tile_mask,
     tile_positions,
     tile_scan,
     with_column,
@@ -104,10 +105,10 @@ def _fwd_program(
     for j in range(0, tiles_here):
         tile = first_tile + j
         offs_l = tile_positions(tile, length, BLOCK_L, REVERSE)
-        mask = d_mask[:, None] & ((offs_l >= 0) & (offs_l < length))[None, :]
+        mask = tile_mask(d_mask, offs_l, length)
         if PREFETCH:
             u, zv = u_raw.to(ACC), z_raw.to(ACC)  # this tile's, before the next tile's take their place
-            dt = delta_after(delta_raw.to(ACC), bias, mask, HAS_BIAS, SOFTPLUS)
+            dt, _raw = delta_after(delta_raw.to(ACC), bias, mask, HAS_BIAS, SOFTPLUS)
             u_raw, delta_raw, z_raw = tile_inputs(U, DELTA, Z, row, tile_positions(tile + 1, length, BLOCK_L, REVERSE),
                                                   d_mask, length, HAS_Z)
         else:  # z only after the states (registers)

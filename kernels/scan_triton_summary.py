@@ -99,7 +99,7 @@ def _fwd_summary_program(
                                                     length, d_mask, BLOCK_L, REVERSE)
     for jj in range(0, tiles_here):
         u, B_tile = u_raw.to(ACC), B_raw.to(ACC)  # (BLOCK_D, BLOCK_L), (BLOCK_N, BLOCK_L)
-        dt = delta_after(delta_raw.to(ACC), bias, mask, HAS_BIAS, SOFTPLUS)
+        dt, _raw = delta_after(delta_raw.to(ACC), bias, mask, HAS_BIAS, SOFTPLUS)
         u_raw, delta_raw, B_raw, mask = _summary_inputs(U, DELTA, B, row, bc_offs, n_ok,
                                                         first_tile + tiles_here - 2 - jj, length, d_mask,
                                                         BLOCK_L, REVERSE)
