@@ -69,3 +69,17 @@ def test_large_calls_run_as_two_scans_with_the_same_result(monkeypatch, backend)
     split = outputs_and_grads(selective_scan_bidirectional, case, seed=5, backend=backend)
     for f, s in zip(fused, split):
         torch.testing.assert_close(f, s, rtol=1e-9, atol=1e-9)
+
+
+def test_fuses_only_on_triton_and_up_to_the_size_limit(monkeypatch):
+    from seqmamba.kernels import scan_bidirectional
+
+    u = torch.zeros(2, 4, 100, device=DEVICE)
+    assert not scan_bidirectional.fuses(u, backend="torch")
+    assert not scan_bidirectional.fuses(u, backend="reference")
+    assert scan_bidirectional.fuses(u, backend="triton")
+    monkeypatch.setattr(scan_bidirectional, "FUSED_MAX_ELEMENTS", u.numel() - 1)
+    assert not scan_bidirectional.fuses(u, backend="triton")
+    monkeypatch.setattr(scan_bidirectional, "FUSED_MAX_ELEMENTS", u.numel())
+    # "auto" picks triton on CUDA tensors only: on a CPU the directions are never fused
+    assert scan_bidirectional.fuses(u) == (DEVICE.type == "cuda" and triton_usable(DEVICE))
