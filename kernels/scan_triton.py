@@ -78,6 +78,14 @@ BWD_TARGET_PROGRAMS = 2048
 # tiles are short (float32) or it runs in chunks. H100, fwd ms at S1 / S2 / S3: float32 4.26 / 9.52 / 1.70
 # without, 3.79 / 8.43 / 1.47 with; bf16 2.57 / 5.30 / 0.97 without, 2.58 / 5.10 / 1.07 with (S3 is one chunk).
 PREFETCH = 1
+# Where its tiles are short (float32), the forward loads the next state's B and C rows before working a state
+# (BC_AHEAD) and asks L1 to keep their lines (BC_KEEP, evict_last: the next tiles read the rest of them). ptxas
+# otherwise issues each load just before its use, and a 4-step tile leaves too little work to hide it (ncu, S2:
+# long-scoreboard stalls, 0.30 instructions issued per cycle). H100 float32 forward ms, S1 / S2 / S3: neither
+# 4.00 / 8.96 / 1.92, BC_AHEAD 3.49 / 7.89 / 1.43, both 3.47 / 7.55 / 1.39. In bf16 they measured slower
+# (BC_AHEAD S3 0.97 -> 1.12, two registers spilled; BC_KEEP S1 / S2 2.42 / 4.89 -> 2.62 / 5.25).
+BC_AHEAD = 1
+BC_KEEP = 1
 # Chunks the carry pass scans at once (kernels/scan_triton_carry.py).
 CARRY_BLOCK_CHUNKS = 64
 # The summary pass's (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its steps and its size in values.
@@ -149,6 +157,8 @@ class _Plan:
         self.chunk_len = self.bwd_tiles_per_chunk * self.bwd_block_l
         self.grid = (batch, groups * self.blocks_per_group, self.n_chunks)
         self.prefetch = bool(PREFETCH) and (self.block_l < 8 or self.n_chunks > 1)
+        self.bc_ahead = bool(BC_AHEAD) and self.block_l < 8
+        self.bc_keep = bool(BC_KEEP) and self.block_l < 8
         # The summary pass keeps a (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its own, smaller tiles, which
         # must divide the chunk (powers of two no longer than the backward tile do).
         self.summary_block_l = min(SUMMARY_BLOCK_L, self.bwd_block_l)
@@ -210,7 +220,8 @@ class _Plan:
                     num_warps=NUM_WARPS)
 
     def blocks(self):
-        return dict(STATE_EVERY=self.state_every, PREFETCH=self.prefetch, BLOCK_D=self.block_d, BLOCK_L=self.block_l,
+        return dict(STATE_EVERY=self.state_every, PREFETCH=self.prefetch, BC_AHEAD=self.bc_ahead, BC_KEEP=self.bc_keep,
+                    BLOCK_D=self.block_d, BLOCK_L=self.block_l,
                     BLOCK_N=self.block_n, num_warps=self.num_warps, **_reg_cap(MAXNREG))
 
     def bwd_sizes(self):

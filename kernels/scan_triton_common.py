@@ -139,10 +139,15 @@ def tile_scan(decay, inp, l_idx, REVERSE: tl.constexpr, BLOCK_L: tl.constexpr):
 
 
 @triton.jit
-def bc_rows(B, C, bc_base, n, length, offs_l, mask, ACC: tl.constexpr):
+def bc_rows(B, C, bc_base, n, length, offs_l, mask, ACC: tl.constexpr, KEEP: tl.constexpr = False):
     """Row n of B and C at the tile's steps, as (BLOCK_D, BLOCK_L) broadcasts: loading them in the
-    tile's own layout (the rows repeat, served by L1) avoids a shared-memory layout change per state."""
+    tile's own layout (the rows repeat, served by L1) avoids a shared-memory layout change per state.
+    KEEP: ask L1 to evict these lines last (the next tiles read the rest of them)."""
     offs = bc_base + n * length + offs_l[None, :]  # (BLOCK_D, BLOCK_L) after broadcasting with mask
-    B_n = tl.load(B + offs, mask=mask, other=0.0).to(ACC)
-    C_n = tl.load(C + offs, mask=mask, other=0.0).to(ACC)
+    if KEEP:
+        B_n = tl.load(B + offs, mask=mask, other=0.0, eviction_policy="evict_last").to(ACC)
+        C_n = tl.load(C + offs, mask=mask, other=0.0, eviction_policy="evict_last").to(ACC)
+    else:
+        B_n = tl.load(B + offs, mask=mask, other=0.0).to(ACC)
+        C_n = tl.load(C + offs, mask=mask, other=0.0).to(ACC)
     return B_n, C_n

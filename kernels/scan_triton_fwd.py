@@ -42,7 +42,7 @@ def scan_fwd_kernel(
     n_state_tiles,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, REVERSE: tl.constexpr, STATE_EVERY: tl.constexpr,
-    PREFETCH: tl.constexpr, BIDIRECTIONAL: tl.constexpr,
+    PREFETCH: tl.constexpr, BIDIRECTIONAL: tl.constexpr, BC_AHEAD: tl.constexpr, BC_KEEP: tl.constexpr,
     ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """BIDIRECTIONAL: the second half of the batch programs scans U_R, DELTA_R, B_R, C_R the other way, with
@@ -56,17 +56,18 @@ def scan_fwd_kernel(
                          TILE_STATES + rows * dim * n_state_tiles * d_state, LAST + rows * dim * d_state,
                          dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
                          tiles_per_chunk, n_chunks, n_state_tiles, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, STORE_STATES,
-                         STORE_LAST, not REVERSE, STATE_EVERY, PREFETCH, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+                         STORE_LAST, not REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, ACC, BLOCK_D, BLOCK_L,
+                         BLOCK_N)
         else:
             _fwd_program(pid, U, DELTA, A2, B, C, D, Z, BIAS, ENTER, OUT, TILE_STATES, LAST,
                          dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
                          tiles_per_chunk, n_chunks, n_state_tiles, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, STORE_STATES,
-                         STORE_LAST, REVERSE, STATE_EVERY, PREFETCH, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+                         STORE_LAST, REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
     else:
         _fwd_program(pid, U, DELTA, A2, B, C, D, Z, BIAS, ENTER, OUT, TILE_STATES, LAST,
                      dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
                      tiles_per_chunk, n_chunks, n_state_tiles, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, STORE_STATES,
-                     STORE_LAST, REVERSE, STATE_EVERY, PREFETCH, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+                     STORE_LAST, REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
 
 
 @triton.jit
@@ -76,7 +77,8 @@ def _fwd_program(
     n_state_tiles,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, REVERSE: tl.constexpr, STATE_EVERY: tl.constexpr,
-    PREFETCH: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
+    PREFETCH: tl.constexpr, BC_AHEAD: tl.constexpr, BC_KEEP: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """One program of the scan in one direction; pid_b is its batch row."""
     group, d, d_mask = program_channels(tl.program_id(1), blocks_per_group, channels_per_group, BLOCK_D)
@@ -125,9 +127,16 @@ def _fwd_program(
         y = D_vec[:, None] * u
         new_state = state
         # Unrolled over the padded states (masked beyond d_state) so that their loads and scans interleave.
+        if BC_AHEAD:
+            sB, sC = _bc_state(B, C, bc_base, 0, length, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP)
         for n in tl.static_range(BLOCK_N):
-            n_ok = d_mask & ((d * 0 + n) < d_state)  # (BLOCK_D,): a 0-d mask breaks the interpreter
-            B_n, C_n = bc_rows(B, C, bc_base, n, length, offs_l, mask & n_ok[:, None], ACC)
+            if not BC_AHEAD:
+                n_ok = d_mask & ((d * 0 + n) < d_state)  # (BLOCK_D,): a 0-d mask breaks the interpreter
+                B_n, C_n = bc_rows(B, C, bc_base, n, length, offs_l, mask & n_ok[:, None], ACC, BC_KEEP)
+            else:  # BC_AHEAD: state n+1's rows are on their way while state n is worked
+                B_n, C_n = sB, sC
+                if n + 1 < BLOCK_N:
+                    sB, sC = _bc_state(B, C, bc_base, n + 1, length, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP)
             decay = tl.exp2(column(A2_tile, n, n_idx)[:, None] * dt)  # (BLOCK_D, BLOCK_L)
             entering = decay * column(state, n, n_idx)[:, None]
             inp = dtu * B_n + tl.where(is_first, entering, -0.0)
@@ -143,3 +152,10 @@ def _fwd_program(
 
     if STORE_LAST:
         tl.store(LAST + (pid_b * dim + d)[:, None] * d_state + n_idx[None, :], state, mask=dn_mask)
+
+
+@triton.jit
+def _bc_state(B, C, bc_base, n, length, offs_l, mask, d, d_mask, d_state, ACC: tl.constexpr, BC_KEEP: tl.constexpr):
+    """bc_rows of state n, masked beyond d_state."""
+    n_ok = d_mask & ((d * 0 + n) < d_state)  # (BLOCK_D,): a 0-d mask breaks the interpreter
+    return bc_rows(B, C, bc_base, n, length, offs_l, mask & n_ok[:, None], ACC, BC_KEEP)

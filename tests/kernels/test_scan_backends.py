@@ -283,3 +283,22 @@ def test_triton_forward_with_and_without_loading_a_tile_ahead(monkeypatch, prefe
     expected = run(case, case.inputs(seed=13), "reference")
     got = run(case, case.inputs(seed=13), "triton")
     assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"prefetch={prefetch} reverse={reverse}")
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
+@pytest.mark.parametrize(("ahead", "keep"), [(0, 0), (1, 0), (1, 1)])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_triton_forward_loading_b_and_c_a_state_ahead(monkeypatch, ahead, keep, reverse):
+    """BC_AHEAD / BC_KEEP (4-step tiles, as float32 inputs get on a GPU): B and C of the next state are loaded
+    before the current one is worked, the padded state beyond d_state (3 of 4) included; same scan."""
+    from seqmamba.kernels import scan_triton
+
+    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: (4, 16))
+    monkeypatch.setattr(scan_triton, "BC_AHEAD", ahead)
+    monkeypatch.setattr(scan_triton, "BC_KEEP", keep)
+    case = Case(length=90, dim=5, d_state=3, batch=2, reverse=reverse)
+    plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1)
+    assert (plan.blocks()["BC_AHEAD"], plan.blocks()["BC_KEEP"]) == (bool(ahead), bool(keep))
+    expected = run(case, case.inputs(seed=17), "reference")
+    got = run(case, case.inputs(seed=17), "triton")
+    assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"ahead={ahead} keep={keep} reverse={reverse}")
