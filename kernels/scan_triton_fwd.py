@@ -131,8 +131,7 @@ def _fwd_program(
             sB, sC = _bc_state(B, C, bc_base, 0, length, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP)
         for n in tl.static_range(BLOCK_N):
             if not BC_AHEAD:
-                n_ok = d_mask & ((d * 0 + n) < d_state)  # (BLOCK_D,): a 0-d mask breaks the interpreter
-                B_n, C_n = bc_rows(B, C, bc_base, n, length, offs_l, mask & n_ok[:, None], ACC, BC_KEEP)
+                B_n, C_n = _bc_state(B, C, bc_base, n, length, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP)
             else:  # BC_AHEAD: state n+1's rows are on their way while state n is worked
                 B_n, C_n = sB, sC
                 if n + 1 < BLOCK_N:
