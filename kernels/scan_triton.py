@@ -43,6 +43,9 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+_plans: dict = {}  # launch plans by sizes and knob values (see _plan)
+
+
 LOG2E = 1.4426950408889634  # exp(x) = exp2(x * log2 e): the kernels take exp2 of delta * A2
 
 if triton is not None:
@@ -102,6 +105,8 @@ BWD_STATES_PER_ITER = 1
 # warps on an SM, at the price of spills.
 MAXNREG = 0
 BWD_MAXNREG = 0
+# Every knob above, by name: a plan is made once per sizes and knob values.
+_PLAN_KNOBS = tuple(name for name, value in dict(globals()).items() if name.isupper() and type(value) is int)
 
 
 def _reg_cap(cap: int) -> dict:
@@ -259,7 +264,7 @@ class _TritonScan(torch.autograd.Function):
         A_all, D_all, bias_all = _stacked(A, A_r), _stacked(D, D_r), _stacked(delta_bias, bias_r)
         z = z.contiguous() if z is not None else None
         h0 = initial_state.contiguous() if initial_state is not None else None
-        plan = _Plan(u, A, Bg.shape[1], dirs)
+        plan = _plan(u, A, Bg.shape[1], dirs)
         rows = dirs * batch
         f = dict(device=u.device, dtype=work)
 
@@ -388,6 +393,19 @@ class _TritonScan(torch.autograd.Function):
         return (None, None, dz, dh0, *grads)
 
 
+def _plan(u: torch.Tensor, A: torch.Tensor, groups: int, directions: int) -> _Plan:
+    """The launch plan for these sizes, made once: at short L the host's Python is what the GPU waits on."""
+    g = globals()
+    key = (tuple(u.shape), u.element_size(), A.shape[1], groups, directions, interpreting(), _tile_steps,
+           tuple(g[k] for k in _PLAN_KNOBS))
+    plan = _plans.get(key)
+    if plan is None:
+        if len(_plans) > 256:  # many distinct lengths (variable-length inference): keep it bounded
+            _plans.clear()
+        plan = _plans[key] = _Plan(u, A, groups, directions)
+    return plan
+
+
 def selective_scan_triton(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -407,6 +425,12 @@ def selective_scan_triton(
     if triton is None:
         raise RuntimeError("selective_scan: backend='triton' needs the triton package")
     check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    return scan_checked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, reverse=reverse,
+                        initial_state=initial_state)
+
+
+def scan_checked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, *, reverse, initial_state):
+    """`selective_scan_triton` on arguments already validated (`seqmamba.kernels.selective_scan` has)."""
     out, last = _TritonScan.apply(delta_softplus, reverse, z, initial_state, u, delta, A, B, C, D, delta_bias)
     return (out, last) if return_last_state else out
 

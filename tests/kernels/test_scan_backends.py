@@ -302,3 +302,19 @@ def test_triton_forward_loading_b_and_c_a_state_ahead(monkeypatch, ahead, keep, 
     expected = run(case, case.inputs(seed=17), "reference")
     got = run(case, case.inputs(seed=17), "triton")
     assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"ahead={ahead} keep={keep} reverse={reverse}")
+
+
+def test_triton_launch_plan_is_made_once_per_sizes_and_knobs(monkeypatch):
+    """The plan is cached by sizes and knob values: the same sizes reuse it, other sizes or a changed knob
+    (as benchmarks/scan_tune.py and these tests set them) make a new one."""
+    from seqmamba.kernels import scan_triton
+
+    u, A = torch.zeros(2, 8, 100), torch.zeros(8, 4)
+    first = scan_triton._plan(u, A, 1, 1)
+    assert scan_triton._plan(torch.ones(2, 8, 100), A, 1, 1) is first
+    assert scan_triton._plan(torch.zeros(2, 8, 101), A, 1, 1) is not first
+    assert scan_triton._plan(u, A, 1, 2) is not first
+    monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", scan_triton.TARGET_PROGRAMS + 1)
+    assert scan_triton._plan(u, A, 1, 1) is not first
+    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: (4, 16))
+    assert scan_triton._plan(u, A, 1, 1).block_l == 4
