@@ -89,6 +89,10 @@ PREFETCH = 1
 # (BC_AHEAD S3 0.97 -> 1.12, two registers spilled; BC_KEEP S1 / S2 2.42 / 4.89 -> 2.62 / 5.25).
 BC_AHEAD = 1
 BC_KEEP = 1
+# Tiles per trip of the forward's loop where its tiles are short (float32): two give ptxas a longer stretch to
+# interleave. H100 float32 forward S1 / S2 / S3 3.44 / 7.65 / 1.40 -> 3.32 / 7.57 / 1.22 ms; bf16 with two
+# measured slower (2.45 / 4.90 / 0.97 -> 2.75 / 5.46 / 1.03), so it keeps one.
+SHORT_TILE_UNROLL = 2
 # Chunks the carry pass scans at once (kernels/scan_triton_carry.py).
 CARRY_BLOCK_CHUNKS = 64
 # The summary pass's (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its steps and its size in values.
@@ -164,6 +168,9 @@ class _Plan:
         self.prefetch = bool(PREFETCH) and (self.block_l < 8 or self.n_chunks > 1)
         self.bc_ahead = bool(BC_AHEAD) and self.block_l < 8
         self.bc_keep = bool(BC_KEEP) and self.block_l < 8
+        # A trip past a chunk's tiles must lie past the sequence's end (every step masked): whole trips per chunk.
+        unroll = max(1, SHORT_TILE_UNROLL) if self.block_l < 8 else 1
+        self.unroll = unroll if self.n_chunks == 1 or self.tiles_per_chunk % unroll == 0 else 1
         # The summary pass keeps a (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its own, smaller tiles, which
         # must divide the chunk (powers of two no longer than the backward tile do).
         self.summary_block_l = min(SUMMARY_BLOCK_L, self.bwd_block_l)
@@ -226,6 +233,7 @@ class _Plan:
 
     def blocks(self):
         return dict(STATE_EVERY=self.state_every, PREFETCH=self.prefetch, BC_AHEAD=self.bc_ahead, BC_KEEP=self.bc_keep,
+                    UNROLL=self.unroll,
                     BLOCK_D=self.block_d, BLOCK_L=self.block_l,
                     BLOCK_N=self.block_n, num_warps=self.num_warps, **_reg_cap(MAXNREG))
 

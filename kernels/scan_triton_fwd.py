@@ -43,6 +43,7 @@ def scan_fwd_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, REVERSE: tl.constexpr, STATE_EVERY: tl.constexpr,
     PREFETCH: tl.constexpr, BIDIRECTIONAL: tl.constexpr, BC_AHEAD: tl.constexpr, BC_KEEP: tl.constexpr,
+    UNROLL: tl.constexpr,
     ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """BIDIRECTIONAL: the second half of the batch programs scans U_R, DELTA_R, B_R, C_R the other way, with
@@ -56,18 +57,20 @@ def scan_fwd_kernel(
                          TILE_STATES + rows * dim * n_state_tiles * d_state, LAST + rows * dim * d_state,
                          dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
                          tiles_per_chunk, n_chunks, n_state_tiles, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, STORE_STATES,
-                         STORE_LAST, not REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, ACC, BLOCK_D, BLOCK_L,
-                         BLOCK_N)
+                         STORE_LAST, not REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, UNROLL, ACC, BLOCK_D,
+                         BLOCK_L, BLOCK_N)
         else:
             _fwd_program(pid, U, DELTA, A2, B, C, D, Z, BIAS, ENTER, OUT, TILE_STATES, LAST,
                          dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
                          tiles_per_chunk, n_chunks, n_state_tiles, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, STORE_STATES,
-                         STORE_LAST, REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+                         STORE_LAST, REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, UNROLL, ACC, BLOCK_D, BLOCK_L,
+                         BLOCK_N)
     else:
         _fwd_program(pid, U, DELTA, A2, B, C, D, Z, BIAS, ENTER, OUT, TILE_STATES, LAST,
                      dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
                      tiles_per_chunk, n_chunks, n_state_tiles, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, STORE_STATES,
-                     STORE_LAST, REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+                     STORE_LAST, REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, UNROLL, ACC, BLOCK_D, BLOCK_L,
+                     BLOCK_N)
 
 
 @triton.jit
@@ -77,7 +80,8 @@ def _fwd_program(
     n_state_tiles,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, REVERSE: tl.constexpr, STATE_EVERY: tl.constexpr,
-    PREFETCH: tl.constexpr, BC_AHEAD: tl.constexpr, BC_KEEP: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr,
+    PREFETCH: tl.constexpr, BC_AHEAD: tl.constexpr, BC_KEEP: tl.constexpr, UNROLL: tl.constexpr,
+    ACC: tl.constexpr, BLOCK_D: tl.constexpr,
     BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """One program of the scan in one direction; pid_b is its batch row."""
@@ -104,50 +108,57 @@ def _fwd_program(
     if PREFETCH:
         u_raw, delta_raw, z_raw = tile_inputs(U, DELTA, Z, row, tile_positions(first_tile, length, BLOCK_L, REVERSE),
                                               d_mask, length, HAS_Z)
-    for j in range(0, tiles_here):
-        tile = first_tile + j
-        offs_l = tile_positions(tile, length, BLOCK_L, REVERSE)
-        mask = tile_mask(d_mask, offs_l, length)
-        if PREFETCH:
-            u, zv = u_raw.to(ACC), z_raw.to(ACC)  # this tile's, before the next tile's take their place
-            dt, _raw = delta_after(delta_raw.to(ACC), bias, mask, HAS_BIAS, SOFTPLUS)
-            u_raw, delta_raw, z_raw = tile_inputs(U, DELTA, Z, row, tile_positions(tile + 1, length, BLOCK_L, REVERSE),
-                                                  d_mask, length, HAS_Z)
-        else:  # z only after the states (registers)
-            dt, _raw, mask = load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
-            u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
-        dtu = dt * u  # (BLOCK_D, BLOCK_L)
-        if STORE_STATES:
-            if tile % STATE_EVERY == 0:
-                # Tile-major, so a program's store is one contiguous block. Channel-major rows lie
-                # n_state_tiles * N apart (2 MiB at L 2^20): at batch 1, dim 256, L 2^20 (H100) keeping the
-                # states took the forward from 4.90 to 6.75 ms that way, to 6.13 ms this way.
-                tl.store(TILE_STATES + ((pid_b * n_state_tiles + tile // STATE_EVERY) * dim + d)[:, None] * d_state
-                         + n_idx[None, :], state, mask=dn_mask)
-        y = D_vec[:, None] * u
-        new_state = state
-        # Unrolled over the padded states (masked beyond d_state) so that their loads and scans interleave.
-        if BC_AHEAD:
-            sB, sC = _bc_state(B, C, bc_base, 0, length, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP)
-        for n in tl.static_range(BLOCK_N):
-            if not BC_AHEAD:
-                B_n, C_n = _bc_state(B, C, bc_base, n, length, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP)
-            else:  # BC_AHEAD: state n+1's rows are on their way while state n is worked
-                B_n, C_n = sB, sC
-                if n + 1 < BLOCK_N:
-                    sB, sC = _bc_state(B, C, bc_base, n + 1, length, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP)
-            decay = tl.exp2(column(A2_tile, n, n_idx)[:, None] * dt)  # (BLOCK_D, BLOCK_L)
-            entering = decay * column(state, n, n_idx)[:, None]
-            inp = dtu * B_n + tl.where(is_first, entering, -0.0)
-            h = tile_scan(decay, inp, l_idx, REVERSE, BLOCK_L)  # (BLOCK_D, BLOCK_L)
-            y += h * C_n
-            new_state = with_column(new_state, n, n_idx, at_position(h, l_idx, last_idx))
-        state = new_state
-        if HAS_Z:
-            if not PREFETCH:
-                zv = tl.load(Z + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
-            y = y * zv * tl.sigmoid(zv)
-        tl.store(OUT + row[:, None] + offs_l[None, :], y.to(OUT.dtype.element_ty), mask=mask)
+    # UNROLL tiles a trip. The host makes every chunk but the last whole trips, so a tile past tiles_here lies
+    # past the sequence's end: its steps are masked (delta 0 leaves the state as it is) and its state not stored.
+    for j0 in range(0, tiles_here, UNROLL):
+        for k in tl.static_range(UNROLL):
+            j = j0 + k
+            tile = first_tile + j
+            offs_l = tile_positions(tile, length, BLOCK_L, REVERSE)
+            mask = tile_mask(d_mask, offs_l, length)
+            if PREFETCH:
+                u, zv = u_raw.to(ACC), z_raw.to(ACC)  # this tile's, before the next tile's take their place
+                dt, _raw = delta_after(delta_raw.to(ACC), bias, mask, HAS_BIAS, SOFTPLUS)
+                next_l = tile_positions(tile + 1, length, BLOCK_L, REVERSE)
+                u_raw, delta_raw, z_raw = tile_inputs(U, DELTA, Z, row, next_l, d_mask, length, HAS_Z)
+            else:  # z only after the states (registers)
+                dt, _raw, mask = load_delta(DELTA, row, offs_l, length, d_mask, bias, HAS_BIAS, SOFTPLUS, ACC)
+                u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
+            dtu = dt * u  # (BLOCK_D, BLOCK_L)
+            if STORE_STATES:
+                keep_tile = tile % STATE_EVERY == 0
+                if UNROLL > 1:
+                    keep_tile = keep_tile & (tile < n_tiles)
+                if keep_tile:
+                    # Tile-major, so a program's store is one contiguous block. Channel-major rows lie
+                    # n_state_tiles * N apart (2 MiB at L 2^20): at batch 1, dim 256, L 2^20 (H100) keeping the
+                    # states took the forward from 4.90 to 6.75 ms that way, to 6.13 ms this way.
+                    tl.store(TILE_STATES + ((pid_b * n_state_tiles + tile // STATE_EVERY) * dim + d)[:, None] * d_state
+                             + n_idx[None, :], state, mask=dn_mask)
+            y = D_vec[:, None] * u
+            new_state = state
+            # Unrolled over the padded states (masked beyond d_state) so that their loads and scans interleave.
+            if BC_AHEAD:
+                sB, sC = _bc_state(B, C, bc_base, 0, length, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP)
+            for n in tl.static_range(BLOCK_N):
+                if not BC_AHEAD:
+                    B_n, C_n = _bc_state(B, C, bc_base, n, length, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP)
+                else:  # BC_AHEAD: state n+1's rows are on their way while state n is worked
+                    B_n, C_n = sB, sC
+                    if n + 1 < BLOCK_N:
+                        sB, sC = _bc_state(B, C, bc_base, n + 1, length, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP)
+                decay = tl.exp2(column(A2_tile, n, n_idx)[:, None] * dt)  # (BLOCK_D, BLOCK_L)
+                entering = decay * column(state, n, n_idx)[:, None]
+                inp = dtu * B_n + tl.where(is_first, entering, -0.0)
+                h = tile_scan(decay, inp, l_idx, REVERSE, BLOCK_L)  # (BLOCK_D, BLOCK_L)
+                y += h * C_n
+                new_state = with_column(new_state, n, n_idx, at_position(h, l_idx, last_idx))
+            state = new_state
+            if HAS_Z:
+                if not PREFETCH:
+                    zv = tl.load(Z + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
+                y = y * zv * tl.sigmoid(zv)
+            tl.store(OUT + row[:, None] + offs_l[None, :], y.to(OUT.dtype.element_ty), mask=mask)
 
     if STORE_LAST:
         tl.store(LAST + (pid_b * dim + d)[:, None] * d_state + n_idx[None, :], state, mask=dn_mask)

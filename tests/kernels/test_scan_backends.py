@@ -318,3 +318,38 @@ def test_triton_launch_plan_is_made_once_per_sizes_and_knobs(monkeypatch):
     assert scan_triton._plan(u, A, 1, 1) is not first
     monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: (4, 16))
     assert scan_triton._plan(u, A, 1, 1).block_l == 4
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
+@pytest.mark.parametrize("unroll", [1, 2])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize(("steps", "length", "tiles"), [((4, 16), 90, (23, 8)), ((4, 4), 44, (11, 4))])
+def test_triton_forward_two_short_tiles_a_trip(monkeypatch, unroll, reverse, steps, length, tiles):
+    """SHORT_TILE_UNROLL: 4-step tiles (float32 on a GPU) two a trip of the forward's loop. The last of 3
+    chunks has an odd number of tiles, so its last trip runs past the sequence's end; with 4-step backward
+    tiles that tile would save a state for the backward, out of bounds. Values, last state and gradients are
+    those of one tile a trip."""
+    from seqmamba.kernels import scan_triton
+
+    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: steps)
+    monkeypatch.setattr(scan_triton, "SHORT_TILE_UNROLL", unroll)
+    monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", 1)  # 3 chunks on a GPU too, as under the interpreter
+    monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", 3)
+    case = Case(length=length, dim=3, d_state=3, batch=2, reverse=reverse)
+    plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1)
+    assert (plan.n_tiles, plan.tiles_per_chunk, plan.n_chunks, plan.unroll) == (*tiles, 3, unroll)
+    expected = run(case, case.inputs(seed=19), "reference")
+    got = run(case, case.inputs(seed=19), "triton")
+    assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"unroll={unroll} reverse={reverse} steps={steps}")
+
+
+def test_triton_forward_unrolls_only_whole_trips_per_chunk(monkeypatch):
+    """Where a chunk's tiles are not whole trips, a trip would run into the next chunk: one tile a trip."""
+    from seqmamba.kernels import scan_triton
+
+    monkeypatch.setattr(scan_triton, "interpreting", lambda: True)  # 3 chunks, on a GPU too
+    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: (4, 4))  # 1 tile per backward tile
+    A = torch.zeros(1, 2)
+    for length, per_chunk, unroll in ((48, 4, 2), (60, 5, 1), (4, 1, 2)):  # 12, 15 tiles; 1, in one chunk
+        plan = scan_triton._Plan(torch.zeros(1, 1, length), A, 1)
+        assert (plan.tiles_per_chunk, plan.unroll) == (per_chunk, unroll), length
