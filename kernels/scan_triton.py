@@ -43,9 +43,6 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-_plans: dict = {}  # launch plans by sizes and knob values (see _plan)
-
-
 LOG2E = 1.4426950408889634  # exp(x) = exp2(x * log2 e): the kernels take exp2 of delta * A2
 
 if triton is not None:
@@ -233,9 +230,8 @@ class _Plan:
 
     def blocks(self):
         return dict(STATE_EVERY=self.state_every, PREFETCH=self.prefetch, BC_AHEAD=self.bc_ahead, BC_KEEP=self.bc_keep,
-                    UNROLL=self.unroll,
-                    BLOCK_D=self.block_d, BLOCK_L=self.block_l,
-                    BLOCK_N=self.block_n, num_warps=self.num_warps, **_reg_cap(MAXNREG))
+                    UNROLL=self.unroll, BLOCK_D=self.block_d, BLOCK_L=self.block_l, BLOCK_N=self.block_n,
+                    num_warps=self.num_warps, **_reg_cap(MAXNREG))
 
     def bwd_sizes(self):
         return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.bwd_blocks_per_group,
@@ -401,6 +397,9 @@ class _TritonScan(torch.autograd.Function):
         return (None, None, dz, dh0, *grads)
 
 
+_plans: dict = {}  # launch plans by sizes and knob values
+
+
 def _plan(u: torch.Tensor, A: torch.Tensor, groups: int, directions: int) -> _Plan:
     """The launch plan for these sizes, made once: at short L the host's Python is what the GPU waits on."""
     g = globals()
@@ -437,7 +436,11 @@ def selective_scan_triton(
                         initial_state=initial_state)
 
 
-def scan_checked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, *, reverse, initial_state):
+def scan_checked(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor | None,
+    z: torch.Tensor | None, delta_bias: torch.Tensor | None, delta_softplus: bool, return_last_state: bool, *,
+    reverse: bool, initial_state: torch.Tensor | None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """`selective_scan_triton` on arguments already validated (`seqmamba.kernels.selective_scan` has)."""
     out, last = _TritonScan.apply(delta_softplus, reverse, z, initial_state, u, delta, A, B, C, D, delta_bias)
     return (out, last) if return_last_state else out
