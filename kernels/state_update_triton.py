@@ -69,5 +69,6 @@ def selective_state_update_triton(state, x, dt, A, B, C, D=None, z=None, dt_bias
         dim, d_state, dim // groups, groups,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
         ACC=tl.float64 if work == torch.float64 else tl.float32, BLOCK_D=block_d, BLOCK_N=block_n,
+        enable_fp_fusion=True,  # FMAs, whatever Triton's default (off from 3.10)
     )
     return out
