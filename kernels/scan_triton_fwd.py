@@ -81,8 +81,7 @@ def _fwd_program(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, REVERSE: tl.constexpr, STATE_EVERY: tl.constexpr,
     PREFETCH: tl.constexpr, BC_AHEAD: tl.constexpr, BC_KEEP: tl.constexpr, UNROLL: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
+    ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """One program of the scan in one direction; pid_b is its batch row."""
     group, d, d_mask = program_channels(tl.program_id(1), blocks_per_group, channels_per_group, BLOCK_D)
