@@ -79,25 +79,18 @@ def scan_bwd_kernel(
     """BIDIRECTIONAL: the second half of the batch programs differentiates the scan of U_R, DELTA_R, B_R, C_R
     the other way (see scan_triton_fwd.scan_fwd_kernel), into the second half of every output."""
     pid = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
-    if BIDIRECTIONAL:
-        rows = tl.num_programs(0).to(tl.int64) // 2
-        if pid >= rows:
-            seq = rows * dim * length
-            part = rows * n_chunks * dim
-            _bwd_program(pid - rows, U_R, DELTA_R, A + dim * d_state, A2 + dim * d_state, B_R, C_R, D + dim, Z,
-                         BIAS + dim, DOUT + seq, TILE_STATES + rows * dim * n_tiles * d_state,
-                         G_CARRY + rows * dim * n_chunks * d_state, DU + seq, DDELTA + seq, DZ + seq,
-                         DA_PART + part * d_state, DB_SUM + rows * groups * d_state * length,
-                         DC_SUM + rows * groups * d_state * length, DD_PART + part, DBIAS_PART + part, DH0,
-                         dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
-                         tiles_per_chunk, n_chunks, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_H0, not REVERSE,
-                         STATES_PER_ITER, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
-        else:
-            _bwd_program(pid, U, DELTA, A, A2, B, C, D, Z, BIAS, DOUT, TILE_STATES, G_CARRY, DU, DDELTA, DZ,
-                         DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,
-                         dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
-                         tiles_per_chunk, n_chunks, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_H0, REVERSE,
-                         STATES_PER_ITER, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+    rows = tl.num_programs(0).to(tl.int64) // 2  # BIDIRECTIONAL: the batch of each direction
+    if BIDIRECTIONAL and pid >= rows:  # the second half scans the other way
+        seq = rows * dim * length
+        part = rows * n_chunks * dim
+        _bwd_program(pid - rows, U_R, DELTA_R, A + dim * d_state, A2 + dim * d_state, B_R, C_R, D + dim, Z,
+                     BIAS + dim, DOUT + seq, TILE_STATES + rows * dim * n_tiles * d_state,
+                     G_CARRY + rows * dim * n_chunks * d_state, DU + seq, DDELTA + seq, DZ + seq,
+                     DA_PART + part * d_state, DB_SUM + rows * groups * d_state * length,
+                     DC_SUM + rows * groups * d_state * length, DD_PART + part, DBIAS_PART + part, DH0,
+                     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
+                     tiles_per_chunk, n_chunks, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_H0, not REVERSE,
+                     STATES_PER_ITER, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
     else:
         _bwd_program(pid, U, DELTA, A, A2, B, C, D, Z, BIAS, DOUT, TILE_STATES, G_CARRY, DU, DDELTA, DZ,
                      DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,

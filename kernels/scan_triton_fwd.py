@@ -49,22 +49,15 @@ def scan_fwd_kernel(
     """BIDIRECTIONAL: the second half of the batch programs scans U_R, DELTA_R, B_R, C_R the other way, with
     the second rows of A2, D and BIAS, the same z, into the second half of ENTER and of the outputs."""
     pid = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
-    if BIDIRECTIONAL:
-        rows = tl.num_programs(0).to(tl.int64) // 2  # the batch of each direction
-        if pid >= rows:
-            _fwd_program(pid - rows, U_R, DELTA_R, A2 + dim * d_state, B_R, C_R, D + dim, Z, BIAS + dim,
-                         ENTER + rows * dim * n_chunks * d_state, OUT + rows * dim * length,
-                         TILE_STATES + rows * dim * n_state_tiles * d_state, LAST + rows * dim * d_state,
-                         dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
-                         tiles_per_chunk, n_chunks, n_state_tiles, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, STORE_STATES,
-                         STORE_LAST, not REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, UNROLL, ACC, BLOCK_D,
-                         BLOCK_L, BLOCK_N)
-        else:
-            _fwd_program(pid, U, DELTA, A2, B, C, D, Z, BIAS, ENTER, OUT, TILE_STATES, LAST,
-                         dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
-                         tiles_per_chunk, n_chunks, n_state_tiles, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, STORE_STATES,
-                         STORE_LAST, REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, UNROLL, ACC, BLOCK_D, BLOCK_L,
-                         BLOCK_N)
+    rows = tl.num_programs(0).to(tl.int64) // 2  # BIDIRECTIONAL: the batch of each direction
+    if BIDIRECTIONAL and pid >= rows:  # the second half scans the other way
+        _fwd_program(pid - rows, U_R, DELTA_R, A2 + dim * d_state, B_R, C_R, D + dim, Z, BIAS + dim,
+                     ENTER + rows * dim * n_chunks * d_state, OUT + rows * dim * length,
+                     TILE_STATES + rows * dim * n_state_tiles * d_state, LAST + rows * dim * d_state,
+                     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
+                     tiles_per_chunk, n_chunks, n_state_tiles, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, STORE_STATES,
+                     STORE_LAST, not REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, UNROLL, ACC, BLOCK_D,
+                     BLOCK_L, BLOCK_N)
     else:
         _fwd_program(pid, U, DELTA, A2, B, C, D, Z, BIAS, ENTER, OUT, TILE_STATES, LAST,
                      dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,

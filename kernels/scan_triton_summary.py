@@ -61,18 +61,13 @@ def fwd_summary_kernel(
     """BIDIRECTIONAL: the second half of the batch programs summarises U_R, DELTA_R, B_R the other way
     (see scan_triton_fwd.scan_fwd_kernel)."""
     pid = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
-    if BIDIRECTIONAL:
-        rows = tl.num_programs(0).to(tl.int64) // 2
-        if pid >= rows:
-            _fwd_summary_program(pid - rows, U_R, DELTA_R, A2 + dim * d_state, B_R, BIAS + dim,
-                                 CHUNK_LOCAL + rows * dim * n_chunks * d_state,
-                                 CHUNK_DECAY + rows * dim * n_chunks * d_state, dim, length, d_state, groups,
-                                 channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_BIAS, SOFTPLUS,
-                                 not REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
-        else:
-            _fwd_summary_program(pid, U, DELTA, A2, B, BIAS, CHUNK_LOCAL, CHUNK_DECAY, dim, length, d_state, groups,
-                                 channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_BIAS, SOFTPLUS,
-                                 REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+    rows = tl.num_programs(0).to(tl.int64) // 2  # BIDIRECTIONAL: the batch of each direction
+    if BIDIRECTIONAL and pid >= rows:  # the second half scans the other way
+        _fwd_summary_program(pid - rows, U_R, DELTA_R, A2 + dim * d_state, B_R, BIAS + dim,
+                             CHUNK_LOCAL + rows * dim * n_chunks * d_state,
+                             CHUNK_DECAY + rows * dim * n_chunks * d_state, dim, length, d_state, groups,
+                             channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_BIAS, SOFTPLUS,
+                             not REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
     else:
         _fwd_summary_program(pid, U, DELTA, A2, B, BIAS, CHUNK_LOCAL, CHUNK_DECAY, dim, length, d_state, groups,
                              channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_BIAS, SOFTPLUS,
@@ -127,18 +122,13 @@ def bwd_summary_kernel(
     """BIDIRECTIONAL: the second half of the batch programs takes DELTA_R, C_R, the second rows of A2 and
     BIAS, the same z and the second half of DOUT, the other way (see scan_triton_fwd.scan_fwd_kernel)."""
     pid = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
-    if BIDIRECTIONAL:
-        rows = tl.num_programs(0).to(tl.int64) // 2
-        if pid >= rows:
-            _bwd_summary_program(pid - rows, DELTA_R, A2 + dim * d_state, C_R, Z, BIAS + dim,
-                                 DOUT + rows * dim * length, G_LOCAL + rows * dim * n_chunks * d_state,
-                                 G_DECAY + rows * dim * n_chunks * d_state, dim, length, d_state, groups,
-                                 channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_Z, HAS_BIAS,
-                                 SOFTPLUS, not REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
-        else:
-            _bwd_summary_program(pid, DELTA, A2, C, Z, BIAS, DOUT, G_LOCAL, G_DECAY, dim, length, d_state, groups,
-                                 channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_Z, HAS_BIAS,
-                                 SOFTPLUS, REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+    rows = tl.num_programs(0).to(tl.int64) // 2  # BIDIRECTIONAL: the batch of each direction
+    if BIDIRECTIONAL and pid >= rows:  # the second half scans the other way
+        _bwd_summary_program(pid - rows, DELTA_R, A2 + dim * d_state, C_R, Z, BIAS + dim,
+                             DOUT + rows * dim * length, G_LOCAL + rows * dim * n_chunks * d_state,
+                             G_DECAY + rows * dim * n_chunks * d_state, dim, length, d_state, groups,
+                             channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_Z, HAS_BIAS,
+                             SOFTPLUS, not REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
     else:
         _bwd_summary_program(pid, DELTA, A2, C, Z, BIAS, DOUT, G_LOCAL, G_DECAY, dim, length, d_state, groups,
                              channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_Z, HAS_BIAS,
