@@ -333,8 +333,9 @@ def test_triton_forward_two_short_tiles_a_trip(monkeypatch, unroll, reverse, ste
 
     monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: steps)
     monkeypatch.setattr(scan_triton, "SHORT_TILE_UNROLL", unroll)
-    monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", 1)  # 3 chunks on a GPU too, as under the interpreter
-    monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", 3)
+    # 3 chunks on a GPU too, as under the interpreter: 2 programs (batch 2, one block of channels) x 3
+    monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", 1)
+    monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", 6)
     case = Case(length=length, dim=3, d_state=3, batch=2, reverse=reverse)
     plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1)
     assert (plan.n_tiles, plan.tiles_per_chunk, plan.n_chunks, plan.unroll) == (*tiles, 3, unroll)
