@@ -26,7 +26,7 @@ import os
 import torch
 
 from ._launch_math import cdiv, next_power_of_2
-from ._validate import check_scan_args, grouped, state_dtype
+from ._validate import grouped, state_dtype
 
 try:
     import triton
@@ -417,35 +417,13 @@ def _plan(u: torch.Tensor, A: torch.Tensor, groups: int, directions: int) -> _Pl
     return plan
 
 
-def selective_scan_triton(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    z: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-    return_last_state: bool = False,
-    *,
-    reverse: bool = False,
-    initial_state: torch.Tensor | None = None,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Triton selective scan; same contract as `seqmamba.kernels.selective_scan`."""
-    if triton is None:
-        raise RuntimeError("selective_scan: backend='triton' needs the triton package")
-    check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
-    return scan_checked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, reverse=reverse,
-                        initial_state=initial_state)
-
-
 def scan_checked(
     u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor | None,
     z: torch.Tensor | None, delta_bias: torch.Tensor | None, delta_softplus: bool, return_last_state: bool, *,
     reverse: bool, initial_state: torch.Tensor | None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """`selective_scan_triton` on arguments already validated (`seqmamba.kernels.selective_scan` has)."""
+    """The Triton scan, same contract as `seqmamba.kernels.selective_scan`, which validates the arguments and
+    checks that triton is there (validated once: at short L every microsecond shows)."""
     out, last = _TritonScan.apply(delta_softplus, reverse, z, initial_state, u, delta, A, B, C, D, delta_bias)
     return (out, last) if return_last_state else out
 
