@@ -13,7 +13,14 @@ def combine(a_left, x_left, a_right, x_right):
 
 
 @triton.jit
-def softplus(x):
+def softplus(x, FAST: tl.constexpr = False):
+    """log(1 + e^x). FAST (float32 on a GPU only: PTX): the log as the hardware's approximate log2, one
+    instruction where tl.log compiles to about twenty."""
+    if FAST:
+        log2_term = tl.inline_asm_elementwise("lg2.approx.ftz.f32 $0, $1;", "=r,r",
+                                              [1.0 + tl.exp2(tl.abs(x) * -1.4426950408889634)],
+                                              dtype=tl.float32, is_pure=True, pack=1)
+        return tl.maximum(x, 0.0) + log2_term * 0.6931471805599453
     return tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x)))
 
 
@@ -29,8 +36,8 @@ def delta_after(raw, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr)
     if HAS_BIAS:
         raw = raw + bias[:, None]
     dt = raw
-    if SOFTPLUS:
-        dt = softplus(raw)
+    if SOFTPLUS:  # 1: exact, 2: FAST (see softplus)
+        dt = softplus(raw, SOFTPLUS == 2)
     return tl.where(mask, dt, 0.0), raw
 
 

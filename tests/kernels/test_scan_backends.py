@@ -354,3 +354,42 @@ def test_triton_forward_unrolls_only_whole_trips_per_chunk(monkeypatch):
     for length, per_chunk, unroll in ((48, 4, 2), (60, 5, 1), (4, 1, 2)):  # 12, 15 tiles; 1, in one chunk
         plan = scan_triton._Plan(torch.zeros(1, 1, length), A, 1)
         assert (plan.tiles_per_chunk, plan.unroll) == (per_chunk, unroll), length
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the approximate log2 is PTX: needs a CUDA GPU")
+@pytest.mark.parametrize("reverse", [False, True])
+def test_triton_fast_softplus_against_exact(monkeypatch, reverse):
+    """FAST_SOFTPLUS in every kernel (float32 work, 3 chunks so both summaries run): the softplus itself within
+    1e-6 of float64 from -30 to 30, and values, last state and gradients as close to the reference as the
+    exact softplus gets them."""
+    import triton
+    import triton.language as tl
+
+    from seqmamba.kernels import scan_triton
+    from seqmamba.kernels.scan_triton_common import softplus
+
+    @triton.jit
+    def softplus_kernel(X, Y, FAST: tl.constexpr, BLOCK: tl.constexpr):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        tl.store(Y + offs, softplus(tl.load(X + offs), FAST))
+
+    x = torch.linspace(-30, 30, 1 << 16, device=DEVICE)
+    fast = torch.empty_like(x)
+    softplus_kernel[(x.numel() // 1024,)](x, fast, True, 1024)
+    assert (fast.double() - torch.nn.functional.softplus(x.double())).abs().max() < 1e-6
+
+    monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", 1)
+    monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", 6)
+    monkeypatch.setattr(scan_triton, "BWD_TARGET_PROGRAMS", 0)
+    case = Case(length=300, dim=3, d_state=4, batch=2, reverse=reverse)
+    expected = run(case, case.inputs(seed=23), "reference")
+    results = {}
+    for bits in (0, 15):
+        monkeypatch.setattr(scan_triton, "FAST_SOFTPLUS", bits)
+        assert scan_triton._softplus_mode(True, tl.float32, 8) == (2 if bits else 1)
+        results[bits] = run(case, case.inputs(seed=23, dtype=torch.float32), "triton")
+    for key, exact in results[0].items():
+        scale = max(expected[key].abs().max().item(), 1e-12)
+        exact_error = (exact.double() - expected[key]).abs().max().item() / scale
+        fast_error = (results[15][key].double() - expected[key]).abs().max().item() / scale
+        assert fast_error < max(4 * exact_error, 1e-6), f"{key}: fast {fast_error:.1e}, exact {exact_error:.1e}"
