@@ -56,9 +56,14 @@ if triton is not None:
 # Tuning knobs (benchmarks/scan_tune.py sweeps them; docs/benchmarks/scan_tune_h100.txt has the sweeps).
 # Enough programs to fill the GPU several times over; beyond that, more chunks only add carry work.
 TARGET_PROGRAMS = 1024
-# No chunk shorter than this (steps): at batch 1, dim 256, L 65,536 it took the forward from 0.78 to 0.63 ms
-# on the H100; shorter and longer floors measured no better (docs/benchmarks/scan.md).
-MIN_CHUNK_STEPS = 512
+# No forward (backward) chunk shorter than this many steps. Below a few thousand steps a sequence otherwise
+# runs in few chunks, each on one or two warps walking its tiles one after another with the GPU nearly
+# empty. H100, GPU time (CUDA-graph replays), floors 512 / 512 -> 32 / 128, bf16 fwd / fwd+bwd ms: batch 32,
+# dim 256, L 300 0.257 / 1.733 -> 0.107 / 1.068; 4 x 256 x 1024 0.245 / 0.670 -> 0.046 / 0.186; 1 x 256 x 16384
+# 0.272 / 0.791 -> 0.110 / 0.503. The one loss measured: 1 x 256 x 65,536 in float32, forward 0.405 -> 0.465
+# (bf16 0.403 -> 0.349). A backward floor of 64 was better at L 1024-4096 but worse at L 300 (scan_tune_h100.txt).
+MIN_CHUNK_STEPS = 32
+BWD_MIN_CHUNK_STEPS = 128
 # The forward's tile: 0 = one 16-byte load of the input's dtype per row (8 bf16, 4 float32 steps), which
 # keeps a tile's scan inside one thread. The backward's tiles are coarser (states are saved per backward
 # tile and it sums over channels), and must be a multiple of the forward's.
@@ -132,8 +137,8 @@ def _tile_steps(element_size: int) -> tuple[int, int]:
     return fwd, max(fwd, BWD_BLOCK_L)
 
 
-def _chunking(n_tiles: int, tile_steps: int, programs: int, target: int, interpret_chunks: int | None = None
-              ) -> tuple[int, int]:
+def _chunking(n_tiles: int, tile_steps: int, programs: int, target: int, min_steps: int,
+              interpret_chunks: int | None = None) -> tuple[int, int]:
     """Tiles per chunk and number of chunks so that programs * chunks reaches `target`.
 
     `interpret_chunks` (under TRITON_INTERPRET=1): the chunks wanted instead, so that the tests' small
@@ -141,7 +146,7 @@ def _chunking(n_tiles: int, tile_steps: int, programs: int, target: int, interpr
     if interpret_chunks is not None or n_tiles == 0:
         want = min(n_tiles, interpret_chunks or 0)
     else:
-        want = max(1, min(n_tiles, -(-target // programs), n_tiles * tile_steps // max(1, MIN_CHUNK_STEPS)))
+        want = max(1, min(n_tiles, -(-target // programs), n_tiles * tile_steps // max(1, min_steps)))
     tiles_per_chunk = max(1, -(-n_tiles // want))
     return tiles_per_chunk, max(1, -(-n_tiles // tiles_per_chunk))
 
@@ -167,7 +172,7 @@ class _Plan:
         self.n_bwd_tiles = cdiv(self.length, self.bwd_block_l)
         programs = batch * groups * self.blocks_per_group
         self.bwd_tiles_per_chunk, self.n_chunks = _chunking(self.n_bwd_tiles, self.bwd_block_l, programs,
-                                                             TARGET_PROGRAMS, 3 if interpret else None)
+                                                             TARGET_PROGRAMS, MIN_CHUNK_STEPS, 3 if interpret else None)
         self.n_tiles = cdiv(self.length, self.block_l)
         self.tiles_per_chunk = self.bwd_tiles_per_chunk * self.state_every
         self.chunk_len = self.bwd_tiles_per_chunk * self.bwd_block_l
@@ -189,7 +194,8 @@ class _Plan:
         if BWD_TARGET_PROGRAMS:
             bwd_programs = batch * groups * self.bwd_blocks_per_group
             self.bwd_chunk_tiles, self.bwd_n_chunks = _chunking(self.n_bwd_tiles, self.bwd_block_l, bwd_programs,
-                                                                BWD_TARGET_PROGRAMS, 2 if interpret else None)
+                                                                BWD_TARGET_PROGRAMS, BWD_MIN_CHUNK_STEPS,
+                                                                2 if interpret else None)
         else:
             self.bwd_chunk_tiles, self.bwd_n_chunks = self.bwd_tiles_per_chunk, self.n_chunks
         self.bwd_chunk_len = self.bwd_chunk_tiles * self.bwd_block_l
