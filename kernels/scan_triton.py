@@ -328,7 +328,7 @@ class _TritonScan(torch.autograd.Function):
             *args, enter, out, tile_states, last, *plan.sizes(), STORE_STATES=keep, STORE_LAST=plan.n_chunks == 1,
             **flags,
         )
-        ctx.save_for_backward(u, delta, A_all, Bg, Cg, D_all, z, bias_all, initial_state, tile_states,
+        ctx.save_for_backward(u, delta, A_all, A2, Bg, Cg, D_all, z, bias_all, initial_state, tile_states,
                               *((u_r, delta_r, Bg_r, Cg_r) if rev else ()))
         shared = (B.dim() == 3, C.dim() == 3)
         ctx.settings = (delta_softplus, reverse, acc, work, shared, plan, dirs, (A.dtype, Bg.dtype, Cg.dtype))
@@ -339,7 +339,7 @@ class _TritonScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout, dlast):
-        u, delta, A_all, Bg, Cg, D_all, z, bias_all, initial_state, tile_states, *rev = ctx.saved_tensors
+        u, delta, A_all, A2, Bg, Cg, D_all, z, bias_all, initial_state, tile_states, *rev = ctx.saved_tensors
         delta_softplus, reverse, acc, work, shared, plan, dirs, dtypes = ctx.settings
         u_r, delta_r, Bg_r, Cg_r = rev if rev else (u, delta, Bg, Cg)
         batch, dim, length = u.shape
@@ -362,7 +362,6 @@ class _TritonScan(torch.autograd.Function):
                      SOFTPLUS=_softplus_mode(delta_softplus, acc, 8), HAS_H0=initial_state is not None, REVERSE=reverse,
                      STATES_PER_ITER=BWD_STATES_PER_ITER, BIDIRECTIONAL=bool(rev), ACC=acc, **plan.bwd_blocks())
         A_work = A_all.to(work).contiguous()
-        A2 = (A_work * LOG2E).contiguous()
         bias_or_dummy = bias_all if bias_all is not None else dummy
         z_or_dummy = z if z is not None else dummy
         inputs = (u, u_r, delta, delta_r, A_work, A2, Bg, Bg_r, Cg, Cg_r, D_all if D_all is not None else dummy,
