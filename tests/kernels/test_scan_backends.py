@@ -382,6 +382,8 @@ def test_triton_fast_softplus_against_exact(monkeypatch, reverse):
     monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", 6)
     monkeypatch.setattr(scan_triton, "BWD_TARGET_PROGRAMS", 0)
     case = Case(length=300, dim=3, d_state=4, batch=2, reverse=reverse)
+    plan = scan_triton._Plan(case.inputs(dtype=torch.float32)["u"], torch.zeros(case.dim, case.d_state), 1)
+    assert (plan.n_chunks, plan.bwd_n_chunks) == (3, 3)
     expected = run(case, case.inputs(seed=23), "reference")
     results = {}
     for bits in (0, 15):
@@ -393,3 +395,20 @@ def test_triton_fast_softplus_against_exact(monkeypatch, reverse):
         exact_error = (exact.double() - expected[key]).abs().max().item() / scale
         fast_error = (results[15][key].double() - expected[key]).abs().max().item() / scale
         assert fast_error < max(4 * exact_error, 1e-6), f"{key}: fast {fast_error:.1e}, exact {exact_error:.1e}"
+
+
+def test_triton_chunk_floors_set_the_chunks_of_each_pass(monkeypatch):
+    """MIN_CHUNK_STEPS and BWD_MIN_CHUNK_STEPS bound each pass's chunks where the program targets would cut
+    shorter ones (the GPU's plan: bf16 tiles of 8 and 32 steps)."""
+    from seqmamba.kernels import scan_triton
+
+    monkeypatch.setattr(scan_triton, "interpreting", lambda: False)
+    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: (8, 32))
+    u, A = torch.empty(32, 256, 300, device="meta"), torch.empty(256, 16, device="meta")
+    # 10 backward tiles; the forward's 128 programs want 8 chunks, the backward's 512 want 4.
+    for floors, chunks in (((512, 512), (1, 1)), ((32, 128), (5, 2)), ((128, 128), (2, 2)), ((32, 32), (5, 4))):
+        monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", floors[0])
+        monkeypatch.setattr(scan_triton, "BWD_MIN_CHUNK_STEPS", floors[1])
+        plan = scan_triton._Plan(u, A, 1)
+        assert (plan.n_chunks, plan.bwd_n_chunks) == chunks, floors
+        assert plan.n_chunks * plan.bwd_tiles_per_chunk >= plan.n_bwd_tiles  # every tile in some chunk
