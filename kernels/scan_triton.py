@@ -259,10 +259,11 @@ class _Plan:
 
 
 def _softplus_mode(delta_softplus: bool, acc, kernel_bit: int) -> int:
-    """A kernel's SOFTPLUS: 0 none, 1 exact, 2 with the approximate log2 (PTX: float32 on a GPU only)."""
+    """A kernel's SOFTPLUS: 0 none, 1 exact, 2 with the approximate log2 (PTX: float32 on an NVIDIA GPU only)."""
     if not delta_softplus:
         return 0
-    return 2 if FAST_SOFTPLUS & kernel_bit and acc == tl.float32 and not interpreting() else 1
+    nvidia = not interpreting() and torch.version.hip is None
+    return 2 if FAST_SOFTPLUS & kernel_bit and acc == tl.float32 and nvidia else 1
 
 
 def _stacked(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.Tensor | None:
