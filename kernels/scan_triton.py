@@ -111,11 +111,13 @@ BWD_STATES_PER_ITER = 1
 # warps on an SM, at the price of spills.
 MAXNREG = 0
 BWD_MAXNREG = 0
-# Which kernels take softplus with the hardware's approximate log2 (float32 work on a GPU; see
-# scan_triton_common.softplus), as a sum of bits: 1 forward summary, 2 forward, 4 backward summary, 8 backward.
-# The backward takes it three times per (channel, step). H100 fwd+bwd ms, bf16 S1 / S2 / S3: none 13.73 / 27.68 /
-# 5.75, 13 13.17 / 26.80 / 5.55 (float32 16.15 / 33.14 / 7.31 -> 15.62 / 32.27 / 7.16). In the forward (2) it
-# helped bf16 S1 / S2 but cost S3 (0.97 -> 1.02 ms) and every float32 shape (S1 3.32 -> 3.60).
+# Which kernels take softplus with the hardware's approximate log2 (float32 work on an NVIDIA GPU; see
+# scan_triton_common.softplus), as a sum of the SOFTPLUS_IN_* bits below. The backward takes it three times per
+# (channel, step). H100 fwd+bwd ms, bf16 S1 / S2 / S3: none 13.73 / 27.68 / 5.75, 13 13.17 / 26.80 / 5.55 (float32
+# 16.15 / 33.14 / 7.31 -> 15.62 / 32.27 / 7.16). In the forward (2) it helped bf16 S1 / S2 but cost S3 (0.97 ->
+# 1.02 ms) and every float32 shape (S1 3.32 -> 3.60). So the backward recomputes the forward's states from a delta
+# within about 3e-7 of the forward's; gradients stay as close to the reference as with the exact softplus
+# (test_triton_fast_softplus_against_exact).
 FAST_SOFTPLUS = 13
 # Every knob above, by name: a plan is made once per sizes and knob values.
 _PLAN_KNOBS = tuple(name for name, value in dict(globals()).items() if name.isupper() and type(value) is int)
@@ -258,6 +260,9 @@ class _Plan:
                     num_warps=BWD_NUM_WARPS, **_options(BWD_MAXNREG))
 
 
+SOFTPLUS_IN_FWD_SUMMARY, SOFTPLUS_IN_FWD, SOFTPLUS_IN_BWD_SUMMARY, SOFTPLUS_IN_BWD = 1, 2, 4, 8  # FAST_SOFTPLUS bits
+
+
 def _softplus_mode(delta_softplus: bool, acc, kernel_bit: int) -> int:
     """A kernel's SOFTPLUS: 0 none, 1 exact, 2 with the approximate log2 (PTX: float32 on an NVIDIA GPU only)."""
     if not delta_softplus:
@@ -304,8 +309,8 @@ class _TritonScan(torch.autograd.Function):
         D_arg = D_all if D_all is not None else dummy
         bias_arg = bias_all if bias_all is not None else dummy
         flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                     SOFTPLUS=_softplus_mode(delta_softplus, acc, 2), REVERSE=reverse, BIDIRECTIONAL=bool(rev),
-                     ACC=acc, **plan.blocks())
+                     SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_FWD), REVERSE=reverse,
+                     BIDIRECTIONAL=bool(rev), ACC=acc, **plan.blocks())
         A2 = (A_all.to(work) * LOG2E).contiguous()  # (dirs, dim, N) or (dim, N)
         args = (u, u_r, delta, delta_r, A2, Bg, Bg_r, Cg, Cg_r, D_arg, z if z is not None else dummy, bias_arg)
         if plan.n_chunks == 1:
@@ -318,8 +323,8 @@ class _TritonScan(torch.autograd.Function):
             _fwd_summary_kernel[plan.summary_grid(plan.n_chunks)](
                 u, u_r, delta, delta_r, A2, Bg, Bg_r, bias_arg, local, decay,
                 *plan.summary_sizes(plan.chunk_len, plan.n_chunks), HAS_BIAS=delta_bias is not None,
-                SOFTPLUS=_softplus_mode(delta_softplus, acc, 1), REVERSE=reverse, BIDIRECTIONAL=bool(rev), ACC=acc,
-                **plan.summary_blocks(),
+                SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_FWD_SUMMARY), REVERSE=reverse,
+                BIDIRECTIONAL=bool(rev), ACC=acc, **plan.summary_blocks(),
             )
             _chunk_carry_kernel[plan.carry_grid](
                 h0 if h0 is not None else dummy, local, decay, enter, last, d_state, plan.n_chunks,
@@ -360,8 +365,9 @@ class _TritonScan(torch.autograd.Function):
         dh0 = torch.empty(batch, dim, d_state, **f) if initial_state is not None else None
         dummy = u
         flags = dict(HAS_D=D_all is not None, HAS_Z=z is not None, HAS_BIAS=bias_all is not None,
-                     SOFTPLUS=_softplus_mode(delta_softplus, acc, 8), HAS_H0=initial_state is not None, REVERSE=reverse,
-                     STATES_PER_ITER=BWD_STATES_PER_ITER, BIDIRECTIONAL=bool(rev), ACC=acc, **plan.bwd_blocks())
+                     SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_BWD), HAS_H0=initial_state is not None,
+                     REVERSE=reverse, STATES_PER_ITER=BWD_STATES_PER_ITER, BIDIRECTIONAL=bool(rev), ACC=acc,
+                     **plan.bwd_blocks())
         A_work = A_all.to(work).contiguous()
         bias_or_dummy = bias_all if bias_all is not None else dummy
         z_or_dummy = z if z is not None else dummy
@@ -383,8 +389,8 @@ class _TritonScan(torch.autograd.Function):
             _bwd_summary_kernel[plan.summary_grid(n_chunks)](
                 delta, delta_r, A2, Cg, Cg_r, z_or_dummy, bias_or_dummy, dout, g_local, g_decay,
                 *plan.summary_sizes(plan.bwd_chunk_len, n_chunks),
-                HAS_Z=z is not None, HAS_BIAS=bias_all is not None, SOFTPLUS=_softplus_mode(delta_softplus, acc, 4),
-                REVERSE=reverse,
+                HAS_Z=z is not None, HAS_BIAS=bias_all is not None,
+                SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_BWD_SUMMARY), REVERSE=reverse,
                 BIDIRECTIONAL=bool(rev), ACC=acc, **plan.summary_blocks(),
             )
             _chunk_carry_kernel[plan.carry_grid](
