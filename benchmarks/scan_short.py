@@ -43,8 +43,15 @@ def graphed(fn: Callable[[], None]) -> Callable[[], None]:
 
 
 def parse_setting(text: str) -> dict[str, int]:
-    pairs = [item.split("=") for item in text.split(",") if item]
-    return {name: int(value) for name, value in pairs}
+    """'KNOB=value,...' -> {KNOB: value}; a misspelt knob would otherwise set nothing and measure the defaults."""
+    setting = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        if name not in scan_triton._PLAN_KNOBS or not value.lstrip("-").isdigit():
+            sys.exit(f"scan_short.py: setting {text!r}: {item!r} is not KNOB=integer with a knob of "
+                     f"kernels/scan_triton.py ({', '.join(scan_triton._PLAN_KNOBS)})")
+        setting[name] = int(value)
+    return setting
 
 
 def main() -> None:
@@ -52,7 +59,7 @@ def main() -> None:
     dtype = torch.float32 if "--float32" in args else torch.bfloat16
     graph_only = "--graph-only" in args
     settings = [parse_setting(a) for a in args if not a.startswith("--")] or [{}]
-    device = torch.device("cuda")
+    device = torch.device("cuda")  # after the settings are read: a bad one stops before any GPU work
     inputs = [make_inputs(*shape, 16, dtype, device) for shape in SHAPES]
     defaults = {name: getattr(scan_triton, name) for setting in settings for name in setting}
     columns = "graph fwd / fwd+bwd ms" if graph_only else "eager fwd / fwd+bwd, graph fwd / fwd+bwd ms"

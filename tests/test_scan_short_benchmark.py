@@ -1,0 +1,36 @@
+"""benchmarks/scan_short.py reads its KNOB=value settings strictly (the timings themselves need a GPU)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("triton")
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load():
+    sys.path.insert(0, str(BENCHMARKS))  # it imports its neighbour benchmarks/scan.py
+    try:
+        spec = importlib.util.spec_from_file_location("scan_short_benchmark", BENCHMARKS / "scan_short.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+def test_settings_are_knobs_of_the_scan():
+    module = load()
+    assert module.parse_setting("MIN_CHUNK_STEPS=512,BWD_MIN_CHUNK_STEPS=128") == {
+        "MIN_CHUNK_STEPS": 512, "BWD_MIN_CHUNK_STEPS": 128}
+    assert module.parse_setting("") == {}  # the defaults
+
+
+@pytest.mark.parametrize("bad", ["MIN_CHUNK=32", "MIN_CHUNK_STEPS", "MIN_CHUNK_STEPS=lots"])
+def test_a_misspelt_or_malformed_setting_stops_with_one_line(bad):
+    with pytest.raises(SystemExit) as stop:
+        load().parse_setting(bad)
+    message = str(stop.value)
+    assert bad in message and "\n" not in message
