@@ -24,7 +24,7 @@ from seqmamba.kernels import scan_triton
 KNOBS = ("BLOCK_L", "BLOCK_D", "TARGET_PROGRAMS", "NUM_WARPS", "SUMMARY_BLOCK_L", "SUMMARY_TILE_VALUES",
          "BWD_STATES_PER_ITER", "BWD_TILE_VALUES", "BWD_NUM_WARPS", "BWD_BLOCK_L", "MIN_BLOCK_D",
          "BWD_TARGET_PROGRAMS", "MAXNREG", "BWD_MAXNREG", "CARRY_BLOCK_CHUNKS", "PREFETCH", "BC_AHEAD", "BC_KEEP",
-         "SHORT_TILE_UNROLL", "FAST_SOFTPLUS")
+         "SHORT_TILE_UNROLL", "FAST_SOFTPLUS", "BC_WORDS")
 
 
 KERNELS = ("_scan_fwd_kernel", "_scan_bwd_kernel", "_fwd_summary_kernel", "_bwd_summary_kernel")

@@ -25,6 +25,7 @@ import os
 
 import torch
 
+from ._fast_launch import launch
 from ._launch_math import cdiv, next_power_of_2
 from ._validate import grouped, state_dtype
 
@@ -95,6 +96,12 @@ BC_KEEP = 1
 # interleave. H100 float32 forward S1 / S2 / S3 3.44 / 7.65 / 1.40 -> 3.32 / 7.57 / 1.22 ms; bf16 with two
 # measured slower (2.45 / 4.90 / 0.97 -> 2.75 / 5.46 / 1.03), so it keeps one.
 SHORT_TILE_UNROLL = 2
+# Where the forward reads bf16 B and C of even length as 32-bit words (scan_triton_common.bf16_word_rows):
+# 0 never, 1 where it measured faster (the forward keeps tile states for a backward, or works blocks smaller than
+# BLOCK_D), 2 always. It takes about 26 more registers (local sm_90 compile). H100, bf16 ms, S1 / S2 / S3, never ->
+# always: forward 2.39 / 4.84 / 0.97 -> 3.16 / 6.45 / 0.94, fwd+bwd 13.14 / 26.70 / 5.52 -> 12.93 / 26.27 / 5.52; with
+# the forward's fast softplus too (FAST_SOFTPLUS 15) forward 2.92 / 6.03 / 0.85, fwd+bwd 12.67 / 26.07 / 5.38.
+BC_WORDS = 1
 # Chunks the carry pass scans at once (kernels/scan_triton_carry.py).
 CARRY_BLOCK_CHUNKS = 64
 # The summary pass's (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its steps and its size in values.
@@ -114,11 +121,15 @@ BWD_MAXNREG = 0
 # Which kernels take softplus with the hardware's approximate log2 (float32 work on an NVIDIA GPU; see
 # scan_triton_common.softplus), as a sum of the SOFTPLUS_IN_* bits below. The backward takes it three times per
 # (channel, step). H100 fwd+bwd ms, bf16 S1 / S2 / S3: none 13.73 / 27.68 / 5.75, 13 13.17 / 26.80 / 5.55 (float32
-# 16.15 / 33.14 / 7.31 -> 15.62 / 32.27 / 7.16). In the forward (2) it helped bf16 S1 / S2 but cost S3 (0.97 ->
-# 1.02 ms) and every float32 shape (S1 3.32 -> 3.60). So the backward recomputes the forward's states from a delta
+# 16.15 / 33.14 / 7.31 -> 15.62 / 32.27 / 7.16). The forward's bit (2) applies only where the forward reads B and C
+# as words (BC_WORDS): alone it cost S3 (0.97 -> 1.02 ms) and every float32 shape (S1 3.32 -> 3.60); with the
+# words it took S3 from 0.94 to 0.85 (see BC_WORDS). The backward recomputes the forward's states from a delta
 # within about 3e-7 of the forward's; gradients stay as close to the reference as with the exact softplus
 # (test_triton_fast_softplus_against_exact).
-FAST_SOFTPLUS = 13
+FAST_SOFTPLUS = 15
+# 1: launch the compiled kernels directly once a call of their kind was made (kernels/_fast_launch.py); 0: every
+# launch through Triton's own per-call argument binding.
+FAST_LAUNCH = 1
 # Every knob above, by name: a plan is made once per sizes and knob values.
 _PLAN_KNOBS = tuple(name for name, value in dict(globals()).items() if name.isupper() and type(value) is int)
 
@@ -271,6 +282,14 @@ def _softplus_mode(delta_softplus: bool, acc, kernel_bit: int) -> int:
     return 2 if FAST_SOFTPLUS & kernel_bit and acc == tl.float32 and nvidia else 1
 
 
+def _bc_words(plan: _Plan, keep: bool, length: int, *bc: torch.Tensor) -> bool:
+    """Whether the forward reads B and C as 32-bit words (BC_WORDS): all bf16, rows of whole words (even length),
+    and, under 1, a forward that keeps its tile states or works a smaller block than BLOCK_D."""
+    if not BC_WORDS or length % 2 or any(t.dtype != torch.bfloat16 for t in bc):
+        return False
+    return BC_WORDS == 2 or keep or plan.block_d < BLOCK_D
+
+
 def _stacked(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.Tensor | None:
     """A per-direction parameter ((dim,) or (dim, N)) of both directions as one (2, ...) tensor."""
     if first is None:
@@ -308,9 +327,10 @@ class _TritonScan(torch.autograd.Function):
         dummy = u
         D_arg = D_all if D_all is not None else dummy
         bias_arg = bias_all if bias_all is not None else dummy
+        words = _bc_words(plan, keep, length, Bg, Cg, Bg_r, Cg_r)
         flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                     SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_FWD), REVERSE=reverse,
-                     BIDIRECTIONAL=bool(rev), ACC=acc, **plan.blocks())
+                     SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_FWD if words else 0), REVERSE=reverse,
+                     BIDIRECTIONAL=bool(rev), ACC=acc, BC_WORDS=words, **plan.blocks())
         A2 = (A_all.to(work) * LOG2E).contiguous()  # (dirs, dim, N) or (dim, N)
         args = (u, u_r, delta, delta_r, A2, Bg, Bg_r, Cg, Cg_r, D_arg, z if z is not None else dummy, bias_arg)
         if plan.n_chunks == 1:
@@ -320,20 +340,18 @@ class _TritonScan(torch.autograd.Function):
             local = torch.empty(rows, dim, plan.n_chunks, d_state, **f)
             decay = torch.empty_like(local)
             enter = torch.empty_like(local)
-            _fwd_summary_kernel[plan.summary_grid(plan.n_chunks)](
-                u, u_r, delta, delta_r, A2, Bg, Bg_r, bias_arg, local, decay,
-                *plan.summary_sizes(plan.chunk_len, plan.n_chunks), HAS_BIAS=delta_bias is not None,
-                SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_FWD_SUMMARY), REVERSE=reverse,
-                BIDIRECTIONAL=bool(rev), ACC=acc, **plan.summary_blocks(),
-            )
-            _chunk_carry_kernel[plan.carry_grid](
-                h0 if h0 is not None else dummy, local, decay, enter, last, d_state, plan.n_chunks,
-                HAS_H0=h0 is not None, BACKWARD=False, ACC=acc, **plan.carry_blocks(plan.n_chunks),
-            )
-        _scan_fwd_kernel[plan.grid](
-            *args, enter, out, tile_states, last, *plan.sizes(), STORE_STATES=keep, STORE_LAST=plan.n_chunks == 1,
-            **flags,
-        )
+            launch(_fwd_summary_kernel, plan.summary_grid(plan.n_chunks),
+                   (u, u_r, delta, delta_r, A2, Bg, Bg_r, bias_arg, local, decay,
+                    *plan.summary_sizes(plan.chunk_len, plan.n_chunks)),
+                   dict(HAS_BIAS=delta_bias is not None,
+                        SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_FWD_SUMMARY), REVERSE=reverse,
+                        BIDIRECTIONAL=bool(rev), ACC=acc, **plan.summary_blocks()), FAST_LAUNCH)
+            launch(_chunk_carry_kernel, plan.carry_grid,
+                   (h0 if h0 is not None else dummy, local, decay, enter, last, d_state, plan.n_chunks),
+                   dict(HAS_H0=h0 is not None, BACKWARD=False, ACC=acc, **plan.carry_blocks(plan.n_chunks)),
+                   FAST_LAUNCH)
+        launch(_scan_fwd_kernel, plan.grid, (*args, enter, out, tile_states, last, *plan.sizes()),
+               dict(STORE_STATES=keep, STORE_LAST=plan.n_chunks == 1, **flags), FAST_LAUNCH)
         ctx.save_for_backward(u, delta, A_all, A2, Bg, Cg, D_all, z, bias_all, initial_state, tile_states,
                               *((u_r, delta_r, Bg_r, Cg_r) if rev else ()))
         shared = (B.dim() == 3, C.dim() == 3)
@@ -386,21 +404,18 @@ class _TritonScan(torch.autograd.Function):
         else:
             g_local = torch.empty(rows, dim, n_chunks, d_state, **f)
             g_decay = torch.empty_like(g_local)
-            _bwd_summary_kernel[plan.summary_grid(n_chunks)](
-                delta, delta_r, A2, Cg, Cg_r, z_or_dummy, bias_or_dummy, dout, g_local, g_decay,
-                *plan.summary_sizes(plan.bwd_chunk_len, n_chunks),
-                HAS_Z=z is not None, HAS_BIAS=bias_all is not None,
-                SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_BWD_SUMMARY), REVERSE=reverse,
-                BIDIRECTIONAL=bool(rev), ACC=acc, **plan.summary_blocks(),
-            )
-            _chunk_carry_kernel[plan.carry_grid](
-                dlast.view(rows, dim, d_state) if dlast is not None else dummy, g_local, g_decay, g_enter,
-                torch.empty(rows, dim, d_state, **f), d_state, n_chunks, HAS_H0=dlast is not None, BACKWARD=True,
-                ACC=acc, **plan.carry_blocks(n_chunks),
-            )
-        _scan_bwd_kernel[plan.bwd_grid](
-            *inputs, g_carry, *outputs, *plan.bwd_sizes(), **flags,
-        )
+            launch(_bwd_summary_kernel, plan.summary_grid(n_chunks),
+                   (delta, delta_r, A2, Cg, Cg_r, z_or_dummy, bias_or_dummy, dout, g_local, g_decay,
+                    *plan.summary_sizes(plan.bwd_chunk_len, n_chunks)),
+                   dict(HAS_Z=z is not None, HAS_BIAS=bias_all is not None,
+                        SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_BWD_SUMMARY), REVERSE=reverse,
+                        BIDIRECTIONAL=bool(rev), ACC=acc, **plan.summary_blocks()), FAST_LAUNCH)
+            launch(_chunk_carry_kernel, plan.carry_grid,
+                   (dlast.view(rows, dim, d_state) if dlast is not None else dummy, g_local, g_decay, g_enter,
+                    torch.empty(rows, dim, d_state, **f), d_state, n_chunks),
+                   dict(HAS_H0=dlast is not None, BACKWARD=True, ACC=acc, **plan.carry_blocks(n_chunks)),
+                   FAST_LAUNCH)
+        launch(_scan_bwd_kernel, plan.bwd_grid, (*inputs, g_carry, *outputs, *plan.bwd_sizes()), flags, FAST_LAUNCH)
         A_dtype, B_dtype, C_dtype = dtypes
 
         def per_direction(part: torch.Tensor) -> torch.Tensor:

@@ -146,6 +146,17 @@ def tile_scan(decay, inp, l_idx, REVERSE: tl.constexpr, BLOCK_L: tl.constexpr):
 
 
 @triton.jit
+def bf16_word_rows(P, word_offs, mask):
+    """bf16 rows read as 32-bit words (word_offs, mask: (rows, words)), widened to float32 (rows, 2 * words).
+    A word's high half widens with one AND, its low half with one shift; widened one value at a time, every
+    other value costs a byte permute and a shift (sm_90 SASS)."""
+    words = tl.load(P.to(tl.pointer_type(tl.uint32), bitcast=True) + word_offs, mask=mask, other=0)
+    low = (words << 16).to(tl.float32, bitcast=True)
+    high = (words & 0xFFFF0000).to(tl.float32, bitcast=True)
+    return tl.interleave(low, high)
+
+
+@triton.jit
 def bc_rows(B, C, bc_base, n, length, offs_l, mask, ACC: tl.constexpr, KEEP: tl.constexpr = False):
     """Row n of B and C at the tile's steps, as (BLOCK_D, BLOCK_L) broadcasts: loading them in the
     tile's own layout (the rows repeat, served by L1) avoids a shared-memory layout change per state.

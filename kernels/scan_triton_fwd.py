@@ -20,6 +20,7 @@ import triton.language as tl
 from .scan_triton_common import (
     at_position,
     bc_rows,
+    bf16_word_rows,
     channel_params,
     column,
     delta_after,
@@ -43,7 +44,7 @@ def scan_fwd_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, REVERSE: tl.constexpr, STATE_EVERY: tl.constexpr,
     PREFETCH: tl.constexpr, BIDIRECTIONAL: tl.constexpr, BC_AHEAD: tl.constexpr, BC_KEEP: tl.constexpr,
-    UNROLL: tl.constexpr,
+    UNROLL: tl.constexpr, BC_WORDS: tl.constexpr,
     ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """BIDIRECTIONAL: the second half of the batch programs scans U_R, DELTA_R, B_R, C_R the other way, with
@@ -56,14 +57,14 @@ def scan_fwd_kernel(
                      TILE_STATES + rows * dim * n_state_tiles * d_state, LAST + rows * dim * d_state,
                      dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
                      tiles_per_chunk, n_chunks, n_state_tiles, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, STORE_STATES,
-                     STORE_LAST, not REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, UNROLL, ACC, BLOCK_D,
-                     BLOCK_L, BLOCK_N)
+                     STORE_LAST, not REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, UNROLL, BC_WORDS, ACC,
+                     BLOCK_D, BLOCK_L, BLOCK_N)
     else:
         _fwd_program(pid, U, DELTA, A2, B, C, D, Z, BIAS, ENTER, OUT, TILE_STATES, LAST,
                      dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
                      tiles_per_chunk, n_chunks, n_state_tiles, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, STORE_STATES,
-                     STORE_LAST, REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, UNROLL, ACC, BLOCK_D, BLOCK_L,
-                     BLOCK_N)
+                     STORE_LAST, REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, UNROLL, BC_WORDS, ACC, BLOCK_D,
+                     BLOCK_L, BLOCK_N)
 
 
 @triton.jit
@@ -74,7 +75,7 @@ def _fwd_program(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, REVERSE: tl.constexpr, STATE_EVERY: tl.constexpr,
     PREFETCH: tl.constexpr, BC_AHEAD: tl.constexpr, BC_KEEP: tl.constexpr, UNROLL: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
+    BC_WORDS: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """One program of the scan in one direction; pid_b is its batch row."""
     group, d, d_mask = program_channels(tl.program_id(1), blocks_per_group, channels_per_group, BLOCK_D)
@@ -131,14 +132,17 @@ def _fwd_program(
             new_state = state
             # Unrolled over the padded states (masked beyond d_state) so that their loads and scans interleave.
             if BC_AHEAD:
-                sB, sC = _bc_state(B, C, bc_base, 0, length, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP)
+                sB, sC = _bc_state(B, C, bc_base, 0, length, tile, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP,
+                                   BC_WORDS, REVERSE, BLOCK_L)
             for n in tl.static_range(BLOCK_N):
                 if not BC_AHEAD:
-                    B_n, C_n = _bc_state(B, C, bc_base, n, length, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP)
+                    B_n, C_n = _bc_state(B, C, bc_base, n, length, tile, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP,
+                                         BC_WORDS, REVERSE, BLOCK_L)
                 else:  # BC_AHEAD: state n+1's rows are on their way while state n is worked
                     B_n, C_n = sB, sC
                     if n + 1 < BLOCK_N:
-                        sB, sC = _bc_state(B, C, bc_base, n + 1, length, offs_l, mask, d, d_mask, d_state, ACC, BC_KEEP)
+                        sB, sC = _bc_state(B, C, bc_base, n + 1, length, tile, offs_l, mask, d, d_mask, d_state, ACC,
+                                          BC_KEEP, BC_WORDS, REVERSE, BLOCK_L)
                 decay = tl.exp2(column(A2_tile, n, n_idx)[:, None] * dt)  # (BLOCK_D, BLOCK_L)
                 entering = decay * column(state, n, n_idx)[:, None]
                 inp = dtu * B_n + tl.where(is_first, entering, -0.0)
@@ -157,7 +161,14 @@ def _fwd_program(
 
 
 @triton.jit
-def _bc_state(B, C, bc_base, n, length, offs_l, mask, d, d_mask, d_state, ACC: tl.constexpr, BC_KEEP: tl.constexpr):
-    """bc_rows of state n, masked beyond d_state."""
+def _bc_state(B, C, bc_base, n, length, tile, offs_l, mask, d, d_mask, d_state, ACC: tl.constexpr,
+              BC_KEEP: tl.constexpr, BC_WORDS: tl.constexpr, REVERSE: tl.constexpr, BLOCK_L: tl.constexpr):
+    """bc_rows of state n, masked beyond d_state. BC_WORDS: bf16 B and C of even length, read as 32-bit words."""
     n_ok = d_mask & ((d * 0 + n) < d_state)  # (BLOCK_D,): a 0-d mask breaks the interpreter
+    if BC_WORDS:
+        # Even length and even tiles: the tile's steps are whole words, the tile-th tile of length / 2 words.
+        words = tile_positions(tile, length // 2, BLOCK_L // 2, REVERSE)  # (BLOCK_L // 2,)
+        word_mask = n_ok[:, None] & ((words >= 0) & (words < length // 2))[None, :]
+        word_offs = (bc_base + n * length) // 2 + words[None, :] + (d * 0)[:, None]
+        return bf16_word_rows(B, word_offs, word_mask), bf16_word_rows(C, word_offs, word_mask)
     return bc_rows(B, C, bc_base, n, length, offs_l, mask & n_ok[:, None], ACC, BC_KEEP)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from . import scan_triton
+from ._fast_launch import launch
 from ._launch_math import cdiv, next_power_of_2
 from .scan_triton import triton
 from .state_update import check_state_update_args
@@ -62,13 +64,12 @@ def selective_state_update_triton(state, x, dt, A, B, C, D=None, z=None, dt_bias
     out = torch.empty_like(x)
     dummy = x
     grid = (batch, cdiv(dim, block_d))
-    _state_update_kernel[grid](
-        state, x.contiguous(), dt.contiguous(), A.contiguous(), B.contiguous(), C.contiguous(),
-        D if D is not None else dummy, z.contiguous() if z is not None else dummy,
-        dt_bias if dt_bias is not None else dummy, out,
-        dim, d_state, dim // groups, groups,
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
-        ACC=tl.float64 if work == torch.float64 else tl.float32, BLOCK_D=block_d, BLOCK_N=block_n,
-        enable_fp_fusion=True,  # FMAs, whatever Triton's default (off from 3.10)
-    )
+    launch(_state_update_kernel, grid,
+           (state, x.contiguous(), dt.contiguous(), A.contiguous(), B.contiguous(), C.contiguous(),
+            D if D is not None else dummy, z.contiguous() if z is not None else dummy,
+            dt_bias if dt_bias is not None else dummy, out, dim, d_state, dim // groups, groups),
+           dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
+                ACC=tl.float64 if work == torch.float64 else tl.float32, BLOCK_D=block_d, BLOCK_N=block_n,
+                enable_fp_fusion=True),  # FMAs, whatever Triton's default (off from 3.10)
+           scan_triton.FAST_LAUNCH)
     return out

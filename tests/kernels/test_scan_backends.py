@@ -358,11 +358,12 @@ def test_triton_forward_unrolls_only_whole_trips_per_chunk(monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available() or torch.version.hip is not None,
                     reason="the approximate log2 is PTX: needs an NVIDIA GPU")
+@pytest.mark.parametrize("bc_dtype", [torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("reverse", [False, True])
-def test_triton_fast_softplus_against_exact(monkeypatch, reverse):
-    """FAST_SOFTPLUS in every kernel (float32 work, 3 chunks so both summaries run): the softplus itself within
-    1e-6 of float64 from -30 to 30, and values, last state and gradients as close to the reference as the
-    exact softplus gets them."""
+def test_triton_fast_softplus_against_exact(monkeypatch, reverse, bc_dtype):
+    """FAST_SOFTPLUS in every kernel (float32 work, 3 chunks so both summaries run; bf16 B and C so that the
+    forward reads words and takes it too): the softplus itself within 1e-6 of float64 from -30 to 30, and
+    values, last state and gradients as close to the reference as the exact softplus gets them."""
     import triton
     import triton.language as tl
 
@@ -385,13 +386,22 @@ def test_triton_fast_softplus_against_exact(monkeypatch, reverse):
     case = Case(length=300, dim=3, d_state=4, batch=2, reverse=reverse)
     plan = scan_triton._Plan(case.inputs(dtype=torch.float32)["u"], torch.zeros(case.dim, case.d_state), 1)
     assert (plan.n_chunks, plan.bwd_n_chunks) == (3, 3)
-    expected = run(case, case.inputs(seed=23), "reference")
+
+    def inputs(dtype):  # B and C hold bf16 values in either case, stored as bc_dtype for the triton runs
+        values = case.inputs(seed=23, dtype=dtype)
+        for key in ("B", "C"):
+            rounded = values[key].detach().to(torch.bfloat16)
+            values[key] = (rounded if dtype == torch.float32 and bc_dtype == torch.bfloat16
+                           else rounded.to(dtype)).requires_grad_()
+        return values
+
+    expected = run(case, inputs(torch.float64), "reference")
     results = {}
     every_kernel = 15  # all four SOFTPLUS_IN_* bits
     for bits in (0, every_kernel):
         monkeypatch.setattr(scan_triton, "FAST_SOFTPLUS", bits)
         assert scan_triton._softplus_mode(True, tl.float32, scan_triton.SOFTPLUS_IN_FWD) == (2 if bits else 1)
-        results[bits] = run(case, case.inputs(seed=23, dtype=torch.float32), "triton")
+        results[bits] = run(case, inputs(torch.float32), "triton")
     for key, exact in results[0].items():
         scale = max(expected[key].abs().max().item(), 1e-12)
         exact_error = (exact.double() - expected[key]).abs().max().item() / scale
@@ -436,3 +446,78 @@ def test_triton_fast_softplus_only_where_its_ptx_runs(monkeypatch):
     monkeypatch.setattr(torch.version, "hip", None)
     monkeypatch.setattr(scan_triton, "interpreting", lambda: True)
     assert scan_triton._softplus_mode(True, tl.float32, 8) == 1
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
+@pytest.mark.parametrize("words", [0, 2])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize(("length", "groups"), [(90, None), (64, 2), (37, None)])
+def test_triton_forward_reads_bf16_b_and_c_as_words(monkeypatch, words, reverse, length, groups):
+    """BC_WORDS: bf16 B and C of even length are read two steps to a 32-bit word and widened by hand. Each
+    value must land on its own step: against the reference on the same values in float64, to float32's
+    precision (a swapped pair of steps would be off by far more). L 90 ends in a part tile; L 37 is odd
+    and reads value by value."""
+    from seqmamba.kernels import scan_triton
+
+    monkeypatch.setattr(scan_triton, "BC_WORDS", words)
+    case = Case(length=length, dim=6, d_state=3, batch=2, reverse=reverse, groups=groups)
+    values = {k: (v.detach() if v is not None else None) for k, v in case.inputs(seed=23).items()}
+    for key in ("B", "C"):
+        values[key] = values[key].to(torch.bfloat16)
+    plan = scan_triton._Plan(values["u"], values["A"], 1)
+    assert scan_triton._bc_words(plan, False, length, values["B"], values["C"]) == (words and length % 2 == 0)
+    fast = {k: (v.float() if v is not None and k not in ("B", "C") else v) for k, v in values.items()}
+    exact = {k: (v.double() if v is not None else None) for k, v in values.items()}
+    with torch.no_grad():
+        y, last = selective_scan(**fast, delta_softplus=True, return_last_state=True, reverse=reverse,
+                                 backend="triton")
+        y_ref, last_ref = selective_scan(**exact, delta_softplus=True, return_last_state=True, reverse=reverse,
+                                         backend="reference")
+    torch.testing.assert_close(y.double(), y_ref, rtol=2e-5, atol=2e-5)
+    torch.testing.assert_close(last.double(), last_ref, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
+def test_triton_repeated_calls_and_views_off_the_16_byte_grid():
+    """On a GPU the second call of a kind launches the kernels compiled by the first (kernels/_fast_launch.py);
+    inputs that start 4 bytes past a 16-byte boundary must get kernels compiled for them, not those."""
+    case = Case(length=64, dim=4, d_state=4, batch=2)
+    expected = run(case, case.inputs(seed=29, dtype=torch.float32), "reference")
+    for _ in range(2):
+        got = run(case, case.inputs(seed=29, dtype=torch.float32), "triton")
+        assert_close(expected, got, rtol=1e-5, atol=1e-5, label="aligned")
+    shifted = {}
+    for key, value in case.inputs(seed=29, dtype=torch.float32).items():
+        if value is None:
+            shifted[key] = None
+            continue
+        flat = torch.cat([value.detach().new_zeros(1), value.detach().flatten()])  # one float32 ahead
+        shifted[key] = flat[1:].view(value.shape).requires_grad_()
+        assert shifted[key].data_ptr() % 16 == 4
+    for _ in range(2):
+        assert_close(expected, run(case, shifted, "triton"), rtol=1e-5, atol=1e-5, label="off the grid")
+
+
+def test_triton_forward_reads_words_where_they_measured_faster(monkeypatch):
+    """BC_WORDS=1: words where the forward keeps tile states (training) or works a block smaller than BLOCK_D;
+    a forward of full blocks that keeps none (long-L inference) measured slower with them. Never for other
+    dtypes or an odd length."""
+    from seqmamba.kernels import scan_triton
+
+    monkeypatch.setattr(scan_triton, "interpreting", lambda: False)
+    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: (8, 32))
+    monkeypatch.setattr(scan_triton, "BC_WORDS", 1)
+    bf16 = torch.empty(2, 16, 64, dtype=torch.bfloat16, device="meta")
+    A = torch.empty(512, 16, device="meta")
+    long_l = scan_triton._Plan(torch.empty(2, 512, 131072, device="meta"), A, 1)  # S1: 64-channel blocks
+    many_rows = scan_triton._Plan(torch.empty(32, 1024, 2048, device="meta"), torch.empty(1024, 16), 1)  # S3
+    assert long_l.block_d == scan_triton.BLOCK_D and many_rows.block_d < scan_triton.BLOCK_D
+    assert scan_triton._bc_words(long_l, True, 131072, bf16, bf16)
+    assert not scan_triton._bc_words(long_l, False, 131072, bf16, bf16)
+    assert scan_triton._bc_words(many_rows, False, 2048, bf16, bf16)
+    assert not scan_triton._bc_words(many_rows, False, 2047, bf16, bf16)
+    assert not scan_triton._bc_words(many_rows, False, 2048, bf16, bf16.half())
+    monkeypatch.setattr(scan_triton, "BC_WORDS", 2)
+    assert scan_triton._bc_words(long_l, False, 131072, bf16, bf16)
+    monkeypatch.setattr(scan_triton, "BC_WORDS", 0)
+    assert not scan_triton._bc_words(many_rows, True, 2048, bf16, bf16)
