@@ -7,11 +7,17 @@ is a comma-separated list of KNOB=value for kernels/scan_triton.py (none: the de
     python benchmarks/scan_short.py                                  # defaults, bf16
     python benchmarks/scan_short.py --float32 MIN_CHUNK_STEPS=512,BWD_MIN_CHUNK_STEPS=512 ""
     python benchmarks/scan_short.py --graph-only MIN_CHUNK_STEPS=128 MIN_CHUNK_STEPS=64
+    python benchmarks/scan_short.py --eager-only --queued FAST_LAUNCH=0 "" FAST_LAUNCH=0 ""   # host A/B
+
+--queued times eager calls as the wall time per call of 200 calls queued back to back (median of 5): the
+pace of the host or of the GPU, whichever is slower, without do_bench's cache flush between calls.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +48,20 @@ def graphed(fn: Callable[[], None]) -> Callable[[], None]:
     return graph.replay
 
 
+def queued(fn: Callable[[], None], calls: int = 200, repeats: int = 5) -> float:
+    """ms per call of `calls` calls queued back to back, median of `repeats`."""
+    fn()
+    torch.cuda.synchronize()
+    per_call = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+        per_call.append((time.perf_counter() - start) / calls * 1e3)
+    return statistics.median(per_call)
+
+
 def parse_setting(text: str) -> dict[str, int]:
     """'KNOB=value,...' -> {KNOB: value}; a misspelt knob would otherwise set nothing and measure the defaults."""
     setting = {}
@@ -58,11 +78,15 @@ def main() -> None:
     args = sys.argv[1:]
     dtype = torch.float32 if "--float32" in args else torch.bfloat16
     graph_only = "--graph-only" in args
+    eager_only = "--eager-only" in args
+    eager = queued if "--queued" in args else (lambda f: do_bench(f, return_mode="median"))
     settings = [parse_setting(a) for a in args if not a.startswith("--")] or [{}]
     device = torch.device("cuda")  # after the settings are read: a bad one stops before any GPU work
     inputs = [make_inputs(*shape, 16, dtype, device) for shape in SHAPES]
     defaults = {name: getattr(scan_triton, name) for setting in settings for name in setting}
-    columns = "graph fwd / fwd+bwd ms" if graph_only else "eager fwd / fwd+bwd, graph fwd / fwd+bwd ms"
+    kind = "eager (queued)" if "--queued" in args else "eager"
+    columns = ("graph fwd / fwd+bwd ms" if graph_only else f"{kind} fwd / fwd+bwd ms" if eager_only
+               else f"{kind} fwd / fwd+bwd, graph fwd / fwd+bwd ms")
     print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}; {str(dtype)[6:]}; {columns}")
     print("setting | " + " | ".join("x".join(map(str, shape)) for shape in SHAPES))
     for setting in settings:
@@ -71,8 +95,9 @@ def main() -> None:
         cells = []
         for x in inputs:
             fwd, fwd_bwd = scan_fns(x, "triton")
-            times = [] if graph_only else [do_bench(f, return_mode="median") for f in (fwd, fwd_bwd)]
-            times += [do_bench(graphed(f), return_mode="median") for f in (fwd, fwd_bwd)]
+            times = [] if graph_only else [eager(f) for f in (fwd, fwd_bwd)]
+            if not eager_only:
+                times += [do_bench(graphed(f), return_mode="median") for f in (fwd, fwd_bwd)]
             cells.append(", ".join(f"{a:.3f} / {b:.3f}" for a, b in zip(times[::2], times[1::2])))
             torch.cuda.empty_cache()
         label = ",".join(f"{k}={v}" for k, v in setting.items()) or "defaults"
