@@ -224,6 +224,7 @@ def test_triton_backward_in_chunks_of_its_own(monkeypatch, reverse, bwd_target, 
 
     # One program each way: the targets are the chunks (on a GPU; the interpreter's are 3 and 2 anyway).
     monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", 1)
+    monkeypatch.setattr(scan_triton, "BWD_MIN_CHUNK_STEPS", 1)  # (floor 128: one backward chunk at L 200 on a GPU)
     monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", 3)
     monkeypatch.setattr(scan_triton, "BWD_TARGET_PROGRAMS", bwd_target)
     case = Case(length=200, dim=3, d_state=3, batch=1, reverse=reverse)
