@@ -1,0 +1,78 @@
+"""How host-bound a small training step is on the GPU: wall time per step against the GPU's kernel time per step
+(torch.profiler), for a bidirectional DNAEncoder with a pooled 2-class head, bf16 autocast, AdamW and gradient
+clipping, at the DNA classifier's default size (d_model 64, 2 layers, batch 32, L 1,024) and two others.
+
+    PYTHONPATH=$PWD python3 benchmarks/step_host_bound.py
+
+Where wall time is well above kernel time the GPU waits on the host's Python, launches and torch calls.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from seqmamba import MambaConfig
+from seqmamba.dna import DNAEncoder
+
+SIZES = [(64, 32, 1024), (256, 32, 1024), (128, 8, 4096)]  # (d_model, batch, L)
+
+
+def measure(d_model: int, batch: int, length: int, device: torch.device) -> tuple[float, float, list[str]]:
+    """Median wall ms per step (20 steps), GPU kernel ms per step (10 profiled steps), the top kernels."""
+    encoder = DNAEncoder(MambaConfig(d_model=d_model, n_layers=2, d_state=16, bidirectional=True,
+                                     vocab_size=5)).to(device)
+    head = torch.nn.Linear(d_model, 2).to(device)
+    params = list(encoder.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=1e-3)
+    ids = torch.randint(0, 4, (batch, length), device=device)  # (batch, L)
+    labels = torch.randint(0, 2, (batch,), device=device)
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = head(encoder(ids).mean(1))  # (batch, 2)
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+
+    for _ in range(5):  # compiles the kernels
+        step()
+    torch.cuda.synchronize()
+    wall = []
+    for _ in range(20):
+        start = time.perf_counter()
+        step()
+        torch.cuda.synchronize()
+        wall.append((time.perf_counter() - start) * 1e3)
+    with profile(activities=[ProfilerActivity.CUDA], acc_events=True) as prof:
+        for _ in range(10):
+            step()
+        torch.cuda.synchronize()
+    events = prof.key_averages()
+    gpu = sum(e.self_device_time_total for e in events) / 10 / 1e3
+    top = sorted(events, key=lambda e: -e.self_device_time_total)[:6]
+    lines = [f"    {e.key[:60]:60s} {e.self_device_time_total / 10 / 1e3:.3f} ms x{e.count // 10}" for e in top]
+    return statistics.median(wall), gpu, lines
+
+
+def main() -> None:
+    if not torch.cuda.is_available():
+        sys.exit("step_host_bound.py: needs a CUDA GPU (it compares wall time with GPU kernel time)")
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}")
+    for d_model, batch, length in SIZES:
+        wall, gpu, lines = measure(d_model, batch, length, device)
+        print(f"d_model {d_model}, batch {batch}, L {length}: wall {wall:.2f} ms/step, GPU kernels {gpu:.2f} ms/step "
+              f"({wall / gpu:.1f}x)", flush=True)
+        print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()
