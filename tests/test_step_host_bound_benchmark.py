@@ -1,0 +1,19 @@
+"""benchmarks/step_host_bound.py needs a CUDA GPU; without one it stops with one line (the timings need the GPU)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "step_host_bound.py"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no CUDA GPU")
+def test_without_a_gpu_it_stops_with_one_line():
+    spec = importlib.util.spec_from_file_location("step_host_bound", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as stop:
+        module.main()
+    assert "needs a CUDA GPU" in str(stop.value) and "\n" not in str(stop.value)
