@@ -101,6 +101,8 @@ SHORT_TILE_UNROLL = 2
 # BLOCK_D), 2 always. It takes about 26 more registers (local sm_90 compile). H100, bf16 ms, S1 / S2 / S3, never ->
 # always: forward 2.39 / 4.84 / 0.97 -> 3.16 / 6.45 / 0.94, fwd+bwd 13.14 / 26.70 / 5.52 -> 12.93 / 26.27 / 5.52; with
 # the forward's fast softplus too (FAST_SOFTPLUS 15) forward 2.92 / 6.03 / 0.85, fwd+bwd 12.67 / 26.07 / 5.38.
+# The backward reading words measured slower (fwd+bwd 12.76 / 26.25 / 5.42 -> 13.21 / 27.21 / 5.59, though its
+# spills fell from 52 to 40 registers), so it reads value by value.
 BC_WORDS = 1
 # Chunks the carry pass scans at once (kernels/scan_triton_carry.py).
 CARRY_BLOCK_CHUNKS = 64

@@ -522,3 +522,25 @@ def test_triton_forward_reads_words_where_they_measured_faster(monkeypatch):
     assert scan_triton._bc_words(long_l, False, 131072, bf16, bf16)
     monkeypatch.setattr(scan_triton, "BC_WORDS", 0)
     assert not scan_triton._bc_words(many_rows, True, 2048, bf16, bf16)
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
+@pytest.mark.parametrize("reverse", [False, True])
+def test_triton_backward_with_bf16_b_and_c(reverse):
+    """With bf16 B and C (the forward reads them as words in training) the gradients they enter (du, ddelta,
+    dA, dz, dD, dh0) match the reference on the same values in float64 to float32's precision."""
+    case = Case(length=90, dim=6, d_state=3, batch=2, reverse=reverse)
+    values = {k: v.detach() for k, v in case.inputs(seed=31).items()}
+    for key in ("B", "C"):
+        values[key] = values[key].to(torch.bfloat16)
+    grads = {}
+    for name, dtype in (("triton", torch.float32), ("reference", torch.float64)):
+        bc_dtype = torch.float64 if name == "reference" else torch.bfloat16
+        x = {k: (v.to(bc_dtype) if k in ("B", "C") else v.to(dtype).requires_grad_()) for k, v in values.items()}
+        y = selective_scan(**x, delta_softplus=True, reverse=reverse, backend=name)
+        weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+        keys = [k for k in x if k not in ("B", "C")]
+        loss = (y.double() * weights.to(y.device)).sum()
+        grads[name] = dict(zip(keys, torch.autograd.grad(loss, [x[k] for k in keys])))
+    for key, exact in grads["reference"].items():
+        torch.testing.assert_close(grads["triton"][key].double(), exact, rtol=1e-4, atol=1e-4, msg=key)
