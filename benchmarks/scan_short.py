@@ -76,6 +76,11 @@ def parse_setting(text: str) -> dict[str, int]:
 
 def main() -> None:
     args = sys.argv[1:]
+    flags = {"--float32", "--graph-only", "--eager-only", "--queued"}
+    unknown = [a for a in args if a.startswith("--") and a not in flags]
+    if unknown or {"--graph-only", "--eager-only"} <= set(args):
+        problem = f"{unknown[0]} is not a flag" if unknown else "--graph-only and --eager-only exclude each other"
+        sys.exit(f"scan_short.py: {problem} (flags: {', '.join(sorted(flags))})")
     dtype = torch.float32 if "--float32" in args else torch.bfloat16
     graph_only = "--graph-only" in args
     eager_only = "--eager-only" in args

@@ -34,3 +34,12 @@ def test_a_misspelt_or_malformed_setting_stops_with_one_line(bad):
         load().parse_setting(bad)
     message = str(stop.value)
     assert bad in message and "\n" not in message
+
+
+@pytest.mark.parametrize("argv", [["--eager_only"], ["--graph-only", "--eager-only"]])
+def test_an_unknown_or_clashing_flag_stops_with_one_line(monkeypatch, argv):
+    monkeypatch.setattr(sys, "argv", ["scan_short.py", *argv])
+    with pytest.raises(SystemExit) as stop:
+        load().main()
+    message = str(stop.value)
+    assert message.startswith("scan_short.py: ") and "\n" not in message
