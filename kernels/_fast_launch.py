@@ -17,7 +17,8 @@ import torch
 _compiled: dict = {}  # (id(kernel), what decides the compiled kernel) -> triton CompiledKernel
 
 
-def _interpreting() -> bool:
+def interpreting() -> bool:
+    """Whether Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
@@ -34,7 +35,7 @@ def launch(kernel, grid: tuple, args: tuple, constexprs: dict, direct: bool = Tr
 
     args: the kernel's leading non-constexpr parameters, in order; constexprs: its constexpr parameters
     and launch options (num_warps, ...) by name; direct=False: always through Triton (A/B timing)."""
-    if not direct or _interpreting():  # the interpreter runs the kernel's Python: nothing compiled to keep
+    if not direct or interpreting():  # the interpreter runs the kernel's Python: nothing compiled to keep
         kernel[grid](*args, **constexprs)
         return
     key = (id(kernel), torch.cuda.current_device(), *constexprs.items(), *map(_arg_key, args))

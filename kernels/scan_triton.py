@@ -21,11 +21,9 @@ tests/kernels holds every backend equal to it.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
-from ._fast_launch import launch
+from ._fast_launch import interpreting, launch
 from ._launch_math import cdiv, next_power_of_2
 from ._validate import grouped, state_dtype
 
@@ -38,10 +36,6 @@ except ImportError:  # pragma: no cover - exercised only where triton is missing
 
 def available() -> bool:
     return triton is not None
-
-
-def interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 LOG2E = 1.4426950408889634  # exp(x) = exp2(x * log2 e): the kernels take exp2 of delta * A2

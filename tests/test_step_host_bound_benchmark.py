@@ -9,7 +9,8 @@ import torch
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "step_host_bound.py"
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no CUDA GPU")
+@pytest.mark.skipif(torch.cuda.is_available(),
+                    reason="with a CUDA GPU the script measures instead of stopping; this checks its no-GPU message")
 def test_without_a_gpu_it_stops_with_one_line():
     spec = importlib.util.spec_from_file_location("step_host_bound", SCRIPT)
     module = importlib.util.module_from_spec(spec)

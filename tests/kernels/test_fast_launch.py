@@ -39,7 +39,7 @@ class FakeKernel:
 
 @pytest.fixture
 def fake_gpu(monkeypatch):
-    monkeypatch.setattr(_fast_launch, "_interpreting", lambda: False)
+    monkeypatch.setattr(_fast_launch, "interpreting", lambda: False)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(_fast_launch, "_compiled", {})
 
@@ -84,7 +84,7 @@ def test_a_call_that_leaves_out_a_parameter_is_refused(fake_gpu):
 
 
 def test_the_interpreter_always_goes_through_triton(monkeypatch):
-    monkeypatch.setattr(_fast_launch, "_interpreting", lambda: True)
+    monkeypatch.setattr(_fast_launch, "interpreting", lambda: True)
     kernel = FakeKernel(["X", "BLOCK"], {"BLOCK"})
     for _ in range(2):
         _fast_launch.launch(kernel, (1,), (torch.zeros(4),), dict(BLOCK=8))
