@@ -24,10 +24,13 @@ _NVCC_FLAGS = [
 
 
 def load_extension(sdist: str | os.PathLike, build_dir: str | os.PathLike | None = None):
-    """Compile (or reuse) the `selective_scan_cuda` extension from a mamba_ssm sdist; returns the module."""
+    """Compile (or reuse) the `selective_scan_cuda` extension from a mamba_ssm sdist; returns the module.
+
+    build_dir (or the environment's MAMBA_SSM_BUILD_DIR): where to build, so that a second run reuses the build
+    (a new temporary folder otherwise)."""
     from torch.utils.cpp_extension import load
 
-    root = Path(build_dir or tempfile.mkdtemp(prefix="mamba_ssm_"))
+    root = Path(build_dir or os.environ.get("MAMBA_SSM_BUILD_DIR") or tempfile.mkdtemp(prefix="mamba_ssm_"))
     sdist = Path(sdist)
     if sdist.is_file():
         with tarfile.open(sdist) as archive:
