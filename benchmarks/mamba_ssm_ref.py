@@ -26,8 +26,9 @@ _NVCC_FLAGS = [
 def load_extension(sdist: str | os.PathLike, build_dir: str | os.PathLike | None = None):
     """Compile (or reuse) the `selective_scan_cuda` extension from a mamba_ssm sdist; returns the module.
 
-    build_dir (or the environment's MAMBA_SSM_BUILD_DIR): where to build, so that a second run reuses the build
-    (a new temporary folder otherwise)."""
+    build_dir (or the environment's MAMBA_SSM_BUILD_DIR): where to build; torch's loader rebuilds there only when
+    the sources or flags changed, so a second run can skip the 2.5-minute compile (a new temporary folder
+    otherwise, which always compiles)."""
     from torch.utils.cpp_extension import load
 
     root = Path(build_dir or os.environ.get("MAMBA_SSM_BUILD_DIR") or tempfile.mkdtemp(prefix="mamba_ssm_"))
