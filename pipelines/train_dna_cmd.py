@@ -37,6 +37,12 @@ def _parse_class(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--d-state", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--rc-equivariant/--no-rc-equivariant", default=False, show_default=True,
               help="Strand-symmetric predictions (twice the compute).")
+@click.option("--init", "init", metavar="MODEL",
+              help="Start the encoder from a pretrained one: a model directory (seqmamba pretrain, a classifier, "
+                   "an embedder) or a Caduceus checkpoint (directory or hub id). Its size options then apply.")
+@click.option("--freeze-encoder", is_flag=True, help="Train the new head alone (a linear probe).")
+@click.option("--encoder-lr-scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="The encoder learns at this times --lr (e.g. 0.1 when fine-tuning from --init).")
 @click.option("--pooling", type=click.Choice(["mean", "max", "cls"]), default="mean", show_default=True)
 @click.option("--max-len", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Window length; longer sequences are windowed.")
@@ -56,10 +62,11 @@ def _parse_class(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--overwrite", is_flag=True, help="Start again in a MODEL_DIR that holds an interrupted run.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def dna(train_path: str | None, classes: list[tuple[str, str]], valid_path: str | None, model_dir: str,
-        d_model: int, n_layers: int, d_state: int, rc_equivariant: bool, pooling: str, max_len: int, epochs: int,
+        d_model: int, n_layers: int, d_state: int, rc_equivariant: bool, init: str | None, freeze_encoder: bool,
+        encoder_lr_scale: float, pooling: str, max_len: int, epochs: int,
         batch_size: int, lr: float, weight_decay: float, early_stopping: bool, patience: int, device: str,
         seed: int, resume: bool, overwrite: bool, quiet: bool) -> None:
-    """Train a Mamba DNA classifier from scratch and save it to MODEL_DIR.
+    """Train a Mamba DNA classifier (from scratch, or from a pretrained encoder with --init) into MODEL_DIR.
 
     Every epoch ends with a checkpoint in MODEL_DIR/training/ (with metrics.jsonl). A run stopped by
     Ctrl-C, SIGTERM or a full disk continues with the same command plus --resume; the finished model
@@ -70,6 +77,7 @@ def dna(train_path: str | None, classes: list[tuple[str, str]], valid_path: str 
       seqmamba train dna --train gue/prom_300_tata/train.csv --valid gue/prom_300_tata/dev.csv -o model/
       seqmamba train dna --class coding=cds.fa --class intergenic=ig.fa -o model/ --max-len 2048
       seqmamba train dna --train train.csv -o model/ --resume      # after an interrupt
+      seqmamba train dna --train train.csv -o model/ --init pretrained/ --encoder-lr-scale 0.1
       seqmamba classify model/ genome.fa -o predictions.tsv
     """
     from ..datasets.labelled import check_classes, read_class_fastas, read_labelled_table
@@ -98,6 +106,7 @@ def dna(train_path: str | None, classes: list[tuple[str, str]], valid_path: str 
     check_output_dir(model_dir)
     clf = MambaSequenceClassifier(
         d_model=d_model, n_layers=n_layers, d_state=d_state, rc_equivariant=rc_equivariant, pooling=pooling,
+        init=init, freeze_encoder=freeze_encoder, encoder_lr_scale=encoder_lr_scale,
         max_len=max_len, max_epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         early_stopping=early_stopping, n_iter_no_change=patience, device=device, random_state=seed,
         verbose=0 if quiet else 1,

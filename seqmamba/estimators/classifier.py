@@ -28,6 +28,7 @@ from ._dna_data import (
     sample_training_windows,
 )
 from ._heads import POOLINGS, SequenceHeadModel
+from ._init import pretrained_encoder
 
 WINDOW_POOLINGS = ("mean", "max")
 
@@ -45,7 +46,8 @@ class _ClassificationTask(Task):
 
 
 class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
-    """Classify DNA sequences (strings, any length) with a bidirectional Mamba encoder trained from scratch.
+    """Classify DNA sequences (strings, any length) with a bidirectional Mamba encoder, from scratch or
+    fine-tuned from a pretrained one (``init``).
 
     Sequences longer than ``max_len`` are cut into windows (every ``window_stride`` bases, the last
     window shorter); their logits are pooled (``window_pooling``), so a whole chromosome gets one
@@ -67,6 +69,13 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         early_stopping: hold out ``validation_fraction`` of the training set (stratified) and stop after
             ``n_iter_no_change`` epochs without a better validation loss, keeping the best weights.
         max_time: stop training after this many seconds (None: no limit), e.g. for a time budget.
+        init: start the encoder from a pretrained one: a seqmamba model directory (``seqmamba pretrain``,
+            a classifier, an embedder) or a Caduceus checkpoint (directory or hub id). The encoder's
+            size, direction and strand handling then come from it (``d_model``, ``n_layers``,
+            ``d_state``, ``bidirectional`` and ``rc_equivariant`` are not used); the head is new.
+        freeze_encoder: train the head alone (a linear probe of the encoder's pooled embeddings).
+        encoder_lr_scale: the encoder learns at ``encoder_lr_scale * lr``, the head at ``lr`` (e.g. 0.1
+            when fine-tuning a pretrained encoder, so the new head moves first).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         random_state: seed of the weights, the split and the window draws (None: a fresh one).
         verbose: progress bar and validation lines on stderr.
@@ -106,6 +115,9 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 3,
         max_time: float | None = None,
+        init: str | os.PathLike | None = None,
+        freeze_encoder: bool = False,
+        encoder_lr_scale: float = 1.0,
         device: str = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
@@ -127,6 +139,9 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.max_time = max_time
+        self.init = init
+        self.freeze_encoder = freeze_encoder
+        self.encoder_lr_scale = encoder_lr_scale
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -135,7 +150,7 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
 
     def fit(self, X: Sequence[str], y: Sequence[Any], *, eval_set: tuple[Sequence[str], Sequence[Any]] | None = None,
             run_dir: str | os.PathLike | None = None, resume: bool = False) -> MambaSequenceClassifier:
-        """Train from scratch on DNA strings ``X`` with labels ``y``.
+        """Train on DNA strings ``X`` with labels ``y`` (from scratch, or from ``init``'s encoder).
 
         ``eval_set=(X_val, y_val)`` replaces the held-out fraction as the validation set (early
         stopping then watches it).
@@ -176,13 +191,33 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         self.head_ = {"kind": "SequenceHeadModel", "n_outputs": len(self.classes_), "pooling": self.pooling,
                       "add_cls": self.pooling == "cls"}
         seed_everything(seed)
-        module = SequenceHeadModel(self._mamba_config(), len(self.classes_), self.pooling)
+        module = self._new_module(len(self.classes_))
         train = self._train_factory(sequences, targets, seed)
         batches = -(-len(sequences) // self.batch_size)
         val_factory = self._val_factory(*val) if val is not None else None
         self._run_trainer(module, _ClassificationTask(), train, val_factory, batches, seed, run_dir, resume)
         self.model_ = module.eval()
         return self
+
+    def _new_module(self, n_classes: int) -> SequenceHeadModel:
+        """A fresh head on a new encoder, or on ``init``'s; frozen or slowed as the parameters say."""
+        if not self.encoder_lr_scale > 0:
+            raise ValueError(f"encoder_lr_scale must be > 0, got {self.encoder_lr_scale!r}")
+        if self.init is None:
+            module = SequenceHeadModel(self._mamba_config(), n_classes, self.pooling)
+        else:
+            encoder = pretrained_encoder(self.init)
+            module = SequenceHeadModel(encoder.config, n_classes, self.pooling)
+            try:
+                module.encoder.load_state_dict(encoder.state_dict())
+            except RuntimeError as err:
+                raise InputError(f"{self.init}: its encoder cannot start a classifier ({err})") from None
+        for param in module.encoder.parameters():
+            if self.freeze_encoder:
+                param.requires_grad_(False)
+            elif self.encoder_lr_scale != 1.0:
+                param._lr_scale = float(self.encoder_lr_scale)  # read by seqmamba.training.optim.param_groups
+        return module
 
     def _early_stopping_on(self) -> bool:
         return True  # with a validation set, keep the best epoch's weights
