@@ -160,9 +160,12 @@ class FastaFile:
         try:
             staged_fai, staged_gzi = staging / fai.name, None if gzi is None else staging / gzi.name
             with naming_output(fai, only_write_errors=True):
-                pyfaidx.Faidx(str(self.path), indexname=str(staged_fai),
-                              gzi_indexname=None if staged_gzi is None else str(staged_gzi),
-                              duplicate_action="stop").close()
+                try:
+                    pyfaidx.Faidx(str(self.path), indexname=str(staged_fai),
+                                  gzi_indexname=None if staged_gzi is None else str(staged_gzi),
+                                  duplicate_action="stop").close()
+                except OSError as error:
+                    raise with_errno(error) from None
             with naming_output(fai):
                 for staged, final in ((staged_gzi, gzi), (staged_fai, fai)):  # the .fai last: it marks done
                     if staged is not None:
@@ -234,6 +237,15 @@ class FastaFile:
         for _ in self.scan():
             pass
         raise InputError(f"{self.path}: not a valid FASTA file")
+
+
+def with_errno(error: OSError) -> OSError:
+    """pyfaidx reports a failed index write (a full disk) as a new OSError without errno ("... may not be
+    writable"); the failure it replaces, errno and all, is its ``__context__``."""
+    cause = error.__context__
+    if error.errno is None and isinstance(cause, OSError) and cause.errno is not None:
+        return cause
+    return error
 
 
 def _write_wrapped(events: Iterator[RecordStart | bytes], out, width: int) -> None:

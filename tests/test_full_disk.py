@@ -224,3 +224,70 @@ def test_a_real_file_size_limit(data, tmp_path, command, name, named):
         assert listing(out) == ["training"] and listing(out / "training") == ["metrics.jsonl", "options.json"]
     else:
         assert out.read_text() == PRECIOUS and listing(tmp_path) == [name]
+
+
+# --- `ingest` (issue 25, case 8): the bgzip copy, the .fai and the .gzi on a full disk ------------------------
+
+def full_disk_for(suffix: str, limit: int = 100):
+    """An ``open`` whose files named ``*suffix`` raise ENOSPC after ``limit`` bytes; other files open as usual."""
+    real_open, full_open = open, full_disk_after(limit)
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        opener = full_open if str(path).endswith(suffix) else real_open
+        return opener(path, mode, *args, **kwargs)
+
+    return fake_open
+
+
+@pytest.mark.parametrize("case", ["fai-in-place", "bgzip-copy", "fai-of-the-copy", "gzi-of-the-copy"])
+def test_ingest_on_a_full_disk(data, tmp_path, capfd, monkeypatch, case):
+    """Every file `ingest` writes: exit 1, `Error: <that file>: no space left on device (...)`, nothing
+    half-written, and an index the user already had unchanged (pyfaidx used to hide the errno: a "bug")."""
+    import pyfaidx
+    from Bio import bgzf
+
+    fasta = tmp_path / "in.fa"
+    fasta.write_bytes((data / "in.fa").read_bytes())
+    if case == "fai-in-place":
+        old_index = tmp_path / "in.fa.fai"
+        old_index.write_text(PRECIOUS)  # an older index, rebuilt by this run (and kept when that fails)
+        os.utime(old_index, (1, 1))
+        monkeypatch.setattr(pyfaidx, "open", full_disk_for(".fai"), raising=False)
+        argv, named, left = ["ingest", str(fasta), "-q"], old_index, ["in.fa", "in.fa.fai"]
+    else:
+        out = tmp_path / "out"
+        argv = ["ingest", str(fasta), "-o", str(out), "-q"]
+        if case == "bgzip-copy":
+            monkeypatch.setattr(bgzf, "_open", full_disk_for(".tmp", 1000))  # the copy's temporary file
+            named, left = out / "in.fa.gz", []
+        else:
+            suffix = ".fai" if case == "fai-of-the-copy" else ".gzi"
+            monkeypatch.setattr(pyfaidx, "open", full_disk_for(suffix, 10), raising=False)
+            named, left = out / "in.fa.gz.fai", ["in.fa.gz"]  # the copy is complete; its index is not written
+    assert main(argv) == 1
+    assert one_error_line(capfd) == f"Error: {named}: {NO_SPACE}"
+    if case == "fai-in-place":
+        assert listing(tmp_path) == left and old_index.read_text() == PRECIOUS
+    else:
+        assert listing(tmp_path) == ["in.fa", "out"] and listing(out) == left
+
+
+def test_ingest_under_a_real_file_size_limit(data, tmp_path):
+    """The kernel's EFBIG (RLIMIT_FSIZE) while the .fai is written: the same one line, no index left."""
+    (tmp_path / "in.fa").write_bytes((data / "in.fa").read_bytes())  # 3,000 records: a .fai over 4 kB
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "-m", "seqmamba.pipelines.cli", "ingest", "in.fa", "-q"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+                          preexec_fn=limited(4096))
+    assert (done.returncode, done.stderr) == (1, f"Error: in.fa.fai: {EFBIG}\n")
+    assert listing(tmp_path) == ["in.fa"]
+
+
+def test_ingest_summary_to_a_full_stdout(data, tmp_path):
+    require_dev_full()
+    (tmp_path / "in.fa").write_bytes((data / "in.fa").read_bytes())
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "seqmamba.pipelines.cli", "ingest", "in.fa", "-q"],
+                              stdout=full, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert (done.returncode, done.stderr) == (1, "Error: <stdout>: no space left on device\n")
