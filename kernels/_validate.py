@@ -98,3 +98,39 @@ def state_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
 def grouped(t: torch.Tensor) -> torch.Tensor:
     """B or C as (batch, G, N, L), whether it came shared (batch, N, L) or grouped."""
     return t.unsqueeze(1) if t.dim() == 3 else t
+
+
+def check_state_update_args(state, x, dt, A, B, C, D, z, dt_bias) -> int:
+    """Validate shapes; return the number of B/C groups. ValueError names the argument."""
+    if state.dim() != 3:
+        raise ValueError(f"selective_state_update: state must be (batch, dim, N), got {_shape(state)}")
+    batch, dim, d_state = state.shape
+    for name, t in (("x", x), ("dt", dt), ("z", z)):
+        if t is not None and tuple(t.shape) != (batch, dim):
+            raise ValueError(
+                f"selective_state_update: {name} must be (batch, dim) = ({batch}, {dim}), got {_shape(t)}"
+            )
+    if tuple(A.shape) != (dim, d_state):
+        raise ValueError(f"selective_state_update: A must be (dim, N) = ({dim}, {d_state}), got {_shape(A)}")
+    groups = None
+    for name, t in (("B", B), ("C", C)):
+        if t.dim() == 2 and tuple(t.shape) == (batch, d_state):
+            g = 1
+        elif t.dim() == 3 and t.shape[0] == batch and t.shape[2] == d_state and t.shape[1] > 0:
+            g = t.shape[1]
+        else:
+            raise ValueError(
+                f"selective_state_update: {name} must be (batch, N) or (batch, G, N) with batch={batch},"
+                f" N={d_state}, got {_shape(t)}"
+            )
+        if dim % g:
+            raise ValueError(f"selective_state_update: dim ({dim}) must be divisible by {name}'s groups ({g})")
+        if groups is not None and g != groups:
+            raise ValueError(
+                f"selective_state_update: B and C must have the same groups, got {_shape(B)} and {_shape(C)}"
+            )
+        groups = g
+    for name, t in (("D", D), ("dt_bias", dt_bias)):
+        if t is not None and tuple(t.shape) != (dim,):
+            raise ValueError(f"selective_state_update: {name} must be (dim,) = ({dim},), got {_shape(t)}")
+    return groups

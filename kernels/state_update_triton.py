@@ -7,8 +7,8 @@ import torch
 from . import scan_triton
 from ._fast_launch import launch
 from ._launch_math import cdiv, next_power_of_2
+from ._validate import check_state_update_args
 from .scan_triton import triton
-from .state_update import check_state_update_args
 
 if triton is not None:
     import triton.language as tl

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from torch import nn
+
+from .config import TrainerState
+
+
+class Trainer(Protocol):
+    """What a callback sees of the `seqmamba.training.Trainer` running it (so this module needs no import
+    of the trainer, which imports it)."""
+
+    state: TrainerState
+    should_stop: bool
+    model: nn.Module
+    run_dir: Path | None
 
 
 class Callback:
