@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from seqmamba import MambaBlock
+from seqmamba.kernels import depthwise_conv1d_ref as depthwise_conv
 from seqmamba.kernels import selective_scan_ref
-from seqmamba.modules.ssm import SelectiveSSM, depthwise_conv
+from seqmamba.modules.ssm import SelectiveSSM
 
 
 def _block(seed=0, **kwargs):

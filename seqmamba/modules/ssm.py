@@ -13,23 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..kernels import ScanDirection, selective_scan, selective_state_update
-
-
-def depthwise_conv(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, reverse: bool
-) -> torch.Tensor:
-    """Depthwise conv over time: causal (t sees t-K+1..t) or anti-causal (t sees t..t+K-1).
-
-    x: (batch, d, L); weight: (d, 1, K). The anti-causal conv equals the causal conv of the reversed
-    sequence read back in order, so the reverse branch behaves exactly like a causal Mamba on the
-    reversed input (as in Caduceus) without materialising the reversed input.
-    """
-    d, k, length = x.shape[1], weight.shape[-1], x.shape[-1]
-    if reverse:
-        # y[t] = sum_j w[K-1-j] x[t+j]: the kernel flipped (K numbers, not activations), padded on the right.
-        return F.conv1d(x, weight.flip(-1), bias, padding=k - 1, groups=d)[..., k - 1 :]
-    return F.conv1d(x, weight, bias, padding=k - 1, groups=d)[..., :length]
+from ..kernels import ScanDirection, depthwise_conv1d, selective_scan, selective_state_update
 
 
 def _inverse_softplus(x: torch.Tensor) -> torch.Tensor:
@@ -65,7 +49,7 @@ class SelectiveSSM(nn.Module):
         super().__init__()
         self.d_inner, self.d_state, self.dt_rank, self.d_conv = d_inner, d_state, dt_rank, d_conv
         self.reverse = reverse
-        # Padding is done in `depthwise_conv`, so the same module serves both directions and the cache.
+        # Padding is done in `depthwise_conv1d`, so the same module serves both directions and the cache.
         self.conv1d = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner, bias=conv_bias)
         self.x_proj = nn.Linear(d_inner, dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(dt_rank, d_inner, bias=True)
@@ -101,8 +85,8 @@ class SelectiveSSM(nn.Module):
         keep = None if mask is None else mask.to(x.dtype)[:, None, :]  # (batch, 1, L)
         if keep is not None:
             x = x * keep
-        xc = depthwise_conv(x, self.conv1d.weight, self.conv1d.bias, self.reverse)  # (batch, d_inner, L)
-        xc = F.silu(xc)
+        # conv + SiLU in one pass on a GPU; causal, or anti-causal for the reverse branch
+        xc = depthwise_conv1d(x, self.conv1d.weight, self.conv1d.bias, self.reverse, "silu")  # (batch, d_inner, L)
         if keep is not None:
             xc = xc * keep  # the conv's bias alone would make a padded input non-zero
         dt, B, C = self._project(xc)
