@@ -9,11 +9,40 @@ import csv
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from .fasta import FastaFile
 
 SEQUENCE_COLUMN, LABEL_COLUMN = "sequence", "label"
+# Label texts that stand for a missing value: an empty cell, and what str() makes of NaN and pd.NA.
+MISSING_LABEL_TEXTS = frozenset({"", "nan", "<na>"})
+
+
+def is_missing_label(value: Any) -> bool:
+    """True for None, NaN, pd.NA, NaT and the texts '', 'nan', '<NA>' (any case, blanks around)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip().lower() in MISSING_LABEL_TEXTS
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # an array-like "label": not a missing value
+        return False
+
+
+def check_labels(labels: Iterable[Any], source: str = "y") -> None:
+    """InputError naming the first missing label's row (0-based position in ``labels``) and the count.
+
+    A missing label would otherwise become a class of its own (``nan``) or stop training with a TypeError.
+    """
+    values = list(labels)
+    missing = [i for i, value in enumerate(values) if is_missing_label(value)]
+    if missing:
+        raise InputError(f"{source}: row {missing[0]} (0-based) has no label ({values[missing[0]]!r}); "
+                         f"{len(missing)} missing in all; drop those sequences or give them a class")
 
 
 def read_labelled_table(path: str | os.PathLike) -> tuple[list[str], list[str]]:
@@ -56,6 +85,9 @@ def read_labelled_table(path: str | os.PathLike) -> tuple[list[str], list[str]]:
                 raise InputError(f"{path}: line {line}: empty sequence")
             if not label:
                 raise InputError(f"{path}: line {line}: empty label")
+            if is_missing_label(label):
+                raise InputError(f"{path}: line {line}: missing label ({label!r} stands for a missing value); "
+                                 "every row needs a class label")
             sequences.append(seq)
             labels.append(label)
     if not sequences:

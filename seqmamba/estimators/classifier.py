@@ -15,6 +15,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ..datasets.labelled import check_labels
 from ..errors import InputError
 from ..tokenizers.dna import DNATokenizer
 from ..training import Task
@@ -171,7 +172,12 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         if labels.ndim != 1 or len(labels) != len(sequences):
             raise ValueError(f"y must be 1-D with one label per sequence: {len(sequences)} sequences, "
                              f"y of shape {labels.shape}")
-        self.classes_, targets = np.unique(labels, return_inverse=True)
+        check_labels(labels, "y")  # None, NaN, pd.NA, '': never a class of their own
+        try:
+            self.classes_, targets = np.unique(labels, return_inverse=True)
+        except TypeError:  # labels of several types that do not sort together (1 and 'a')
+            kinds = sorted({type(v).__name__ for v in labels})
+            raise InputError(f"y mixes label types ({', '.join(kinds)}); give every label one type") from None
         if len(self.classes_) < 2:
             raise InputError(f"y has a single class ({self.classes_[0]!r}): a classifier needs at least two")
         seed = self._seed()
@@ -224,6 +230,7 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
 
     def _encode_labels(self, y: Sequence[Any]) -> np.ndarray:
         labels = np.asarray(y)
+        check_labels(labels, "eval_set y")
         positions = np.searchsorted(self.classes_, labels)
         positions = np.clip(positions, 0, len(self.classes_) - 1)
         unknown = self.classes_[positions] != labels
