@@ -21,6 +21,7 @@ from .ts_checks import (
     IrregularPolicy,
     MissingPolicy,
     check_order,
+    check_range,
     fill_missing,
     infer_frequency,
     numeric_column,
@@ -87,6 +88,8 @@ def read_timeseries(
             timestamps. None: no time column, every column must be numeric. Another name must exist.
         missing: NaN/inf cells: ``"error"`` (default; names the column and timestamp) or
             ``"interpolate"`` (linear in row position, edges take the nearest value).
+            Finite values beyond +-1e30 (``ts_checks.MAX_ABS_VALUE``) are always an error naming the
+            column and row: the series is held as float32.
         irregular: timestamps not on one frequency: ``"warn"`` (default, ``freq`` is None),
             ``"error"`` or ``"ignore"``. Duplicate or unsorted timestamps are always errors.
         lookback, horizon: when both are given, fewer than ``lookback + horizon`` rows is an error.
@@ -119,6 +122,7 @@ def read_timeseries(
     values = np.column_stack([numeric_column(frame.iloc[:, i], label, columns[i], timestamps, csv)
                               for i in range(len(columns))])
     values = fill_missing(values, columns, label, timestamps, csv, missing)
+    check_range(values, columns, label, timestamps, csv)  # before float32, where 1e308 would become inf
     if lookback is not None and horizon is not None and len(values) < lookback + horizon:
         raise InputError(f"{label}: {len(values)} rows, fewer than lookback + horizon = {lookback} + {horizon}")
     freq = infer_frequency(timestamps, label, csv, irregular) if timestamps is not None else None

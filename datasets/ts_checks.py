@@ -20,6 +20,11 @@ IrregularPolicy = Literal["warn", "error", "ignore"]
 # Column names read as the time axis when the default `date` column is absent (case-insensitive).
 DATE_NAMES = ("date", "datetime", "timestamp", "time", "ds")
 
+# The largest magnitude a value may have. Series are held as float32 (largest finite value 3.4e38): this
+# leaves room for sums and spreads, and a larger value (1e308 in a float64 cell) is refused by name
+# instead of turning into inf on the way in.
+MAX_ABS_VALUE = 1e30
+
 
 def where(row: int, timestamps: pd.DatetimeIndex | None, csv: bool) -> str:
     """``row 12 (2016-07-01 12:00:00, line 14)``: a data row as a person finds it in the file."""
@@ -107,6 +112,21 @@ def numeric_column(column: pd.Series, source: str, name: str, timestamps: pd.Dat
         raise InputError(f"{source}: column {name!r} is not numeric: {where(row, timestamps, csv)} "
                          f"holds {column.iloc[row]!r}")
     return coerced.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def check_range(values: np.ndarray, columns: list[str], source: str, timestamps: pd.DatetimeIndex | None,
+                csv: bool) -> None:
+    """Finite values beyond +-MAX_ABS_VALUE: an error naming the first one's column, row and value."""
+    with np.errstate(invalid="ignore"):
+        big = np.abs(values) > MAX_ABS_VALUE  # (T, C); NaN compares False
+    if not big.any():
+        return
+    rows, cols = np.nonzero(big)
+    first = int(np.argmin(rows))  # earliest row; ties to the leftmost column
+    row, col = int(rows[first]), int(cols[first])
+    raise InputError(f"{source}: value {values[row, col]:.6g} in column {columns[col]!r} at "
+                     f"{where(row, timestamps, csv)} is outside the range seqmamba reads (|value| <= "
+                     f"{MAX_ABS_VALUE:.0e}); {int(big.sum())} such value(s) in all; rescale the column (other units)")
 
 
 def fill_missing(values: np.ndarray, columns: list[str], source: str, timestamps: pd.DatetimeIndex | None,

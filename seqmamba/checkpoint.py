@@ -95,6 +95,21 @@ def load_config(directory: str | os.PathLike, model_type: str | None = None) -> 
         raise InputError(f"{path}: {err}") from None
 
 
+def check_finite_tensors(tensors: dict[str, torch.Tensor], where: str) -> None:
+    """InputError naming ``where`` (the weights file) and the first tensor holding NaN or inf.
+
+    A model with such weights (a diverged training run, a damaged file) answers NaN or inf for every
+    input, which no command may report as a result.
+    """
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = ~torch.isfinite(tensor)
+            first = tensor[bad].flatten()[0].item()
+            raise InputError(f"{where}: tensor {name!r} holds {int(bad.sum())} non-finite value(s) ({first}) of "
+                             f"{tensor.numel()}; the model is damaged or its training diverged: retrain it or use "
+                             "a good copy")
+
+
 def load_weights(model: nn.Module, directory: str | os.PathLike) -> None:
     """Load ``model.safetensors`` into ``model``; every missing, unexpected or misshaped key is named."""
     path = Path(directory) / WEIGHTS_NAME
@@ -121,6 +136,7 @@ def load_weights(model: nn.Module, directory: str | os.PathLike) -> None:
         problems.append(f"shape mismatches: {'; '.join(misshaped)}")
     if problems:
         raise InputError(f"{path} does not match the model in {CONFIG_NAME}: " + " | ".join(problems))
+    check_finite_tensors(tensors, str(path))
     with torch.no_grad():
         for name, target in expected.items():
             target.copy_(tensors[name])

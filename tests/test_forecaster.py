@@ -101,15 +101,17 @@ def test_patch_stream_equals_a_forward_pass_over_all_tokens():
 
 def test_evaluate_and_score(fitted):
     model, frame = fitted["variate"], toy_frame()
-    scores = model.evaluate(frame, start=120)
+    with pytest.warns(UserWarning, match="scored rows .* were used in fit"):  # the fitted rows: not held out
+        scores = model.evaluate(frame, start=120)
     windows = SlidingWindows(model.scaler_.transform(frame[["load", "temp"]].to_numpy()), 24, 6,
                              span=Span("x", 120, 240))
     expected = evaluate_windows(lambda x: model.model_(torch.from_numpy(x)).detach(), windows)
     assert scores["n_windows"] == expected["n_windows"] == 91
     assert scores["mse"] == pytest.approx(expected["mse"], rel=1e-5)
-    default = model.evaluate(frame)  # the ratio protocol's test span: the last 20 % and a lookback
+    with pytest.warns(UserWarning, match="scored rows .* were used in fit"):
+        default = model.evaluate(frame)  # the ratio protocol's test span: the last 20 % and a lookback
+        assert model.score(frame) == pytest.approx(-default["mse"])
     assert (default["start"], default["end"]) == (240 - 48 - 24, 240)
-    assert model.score(frame) == pytest.approx(-default["mse"])
 
 
 @pytest.mark.parametrize("arch", ["variate", "patch"])

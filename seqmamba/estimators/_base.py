@@ -145,6 +145,7 @@ class DNAEstimatorBase(BaseEstimator):
                                       add_cls=self.head_["add_cls"], names=names):
                 values = fn(model, {k: v.to(device) for k, v in batch.as_dict().items()})  # (b, k)
                 values = values.float().cpu().numpy()
+                check_finite_outputs(values, batch.windows, names)
                 if out is None:
                     out = np.empty((len(windows), values.shape[1]), dtype=np.float32)
                 out[[position[id(w)] for w in batch.windows]] = values
@@ -178,7 +179,9 @@ class DNAEstimatorBase(BaseEstimator):
             head = self.head_
             module = build_module(head["kind"], MambaConfig.from_dict(json.loads(config)), head["n_outputs"],
                                   head["pooling"])
-            module.load_state_dict(load_bytes(weights))
+            tensors = load_bytes(weights)
+            ckpt.check_finite_tensors(tensors, f"pickled {type(self).__name__}")
+            module.load_state_dict(tensors)
             self.model_ = module.eval()
 
     # -- checkpoint directory --------------------------------------------------------------------
@@ -229,6 +232,19 @@ class DNAEstimatorBase(BaseEstimator):
         self.model_ = module.eval()
         self.head_ = head
         self.tokenizer_ = DNATokenizer.load(directory / TOKENIZER_NAME)
+
+
+def check_finite_outputs(values: np.ndarray, windows: Sequence[WindowRef], names: Sequence[str] | None) -> None:
+    """The last guard before a result leaves the model: NaN or inf (damaged weights, an overflow) is an
+    InputError naming the record and window, never a probability, label or embedding."""
+    if np.isfinite(values).all():
+        return
+    i = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
+    w = windows[i]
+    name = names[w.row] if names is not None else f"sequence {w.row}"
+    value = values[i][~np.isfinite(values[i])][0]
+    raise InputError(f"record {name!r}, bases {w.start}-{w.end}: the model's output is not finite ({value}); "
+                     "no result is written for it (are the model's weights damaged?)")
 
 
 def read_estimator_record(directory: str | os.PathLike) -> dict[str, Any]:

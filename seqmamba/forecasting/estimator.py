@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,11 @@ from ..datasets.timeseries import SlidingWindows, Span, standard_splits
 from ..errors import InputError
 from ..tokenizers.timeseries import TimeSeriesTokenizer
 from .confirm import keep_better, split_validation, state_copy
+from .finite import check_forecast, check_window_forecasts, scale_checked
 from .frames import check_columns, future_index, make_output, named, read_table, typical_step
 from .linear_init import fit_skip, validation_mse
 from .model import ForecastConfig, PatchStream, build_model
+from .overlap import span_of, warn_overlap
 from .persist import load_dir, restore_state, save_dir, state_dict
 
 LINEAR_PATHS = ("auto", "normalized", "raw")
@@ -83,14 +86,17 @@ class MambaForecaster(BaseEstimator):
     epoch), ``best_val_mse_``, ``n_epochs_``, ``start_val_mse_`` (validation MSE before the first
     step), ``linear_val_mse_`` (validation MSE of each closed-form linear path tried, by input),
     ``confirm_mse_`` (``{"start", "blend", "trained"}`` MSE on the held-back rows; empty when not
-    confirmed) and ``kept_`` (``"start"``, ``"blend"``, the even mix of the two forecasts, or
-    ``"trained"``: which weights the forecaster holds).
+    confirmed), ``kept_`` (``"start"``, ``"blend"``, the even mix of the two forecasts, or
+    ``"trained"``: which weights the forecaster holds), and ``train_span_`` / ``val_span_`` (first and
+    last timestamp of the training rows and of the validation rows scored in fit; None without
+    timestamps): :meth:`evaluate` warns when the rows it scores fall inside them.
 
-    Streaming: :meth:`update` appends new rows. With ``"variate"`` the next :meth:`predict`
-    re-encodes the last ``lookback`` rows (the architecture is not causal over time). With
-    ``"patch"`` the causal encoder is stepped once per ``patch_len`` new rows from its carried
-    state (a forecast covers every row seen since the last ``predict(X)``/``fit``, normalised with
-    that window's statistics; rows short of a full patch wait).
+    Streaming: :meth:`update` appends new rows; it is the only method after fit that changes the
+    estimator (``predict(X)`` forecasts from X and keeps nothing). With ``"variate"`` the next
+    :meth:`predict` re-encodes the last ``lookback`` rows (the architecture is not causal over time).
+    With ``"patch"`` the causal encoder is stepped once per ``patch_len`` new rows from its carried
+    state (a forecast covers every row since the last ``lookback`` rows of fit, normalised with that
+    window's statistics; rows short of a full patch wait).
 
     Example:
         >>> t = np.arange(200, dtype=np.float32)
@@ -162,6 +168,9 @@ class MambaForecaster(BaseEstimator):
             where = os.fspath(X) if isinstance(X, (str, os.PathLike)) else "X"
             raise InputError(f"{where}: {len(values)} rows, fewer than lookback + horizon = {L} + {H}")
         train_rows, val_rows = values, None
+        stamps = series.timestamps
+        train_span, val_span = span_of(stamps), None  # by timestamp: evaluate warns when it scores these rows
+        val_where, val_stamps, val_first = "X", stamps, 0  # where validation rows are, for messages
         if X_val is not None:
             val_series, _ = read_table(X_val)
             check_columns(val_series, series.columns, named(X_val, "X_val"))
@@ -169,18 +178,27 @@ class MambaForecaster(BaseEstimator):
             if len(val_rows) < L + H:
                 raise InputError(f"{named(X_val, 'X_val')}: {len(val_rows)} rows, fewer than lookback + horizon = "
                                  f"{L} + {H}")
+            val_where, val_stamps = named(X_val, "X_val"), val_series.timestamps
+            val_span = span_of(None if val_stamps is None else val_stamps[L:])  # the first L rows only feed
         elif self.validation_fraction:
             if not 0 < self.validation_fraction < 1:
                 raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
             n_val = int(len(values) * self.validation_fraction)
             if n_val >= H and len(values) - n_val >= L + H:
                 train_rows, val_rows = values[:-n_val], values[-n_val - L:]  # (T', C), val with warm-up
-        confirm_rows = None
-        if val_rows is not None and self.linear_init == "ridge" and self.architecture == "variate":
-            val_rows, confirm_rows = split_validation(val_rows, L, H, self.confirm_fraction)
+                val_first = len(values) - n_val - L
+                if stamps is not None:
+                    train_span, val_span = span_of(stamps[:-n_val]), span_of(stamps[-n_val:])
         self.scaler_ = TimeSeriesTokenizer().fit(train_rows)
-        train = SlidingWindows(self.scaler_.transform(train_rows), L, H)
-        val = None if val_rows is None else SlidingWindows(self.scaler_.transform(val_rows), L, H)
+        # z-scores in float64, checked: validation rows far outside the training scale are named, not inf.
+        train_z = scale_checked(self.scaler_, train_rows, named(X, "X"), series.columns, stamps)
+        val_z = None if val_rows is None else scale_checked(self.scaler_, val_rows, val_where, series.columns,
+                                                            val_stamps, val_first)
+        confirm_z = None
+        if val_z is not None and self.linear_init == "ridge" and self.architecture == "variate":
+            val_z, confirm_z = split_validation(val_z, L, H, self.confirm_fraction)
+        train = SlidingWindows(train_z, L, H)
+        val = None if val_z is None else SlidingWindows(val_z, L, H)
 
         seed = self.random_state if self.random_state is not None else int(np.random.SeedSequence().entropy % 2**31)
         device = resolve_device(self.device)
@@ -214,9 +232,15 @@ class MambaForecaster(BaseEstimator):
             state = trainer.fit()
             # best_step 0: no epoch beat the start even on the early-stopping rows (the weights are the start's).
             self.kept_, self.confirm_mse_ = ("start" if state.best_step == 0 else "trained"), {}
-            if confirm_rows is not None:
-                confirm = SlidingWindows(self.scaler_.transform(confirm_rows), L, H)
+            if confirm_z is not None:
+                confirm = SlidingWindows(confirm_z, L, H)
                 self.kept_, self.confirm_mse_ = keep_better(model, start, confirm)
+        # A diverged run (NaN loss) would forecast NaN for every input: refuse it here, by tensor.
+        diverged = next((name for name, t in model.state_dict().items()
+                         if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+        if diverged is not None:
+            raise InputError(f"{named(X, 'fit')}: training diverged: the network's tensor {diverged!r} holds NaN or "
+                             f"inf; lower lr (now {self.lr}) or look for extreme values in the data")
         self.model_ = model.eval()
         self.config_ = config
         self.n_features_in_ = series.n_variables
@@ -229,6 +253,7 @@ class MambaForecaster(BaseEstimator):
         self.best_val_mse_ = state.best_metric
         self.start_val_mse_ = start_metrics.get("val_loss")
         self.linear_val_mse_ = linear_scores
+        self.train_span_, self.val_span_ = train_span, val_span
         self._set_context(series)
         return self
 
@@ -293,53 +318,84 @@ class MambaForecaster(BaseEstimator):
         input's time column or index (row numbers without timestamps). Irregular timestamps warn, as
         in :meth:`fit`; the future ones then follow the most common spacing. Raises NotFittedError
         before fit.
+
+        Prediction never changes the estimator (scikit-learn's rule): ``predict(X)`` forecasts from
+        X's last ``lookback`` rows without keeping them, so a later ``predict()``, ``save`` or pickle is
+        as before. :meth:`update` is the way to add rows. Raises InputError for a value too far from
+        the training scale (naming its column and row) and for a forecast that is not finite.
         """
         self._check_fitted()
-        kind = self.kind_
+        kind, what = self.kind_, "predict"
+        context, last, n_rows = self.context_, self.last_timestamp_, self.n_rows_seen_
+        freq, step = self.freq_, self.step_
+        stamps, first_row = None, max(0, n_rows - len(context))
         if X is not None:
             series, kind = read_table(X, irregular="warn")
-            check_columns(series, self._columns, named(X, "predict"))
+            what = named(X, "predict")
+            check_columns(series, self._columns, what)
             if len(series) < self.lookback:
-                raise InputError(f"{named(X, 'predict')}: {len(series)} rows, fewer than lookback = {self.lookback}")
-            self._set_context(series)
-            self.freq_ = series.freq or self.freq_
-            self.step_ = typical_step(series.timestamps) or self.step_
-        scaled = self._forecast_scaled()  # (H, C)
-        values = np.asarray(self.scaler_.inverse_transform(scaled), dtype=np.float32)
-        index = future_index(self.last_timestamp_, self.freq_, self.step_, self.n_rows_seen_, self.horizon)
+                raise InputError(f"{what}: {len(series)} rows, fewer than lookback = {self.lookback}")
+            context, n_rows, stamps = series.values[-self.lookback:], len(series), series.timestamps
+            last = None if stamps is None else stamps[-1]
+            freq, step = series.freq or freq, typical_step(stamps) or step
+            first_row = n_rows - self.lookback
+        window = scale_checked(self.scaler_, context, what, self._columns, stamps, first_row)  # (L, C)
+        stream = self._stream if X is None else None  # an update()d patch stream goes on from its state
+        scaled = self._forecast_scaled(window, stream)  # (H, C)
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf, which check_forecast names
+            values = np.asarray(self.scaler_.inverse_transform(scaled.astype(np.float64)), dtype=np.float32)
+        index = future_index(last, freq, step, n_rows, self.horizon)
+        check_forecast(values, index, self._columns, what)
         return make_output(values, index, self._columns, kind)
 
-    def _forecast_scaled(self) -> np.ndarray:
+    def _forecast_scaled(self, window: np.ndarray, stream: PatchStream | None = None) -> np.ndarray:
+        """The network's forecast ``(H, C)`` after ``window`` ``(L, C)`` (z-scored), or after a patch
+        ``stream``'s state when one is given; nothing is stored."""
         device = next(self.model_.parameters()).device
         with torch.no_grad():
+            if stream is not None:
+                return stream.forecast()[0].cpu().numpy()
+            x = torch.as_tensor(window, device=device)[None].float()  # (1, L, C)
             if self.architecture == "patch":
-                if self._stream is None:
-                    window = torch.as_tensor(self.scaler_.transform(self.context_), device=device)[None]
-                    self._stream = PatchStream(self.model_, window.float())
-                return self._stream.forecast()[0].cpu().numpy()
-            window = torch.as_tensor(self.scaler_.transform(self.context_), device=device)[None]  # (1, L, C)
-            return self.model_(window.float())[0].cpu().numpy()  # (H, C)
+                return PatchStream(self.model_, x).forecast()[0].cpu().numpy()
+            return self.model_(x)[0].cpu().numpy()  # (H, C)
 
     def update(self, new_rows: Any) -> MambaForecaster:
         """Append rows that follow the data seen so far (same columns); the next :meth:`predict`
         forecasts after them. With ``"patch"`` the encoder state advances one token per
-        ``patch_len`` rows; with ``"variate"`` the last ``lookback`` rows are kept for re-encoding."""
+        ``patch_len`` rows (the stream starts from the last ``lookback`` rows seen at the first
+        update); with ``"variate"`` the last ``lookback`` rows are kept for re-encoding.
+
+        The rows must come after the last one seen; on a regular series, a gap after it (rows
+        missing in between) gives a UserWarning, since the model reads the rows as consecutive.
+        """
         self._check_fitted()
         series, _ = read_table(new_rows)
-        check_columns(series, self._columns, named(new_rows, "update"))
-        if series.timestamps is not None and self.last_timestamp_ is not None \
-                and series.timestamps[0] <= self.last_timestamp_:
-            raise InputError(f"{named(new_rows, 'update')}: the first new row ({series.timestamps[0]}) does not "
-                             f"come after the last row seen ({self.last_timestamp_})")
+        what = named(new_rows, "update")
+        check_columns(series, self._columns, what)
+        stamps = series.timestamps
+        if stamps is not None and self.last_timestamp_ is not None:
+            if stamps[0] <= self.last_timestamp_:
+                raise InputError(f"{what}: the first new row ({stamps[0]}) does not come after the last row seen "
+                                 f"({self.last_timestamp_})")
+            if self.freq_ is not None:
+                expected = future_index(self.last_timestamp_, self.freq_, self.step_, self.n_rows_seen_, 1)[0]
+                if stamps[0] > expected:
+                    warnings.warn(f"{what}: the first new row ({stamps[0]}) is not the next one after the last row "
+                                  f"seen ({self.last_timestamp_}, next {expected}); the rows between are missing and "
+                                  "the model reads the new rows as if they followed at once", UserWarning,
+                                  stacklevel=2)
+        scaled = scale_checked(self.scaler_, series.values, what, self._columns, stamps)
         if self.architecture == "patch":
-            if self._stream is None:
-                self._forecast_scaled()  # starts the stream from the current context
             device = next(self.model_.parameters()).device
-            self._stream.update(torch.as_tensor(self.scaler_.transform(series.values), device=device)[None].float())
+            if self._stream is None:  # starts from the rows seen so far
+                window = scale_checked(self.scaler_, self.context_, "update", self._columns)
+                self._stream = PatchStream(self.model_, torch.as_tensor(window, device=device)[None].float())
+            self._stream.update(torch.as_tensor(scaled, device=device)[None].float())
         self.context_ = np.concatenate([self.context_, series.values])[-self.lookback:]
         self.n_rows_seen_ += len(series)
-        if series.timestamps is not None:
-            self.last_timestamp_ = series.timestamps[-1]
+        if stamps is not None:
+            self.last_timestamp_ = stamps[-1]
         return self
 
     # -- evaluate ----------------------------------------------------------------------------
@@ -374,16 +430,27 @@ class MambaForecaster(BaseEstimator):
             if not 0 <= start <= end <= len(series):
                 raise InputError(f"{named(X, 'evaluate')}: rows [{start}, {end}) are outside the {len(series)} "
                                  "rows of X")
-        windows = SlidingWindows(self.scaler_.transform(series.values), self.lookback, self.horizon, span)
+        what, L, H = named(X, "evaluate"), self.lookback, self.horizon
+        rows = scale_checked(self.scaler_, series.values[span.slice], what, self._columns, series.timestamps,
+                             span.start)  # only the span's rows: a bad value elsewhere in X does not matter
+        windows = SlidingWindows(rows, L, H)
         if len(windows) == 0:
-            raise InputError(f"{named(X, 'evaluate')}: rows [{span.start}, {span.end}) hold no window of "
-                             f"lookback + horizon = {self.lookback + self.horizon} rows")
+            raise InputError(f"{what}: rows [{span.start}, {span.end}) hold no window of "
+                             f"lookback + horizon = {L + H} rows")
+        warn_overlap(series.timestamps, span.start + L, span.end, L,
+                     {"training": getattr(self, "train_span_", None), "validation": getattr(self, "val_span_", None)},
+                     what)
         device = next(self.model_.parameters()).device
         model = self.model_.eval()
+        done = 0  # windows forecast so far: the guard names the rows of a non-finite one
 
         def forecast(x: np.ndarray) -> torch.Tensor:
+            nonlocal done
             with torch.no_grad():
-                return model(torch.from_numpy(x).to(device))
+                out = model(torch.from_numpy(x).to(device))
+            check_window_forecasts(out, done, span.start, L, H, what)
+            done += len(x)
+            return out
 
         scores = evaluate_windows(forecast, windows, batch_size=batch_size)
         return {**scores, "start": span.start, "end": span.end}

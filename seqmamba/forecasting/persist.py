@@ -19,11 +19,12 @@ import torch
 from safetensors.torch import load, save
 
 from .._version import __version__
-from ..checkpoint import _atomic_write, save_tensors
+from ..checkpoint import _atomic_write, check_finite_tensors, save_tensors
 from ..errors import InputError
 from ..tokenizers.timeseries import TimeSeriesTokenizer
 from .frames import TableKind
 from .model import ForecastConfig, PatchStream, build_model
+from .overlap import span_from_json, span_to_json
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 FORMAT = 1
@@ -43,7 +44,8 @@ def state_dict(est: Any) -> dict[str, Any]:
     return {"safetensors": save(_tensors(est)), "config": json.dumps(est.config_.to_dict())}
 
 
-def _rebuild(est: Any, tensors: dict[str, torch.Tensor], config: ForecastConfig, device: str) -> None:
+def _rebuild(est: Any, tensors: dict[str, torch.Tensor], config: ForecastConfig, device: str, where: str) -> None:
+    check_finite_tensors(tensors, where)  # NaN weights would forecast NaN for every input
     model = build_model(config)
     weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     missing = sorted(set(model.state_dict()) - set(weights))
@@ -58,7 +60,8 @@ def _rebuild(est: Any, tensors: dict[str, torch.Tensor], config: ForecastConfig,
 
 def restore_state(est: Any, weights: dict[str, Any], device: str) -> None:
     """Inverse of :func:`state_dict` (unpickling)."""
-    _rebuild(est, load(weights["safetensors"]), ForecastConfig.from_dict(json.loads(weights["config"])), device)
+    _rebuild(est, load(weights["safetensors"]), ForecastConfig.from_dict(json.loads(weights["config"])), device,
+             f"pickled {type(est).__name__}")
 
 
 def save_dir(est: Any, directory: str | os.PathLike) -> Path:
@@ -82,6 +85,8 @@ def save_dir(est: Any, directory: str | os.PathLike) -> Path:
         "linear_val_mse_": getattr(est, "linear_val_mse_", {}),
         "confirm_mse_": getattr(est, "confirm_mse_", {}),
         "kept_": getattr(est, "kept_", "trained"),
+        "train_span_": span_to_json(getattr(est, "train_span_", None)),
+        "val_span_": span_to_json(getattr(est, "val_span_", None)),
     }
     envelope = {"format_version": FORMAT, "model_type": type(est).__name__, "seqmamba_version": __version__,
                 "params": est.get_params(), "network": est.config_.to_dict(), "scaler": est.scaler_.to_dict(),
@@ -127,7 +132,11 @@ def load_dir(cls: type, directory: str | os.PathLike, device: str = "cpu") -> An
     est.linear_val_mse_ = fitted.get("linear_val_mse_", {})
     est.confirm_mse_ = fitted.get("confirm_mse_", {})
     est.kept_ = fitted.get("kept_", "trained")
+    # The fitted rows' timestamps (evaluate warns when it scores them); models saved before have none.
+    est.train_span_ = span_from_json(fitted.get("train_span_"))
+    est.val_span_ = span_from_json(fitted.get("val_span_"))
     tensors = load_file(directory / WEIGHTS_NAME, device="cpu")
+    check_finite_tensors(tensors, str(directory / WEIGHTS_NAME))  # the context rows too
     est.context_ = tensors.pop("context").numpy()
-    _rebuild(est, tensors, ForecastConfig.from_dict(envelope["network"]), device)
+    _rebuild(est, tensors, ForecastConfig.from_dict(envelope["network"]), device, str(directory / WEIGHTS_NAME))
     return est
