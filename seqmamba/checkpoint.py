@@ -14,17 +14,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
+from . import model_dir
 from .config import MambaConfig
 from .datasets.atomic import atomic_path
 from .errors import InputError, oserror_from_text
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-# Version of the checkpoint directory layout (config.json's envelope), apart from the config's own.
-FORMAT_VERSION = 1
+from .model_dir import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME  # the layout: model_dir.py's
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -70,29 +67,13 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike, config: Mamb
 
 
 def load_config(directory: str | os.PathLike, model_type: str | None = None) -> MambaConfig:
-    """Read and check ``config.json``; ValueError says which file and what is wrong."""
-    path = Path(directory) / CONFIG_NAME
-    if not path.is_file():
-        raise InputError(f"{path}: no such file; a seqmamba checkpoint has {CONFIG_NAME} and {WEIGHTS_NAME}")
-    try:
-        envelope = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(envelope, dict) or "config" not in envelope:
-        raise InputError(f"{path}: not a seqmamba config (no 'config' entry)")
-    version = envelope.get("format_version")
-    if version != FORMAT_VERSION:
-        raise InputError(
-            f"{path}: checkpoint format version {version!r} is not supported (this seqmamba reads"
-            f" {FORMAT_VERSION}); it was written by seqmamba {envelope.get('seqmamba_version', '?')}"
-        )
-    found = envelope.get("model_type")
+    """Read and check ``config.json`` (`seqmamba.model_dir`); InputError names the file and the field."""
+    record = model_dir.read_config(directory)
+    found = record.get("model_type", str)
     if model_type is not None and found != model_type:
-        raise InputError(f"{path}: checkpoint holds a {found}, not a {model_type}; load it with {found}")
-    try:
-        return MambaConfig.from_dict(envelope["config"])
-    except (TypeError, ValueError) as err:
-        raise InputError(f"{path}: {err}") from None
+        raise model_dir.wrong_kind(record.path, found, model_type)
+    record.check_fields("config", model_dir.hints_of(MambaConfig))
+    return record.build("config", MambaConfig.from_dict)
 
 
 def check_finite_tensors(tensors: dict[str, torch.Tensor], where: str) -> None:
@@ -111,31 +92,11 @@ def check_finite_tensors(tensors: dict[str, torch.Tensor], where: str) -> None:
 
 
 def load_weights(model: nn.Module, directory: str | os.PathLike) -> None:
-    """Load ``model.safetensors`` into ``model``; every missing, unexpected or misshaped key is named."""
+    """Load ``model.safetensors`` into ``model``; the first missing, unexpected or misshaped tensor is named."""
     path = Path(directory) / WEIGHTS_NAME
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        tensors = load_file(path, device="cpu")
-    except Exception as err:  # safetensors raises its own error types for corrupt files
-        raise InputError(f"{path}: cannot read the weights ({err})") from None
+    tensors = model_dir.read_tensors(path)
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    misshaped = [
-        f"{k}: checkpoint {tuple(tensors[k].shape)}, model {tuple(expected[k].shape)}"
-        for k in sorted(set(expected) & set(tensors))
-        if tensors[k].shape != expected[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {', '.join(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {', '.join(unexpected)}")
-    if misshaped:
-        problems.append(f"shape mismatches: {'; '.join(misshaped)}")
-    if problems:
-        raise InputError(f"{path} does not match the model in {CONFIG_NAME}: " + " | ".join(problems))
+    model_dir.check_tensors(path, tensors, expected)
     check_finite_tensors(tensors, str(path))
     with torch.no_grad():
         for name, target in expected.items():

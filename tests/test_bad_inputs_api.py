@@ -103,7 +103,7 @@ def test_bad_data_through_the_api(case, call, words, models, tmp_path):
 MODEL_CASES = [
     pytest.param(cli_cases.model_missing_weights, MambaSequenceClassifier, ["model.safetensors", "no such file"],
                  id="model-missing-weights"),
-    pytest.param(cli_cases.model_corrupt_weights, MambaSequenceClassifier, ["model.safetensors", "cannot read"],
+    pytest.param(cli_cases.model_corrupt_weights, MambaSequenceClassifier, ["model.safetensors", "not a safetensors"],
                  id="model-corrupt-weights"),
     pytest.param(cli_cases.model_config_other_version, MambaSequenceClassifier, ["config.json", "version 999"],
                  id="model-config-other-version"),

@@ -77,18 +77,18 @@ def test_mismatched_weights_are_named(tmp_path):
     weights = load_file(tmp_path / WEIGHTS_NAME)
 
     _edit_config(tmp_path, n_layers=1)
-    with pytest.raises(ValueError, match=r"unexpected keys: layers\.1\.mixer"):
+    with pytest.raises(ValueError, match=r"tensor 'layers\.1\.mixer\.\S+' is not in the model the config describes"):
         MambaEncoder.from_pretrained(tmp_path)
 
     _edit_config(tmp_path, n_layers=2, d_state=8)
-    mismatch = r"shape mismatches: layers\.0\.mixer\.ssm\.A_log: checkpoint \(16, 4\), model \(16, 8\)"
+    mismatch = r"tensor 'layers\.0\.mixer\.ssm\.A_log' has shape \(16, 4\), the config implies \(16, 8\)"
     with pytest.raises(ValueError, match=mismatch):
         MambaEncoder.from_pretrained(tmp_path)
 
     _edit_config(tmp_path, d_state=4)
     del weights["norm_f.weight"]
     save_file(weights, tmp_path / WEIGHTS_NAME)
-    with pytest.raises(ValueError, match=r"missing keys: norm_f\.weight"):
+    with pytest.raises(ValueError, match=r"tensor 'norm_f\.weight' is missing \(the config implies shape \(8,\)\)"):
         MambaEncoder.from_pretrained(tmp_path)
 
 
@@ -97,8 +97,8 @@ def test_missing_or_corrupt_files(tmp_path):
         MambaEncoder.from_pretrained(tmp_path)
     _encoder().save_pretrained(tmp_path)
     (tmp_path / WEIGHTS_NAME).write_bytes(b"not a safetensors file")
-    with pytest.raises(ValueError, match="cannot read the weights"):
+    with pytest.raises(ValueError, match="truncated or not a safetensors file"):
         MambaEncoder.from_pretrained(tmp_path)
     (tmp_path / CONFIG_NAME).write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ValueError, match="invalid JSON"):
         MambaEncoder.from_pretrained(tmp_path)

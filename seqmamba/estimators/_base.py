@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,17 +26,17 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from .. import checkpoint as ckpt
+from .. import model_dir
 from ..config import MambaConfig
 from ..datasets.atomic import atomic_output, staged_files
 from ..errors import InputError
+from ..model_dir import ESTIMATOR_NAME, TOKENIZER_NAME  # the layout: model_dir.py's
 from ..tokenizers.dna import DNATokenizer
 from ..training import Callback, Task, Trainer, TrainerConfig
 from ..training.device import resolve_device
 from ._dna_data import TOKENIZER_COMPLEMENT, WindowRef, iter_batches, plan_windows
-from ._heads import build_module
+from ._heads import POOLINGS, build_module
 
-ESTIMATOR_NAME = "estimator.json"
-TOKENIZER_NAME = "tokenizer.json"
 ESTIMATOR_FORMAT = 1
 
 
@@ -212,24 +212,28 @@ class DNAEstimatorBase(BaseEstimator):
 
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str | None = None):
-        """A fitted estimator from a directory written by `save` (or ``seqmamba train dna``)."""
+        """A fitted estimator from a directory written by `save` (or ``seqmamba train dna``).
+
+        Every file is checked first (`seqmamba.model_dir`): InputError names the file and the field, or the
+        tensor whose shape differs from the one config.json implies.
+        """
         directory = Path(directory)
         record = read_estimator_record(directory)
-        if record.get("estimator") != cls.__name__:
-            raise InputError(f"{directory}: holds a {record.get('estimator')}, not a {cls.__name__}")
+        if record["estimator"] != cls.__name__:
+            raise InputError(f"{directory}: holds a {record['estimator']}, not a {cls.__name__}")
+        checked = model_dir.Record(directory / ESTIMATOR_NAME, record)
+        checked.check_fields("params", model_dir.hints_of(cls))
         params = valid_params(cls, record.get("params", {}))
         if device is not None:
             params["device"] = device
         est = cls(**params)
+        checked.build("params", lambda _: est._check_params())
         est._restore(directory, record)
         return est
 
     def _restore(self, directory: Path, record: dict[str, Any]) -> None:
         head = record["head"]
-        config = ckpt.load_config(directory)
-        module = build_module(head["kind"], config, head["n_outputs"], head["pooling"])
-        ckpt.load_weights(module, directory)
-        self.model_ = module.eval()
+        self.model_ = read_module(directory, head).eval()
         self.head_ = head
         self.tokenizer_ = DNATokenizer.load(directory / TOKENIZER_NAME)
 
@@ -248,22 +252,52 @@ def check_finite_outputs(values: np.ndarray, windows: Sequence[WindowRef], names
 
 
 def read_estimator_record(directory: str | os.PathLike) -> dict[str, Any]:
-    """estimator.json of a checkpoint directory, checked; InputError naming the file otherwise."""
+    """estimator.json of a checkpoint directory, checked field by field; InputError naming the file otherwise.
+
+    Checked: ``format``, ``estimator``, ``params`` (an object; its fields by the estimator's `load`) and
+    ``head`` (``kind``, ``n_outputs``, ``pooling``, ``add_cls``).
+    """
     path = Path(directory) / ESTIMATOR_NAME
     if not path.is_file():
         run = Path(directory) / "training"
         if (run / "checkpoint").is_dir() or (run / ".checkpoint.old").is_dir():
             raise InputError(f"{directory}: its training was stopped before the model was saved ({run} holds the "
                              "checkpoint); run the same `seqmamba train dna` command with --resume to finish it")
+        found = model_dir.directory_kind(directory)
+        if found is not None and found[0] != model_dir.DNA_MODEL:
+            raise model_dir.wrong_kind(path, found[1], "DNA model written by `seqmamba train dna` or an "
+                                       "estimator's save()", subject=f"no such file; {directory}")
         raise InputError(f"{path}: no such file; is {directory} a model directory written by "
                          "`seqmamba train dna` or an estimator's save()?")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: line {err.lineno}, column {err.colno}: invalid JSON: {err.msg}") from None
-    if not isinstance(record, dict) or record.get("format") != ESTIMATOR_FORMAT or "head" not in record:
-        raise InputError(f"{path}: not a seqmamba estimator record of format {ESTIMATOR_FORMAT}")
-    return record
+    record = model_dir.read_record(path)
+    version = record.get("format", int)
+    if version != ESTIMATOR_FORMAT:
+        raise record.error("format", f"estimator record format {version} is not supported (this seqmamba reads "
+                                     f"{ESTIMATOR_FORMAT})")
+    record.get("estimator", str)
+    record.get("params", dict, {})
+    record.get("head.kind", str)
+    record.positive_int("head.n_outputs")
+    record.get("head.pooling", Literal[POOLINGS])
+    record.get("head.add_cls", bool)
+    return record.data
+
+
+def read_module(directory: str | os.PathLike, head: dict[str, Any]) -> nn.Module:
+    """The module of a DNA model directory: config.json (checked against estimator.json's ``head``) and
+    model.safetensors (every tensor's name and shape checked against the module the config describes)."""
+    config_record = model_dir.read_config(directory)
+    found = config_record.get("model_type", str)
+    if model_dir.kind_of(found) == model_dir.FORECASTER:
+        raise model_dir.wrong_kind(config_record.path, found, "DNA model")
+    if found != head["kind"]:
+        raise config_record.error("model_type", f"{found!r} differs from {ESTIMATOR_NAME}'s head.kind "
+                                                f"{head['kind']!r} (the files of two different models?)")
+    config = ckpt.load_config(directory)
+    module = config_record.build("config", lambda _: build_module(head["kind"], config, head["n_outputs"],
+                                                                  head["pooling"]))
+    ckpt.load_weights(module, directory)
+    return module
 
 
 def valid_params(cls: type[BaseEstimator], params: dict[str, Any]) -> dict[str, Any]:

@@ -15,12 +15,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from .. import model_dir
 from ..datasets.labelled import check_labels
 from ..errors import InputError
 from ..tokenizers.dna import DNATokenizer
 from ..training import Task
 from ..training.config import seed_everything
-from ._base import DNAEstimatorBase
+from ._base import ESTIMATOR_NAME, DNAEstimatorBase
 from ._dna_data import (
     WindowRef,
     check_sequences,
@@ -319,8 +320,14 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         return record
 
     def _restore(self, directory: Path, record: dict[str, Any]) -> None:
+        checked = model_dir.Record(directory / ESTIMATOR_NAME, record)
+        classes = checked.get("classes", list[str | int | float | bool])
+        n_outputs = record["head"]["n_outputs"]
+        if len(classes) != n_outputs or len({repr(c) for c in classes}) != len(classes):
+            raise checked.error("classes", f"expected {n_outputs} distinct labels (head.n_outputs), got "
+                                           f"{model_dir.shown(classes)}")
         super()._restore(directory, record)
-        self.classes_ = np.asarray(record["classes"])
+        self.classes_ = np.asarray(classes)
 
     def __sklearn_tags__(self):  # scikit-learn >= 1.6
         tags = super().__sklearn_tags__()

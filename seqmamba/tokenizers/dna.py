@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InputError
-from ..json_state import read_json, write_json
+from ..json_state import write_json
 
 # Token ids are part of every checkpoint's contract: never renumber, only append.
 PAD, A, C, G, T, N, CLS, SEP, MASK, UNK = range(10)
@@ -244,7 +244,14 @@ class DNATokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DNATokenizer:
-        return cls.from_dict(read_json(path))
+        """A tokenizer written by :meth:`save`; InputError names the file and the field that is wrong."""
+        from ..model_dir import hints_of, read_record
+
+        record = read_record(path)
+        record.get("type", str)
+        record.get("vocab", list[str], None)
+        record.check_fields("", hints_of(cls))
+        return record.build("", cls.from_dict)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, DNATokenizer) and self.to_dict() == other.to_dict()
