@@ -37,6 +37,7 @@ class _LazyGroup(click.Group):
     lazy: ClassVar[dict[str, str]] = {
         "selfcheck": ".selfcheck", "train": ".train_cmd", "forecast": ".forecast_cmd", "evaluate": ".forecast_cmd",
         "classify": ".classify_cmd", "embed": ".embed_cmd", "quickstart": ".quickstart_cmd",
+        "pretrain": ".pretrain_cmd",
     }
 
     # One-line summaries for `seqmamba --help`, so that listing the commands imports none of them.
@@ -48,6 +49,7 @@ class _LazyGroup(click.Group):
         "classify": "Classify every record of FASTA files with a trained model.",
         "embed": "Write an embedding per record (or per window) of FASTA files.",
         "quickstart": "Classify long DNA from FASTA, end to end, on a CPU in under 3 minutes.",
+        "pretrain": "Pretrain a DNA encoder on whole genomes (masked or next-base prediction).",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

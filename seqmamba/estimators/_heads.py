@@ -96,10 +96,37 @@ class MaskedLMModel(_EncoderWithHead):
         return self.head(self.encoder(input_ids, attention_mask))  # (b, L, vocab)
 
 
+class CausalLMModel(_EncoderWithHead):
+    """Causal DNA ids (b, L) -> per-position logits (b, L, vocab): position t predicts the token at t + 1.
+
+    The encoder must be causal (``bidirectional=False``) and not RC-equivariant: either would let
+    position t see the base it is asked to predict.
+
+    Example:
+        >>> from seqmamba.config import MambaConfig
+        >>> cfg = MambaConfig(d_model=8, n_layers=1, d_state=4, bidirectional=False, vocab_size=10)
+        >>> model = CausalLMModel(cfg)
+        >>> ids = torch.randint(1, 5, (2, 30))
+        >>> logits = model(ids, torch.ones(2, 30))
+        >>> logits.shape, torch.allclose(model(ids[:, :10], torch.ones(2, 10)), logits[:, :10], atol=1e-5)
+        (torch.Size([2, 30, 10]), True)
+    """
+
+    def __init__(self, config: MambaConfig, pooling: str = "mean") -> None:
+        if config.bidirectional or config.rc_equivariant:
+            raise ValueError("CausalLMModel needs a causal encoder (bidirectional=False, rc_equivariant=False)")
+        super().__init__(config, config.vocab_size, pooling)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(input_ids, attention_mask))  # (b, L, vocab)
+
+
 def build_module(kind: str, config: MambaConfig, n_outputs: int, pooling: str) -> nn.Module:
     """The module an estimator's checkpoint describes (``kind`` from its estimator.json)."""
     if kind == "SequenceHeadModel":
         return SequenceHeadModel(config, n_outputs, pooling)
     if kind == "MaskedLMModel":
         return MaskedLMModel(config, pooling)
+    if kind == "CausalLMModel":
+        return CausalLMModel(config, pooling)
     raise ValueError(f"unknown model kind {kind!r}")

@@ -9,48 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from sklearn.base import TransformerMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
 
 from ..errors import InputError
-from ..tokenizers.dna import MASK, DNATokenizer
-from ..training import Task
+from ..objectives import MaskedNucleotideTask
+from ..tokenizers.dna import DNATokenizer
 from ..training.config import seed_everything
 from ._base import DNAEstimatorBase, read_estimator_record
 from ._dna_data import WindowRef, check_sequences, iter_batches, length_bucketed_order, sample_training_windows
-from ._heads import POOLINGS, MaskedLMModel
+from ._heads import POOLINGS, CausalLMModel, MaskedLMModel
 from .classifier import MambaSequenceClassifier
-
-BASES = (1, 5)  # token ids A..T (1..4); only bases are masked and predicted
-
-
-class _MaskedNucleotideTask(Task):
-    """Masked-nucleotide modelling: predict the bases hidden behind [MASK] (BERT's 15%, 80/10/10)."""
-
-    def __init__(self, mask_fraction: float) -> None:
-        self.mask_fraction = mask_fraction
-
-    def _corrupt(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = batch["input_ids"]  # (b, L)
-        is_base = (ids >= BASES[0]) & (ids < BASES[1])
-        chosen = is_base & (torch.rand(ids.shape, device=ids.device) < self.mask_fraction)
-        targets = torch.where(chosen, ids, torch.full_like(ids, -100))
-        roll = torch.rand(ids.shape, device=ids.device)
-        random_bases = torch.randint(BASES[0], BASES[1], ids.shape, device=ids.device)
-        corrupted = torch.where(chosen & (roll < 0.8), torch.full_like(ids, MASK), ids)
-        corrupted = torch.where(chosen & (roll >= 0.9), random_bases, corrupted)
-        return corrupted, targets
-
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        corrupted, targets = self._corrupt(batch)
-        logits = model(corrupted, batch["attention_mask"]).float()  # (b, L, vocab)
-        if not (targets >= 0).any():
-            return logits.sum() * 0.0  # nothing masked in this batch (tiny inputs)
-        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
 
 
 class MambaEmbedder(TransformerMixin, DNAEstimatorBase):
@@ -135,6 +105,34 @@ class MambaEmbedder(TransformerMixin, DNAEstimatorBase):
             params.setdefault(name, getattr(classifier, name))
         return cls(model=classifier, pooling=pooling, **params).fit()
 
+    @classmethod
+    def from_module(cls, module: MaskedLMModel | CausalLMModel, pooling: str = "mean",
+                    **params: Any) -> MambaEmbedder:
+        """A fitted embedder around a trained language model (`MaskedLMModel` or `CausalLMModel`), e.g. one
+        that `seqmamba.pretraining.pretrain` trained. Its encoder's size, direction and strand handling set
+        ``d_model``, ``n_layers``, ``d_state``, ``bidirectional`` and ``rc_equivariant``; ``params`` sets
+        the rest (``max_len``, ``batch_size``, ...). `save` then writes the usual model directory.
+
+        Example:
+            >>> from seqmamba.config import MambaConfig
+            >>> cfg = MambaConfig(d_model=8, n_layers=1, d_state=4, bidirectional=True, vocab_size=10)
+            >>> emb = MambaEmbedder.from_module(MaskedLMModel(cfg), max_len=64, device="cpu")
+            >>> emb.transform(["ACGT" * 20]).shape
+            (1, 8)
+        """
+        if not isinstance(module, (MaskedLMModel, CausalLMModel)):
+            raise TypeError(f"module must be a MaskedLMModel or a CausalLMModel, got {type(module).__name__}")
+        config = module.config
+        params.update(d_model=config.d_model, n_layers=config.n_layers, d_state=config.d_state,
+                      bidirectional=config.bidirectional, rc_equivariant=config.rc_equivariant)
+        embedder = cls(pooling=pooling, **params)
+        embedder.model_ = module.eval()
+        embedder.tokenizer_ = DNATokenizer()
+        embedder.head_ = {"kind": type(module).__name__, "n_outputs": DNATokenizer.vocab_size, "pooling": pooling,
+                          "add_cls": False}
+        embedder.d_model_ = config.d_model
+        return embedder
+
     # -- fit ------------------------------------------------------------------------------------
 
     def fit(self, X: Sequence[str] | None = None, y: Sequence[Any] | None = None) -> MambaEmbedder:
@@ -193,7 +191,7 @@ class MambaEmbedder(TransformerMixin, DNAEstimatorBase):
                 yield batch.as_dict()
 
         n_batches = -(-len(sequences) // self.batch_size)
-        self._run_trainer(module, _MaskedNucleotideTask(self.mask_fraction), batches, None, n_batches, seed)
+        self._run_trainer(module, MaskedNucleotideTask(self.mask_fraction), batches, None, n_batches, seed)
         self.model_ = module.eval()
         self.d_model_ = module.config.d_model
 

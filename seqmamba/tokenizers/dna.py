@@ -14,6 +14,9 @@ from ..json_state import write_json
 # Token ids are part of every checkpoint's contract: never renumber, only append.
 PAD, A, C, G, T, N, CLS, SEP, MASK, UNK = range(10)
 TOKENS = ("[PAD]", "A", "C", "G", "T", "N", "[CLS]", "[SEP]", "[MASK]", "[UNK]")
+# Token id -> id of its complement (A<->T, C<->G; N and the special tokens are their own): the
+# `MambaConfig.complement_map` of an RC-equivariant model over this vocabulary.
+COMPLEMENT = (PAD, T, G, C, A, N, CLS, SEP, MASK, UNK)
 NUCLEOTIDES = "ACGTN"
 # IUPAC ambiguity codes (N itself is a token). U (uracil) is read as T.
 AMBIGUITY = "RYSWKMBDHV"
