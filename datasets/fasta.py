@@ -20,7 +20,17 @@ from pathlib import Path
 
 from ..errors import InputError, naming_output
 from .atomic import atomic_path
-from .fasta_scan import SEQUENCE_BYTES, Compression, EmptyPolicy, RecordStart, detect_compression, scan_fasta
+from .fasta_scan import (
+    SEQUENCE_BYTES,
+    Compression,
+    EmptyPolicy,
+    OnceStream,
+    RecordStart,
+    detect_compression,
+    is_stream,
+    random_access_error,
+    scan_fasta,
+)
 from .leftovers import owner_tag, sweep
 
 # Sequence characters and CR (dropped from sequence lines wherever it is, as the scanner does).
@@ -39,6 +49,10 @@ class FastaFile:
 
     Records of length 0 are skipped with a warning; ``empty="error"`` rejects them.
 
+    ``-`` (standard input), a pipe (``<(zcat x.fa.gz)``) or a FIFO is read once, as it comes (plain or
+    gzip, told apart without seeking): :meth:`scan`, :meth:`records` or :meth:`lengths` once;
+    :meth:`index` needs a file (``is_stream`` says which).
+
     Example:
         >>> fasta = FastaFile("ecoli.fna.gz")                   # doctest: +SKIP
         >>> fasta.compression
@@ -50,14 +64,16 @@ class FastaFile:
     def __init__(self, path: str | os.PathLike, *, empty: EmptyPolicy = "warn") -> None:
         self.path = Path(path)
         self.empty = empty
-        self.compression: Compression = detect_compression(self.path)
+        self.is_stream = is_stream(path)
+        self._once = OnceStream(path) if self.is_stream else None
+        self.compression: Compression = self._once.compression if self._once else detect_compression(self.path)
 
     def __repr__(self) -> str:
         return f"FastaFile({str(self.path)!r}, compression={self.compression!r})"
 
     def scan(self, progress: Callable[[int], None] | None = None) -> Iterator[RecordStart | bytes]:
         """Validate while streaming: a :class:`RecordStart` per record, then its sequence chunks."""
-        return scan_fasta(self.path, empty=self.empty, progress=progress)
+        return scan_fasta(self._once or self.path, empty=self.empty, progress=progress)
 
     def records(self) -> Iterator[tuple[str, str]]:
         """``(name, sequence)`` for every non-empty record, in file order, case kept.
@@ -65,6 +81,9 @@ class FastaFile:
         Biopython parses; each record is checked on the way and, on any problem, the validating
         scanner re-reads the file to report the exact line and column.
         """
+        if self._once is not None:
+            yield from self._scanned_records()
+            return
         from Bio.SeqIO.FastaIO import SimpleFastaParser
 
         names: set[str] = set()
@@ -94,7 +113,8 @@ class FastaFile:
     def lengths(self) -> dict[str, int]:
         """Length of every record (empty ones included), from the ``.fai`` if there is one, else a scan."""
         fai = self.path.with_name(self.path.name + ".fai")
-        if self.compression != "gzip" and fai.is_file() and fai.stat().st_mtime >= self.path.stat().st_mtime:
+        if (self._once is None and self.compression != "gzip" and fai.is_file()
+                and fai.stat().st_mtime >= self.path.stat().st_mtime):
             lengths = {}
             with open(fai) as handle:
                 for line in handle:
@@ -118,6 +138,8 @@ class FastaFile:
         """
         import pyfaidx
 
+        if self.is_stream:
+            raise random_access_error(self.path, "an index")
         if self.compression == "gzip":
             stem = self.path.name.removesuffix(".gz").rsplit(".", 1)[0]
             raise InputError(f"{self.path}: plain gzip, which has no random access; "
@@ -203,6 +225,19 @@ class FastaFile:
         return dest
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _scanned_records(self) -> Iterator[tuple[str, str]]:
+        # A stream cannot be read a second time to locate an error: the validating scanner reads it once.
+        name, parts = None, []
+        for event in self.scan():
+            if isinstance(event, RecordStart):
+                if parts:
+                    yield name, b"".join(parts).decode("ascii")
+                name, parts = event.name, []
+            else:
+                parts.append(event)
+        if parts:
+            yield name, b"".join(parts).decode("ascii")
 
     def _text_handle(self) -> io.TextIOBase:
         # The scanner's rules: UTF-8 headers, lines end at LF only (a CR before it is part of a CRLF end).

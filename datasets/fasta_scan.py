@@ -8,8 +8,11 @@ bytes, so a chromosome on a single unwrapped line never sits in memory whole.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import os
+import stat
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,15 +41,57 @@ class RecordStart:
     line: int
 
 
+STDIN = "-"  # the path that names standard input
+_HEAD = 18  # bytes that tell plain, gzip and bgzip apart
+
+
+def is_stream(path: str | os.PathLike) -> bool:
+    """True for input that can be read only once, from its start: ``-`` (standard input), a pipe
+    (``<(zcat x.fa.gz)`` gives ``/dev/fd/N``), a FIFO, a terminal. Regular files, directories and
+    missing paths are False."""
+    if os.fspath(path) == STDIN:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def input_name(path: str | os.PathLike) -> str:
+    """How messages name an input: ``<stdin>`` for ``-``, else the path as given."""
+    return "<stdin>" if os.fspath(path) == STDIN else os.fspath(path)
+
+
+def random_access_error(path: str | os.PathLike, what: str, hint: str = "give a file path") -> InputError:
+    """The error for a stream where ``what`` needs to seek, e.g. ``/dev/fd/63: a pipe; 'ingest' needs
+    random access to the file (give a file path)``."""
+    if os.fspath(path) == STDIN:
+        kind = "standard input"
+    else:
+        try:
+            kind = "a pipe" if stat.S_ISFIFO(os.stat(path).st_mode) else "not a regular file"
+        except OSError:
+            kind = "not a regular file"
+    return InputError(f"{input_name(path)}: {kind}; {what} needs random access to the file ({hint})")
+
+
 def detect_compression(path: str | os.PathLike) -> Compression:
-    """``"plain"``, ``"gzip"`` or ``"bgzip"`` from the file's first bytes (not its name)."""
+    """``"plain"``, ``"gzip"`` or ``"bgzip"`` from the file's first bytes (not its name).
+
+    For a stream (`is_stream`) this would consume those bytes: open it with `OnceStream` instead.
+    """
     try:
         with open(path, "rb") as handle:
-            head = handle.read(18)
+            head = handle.read(_HEAD)
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, not a FASTA file") from None
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    return _compression_of(head, path)
+
+
+def _compression_of(head: bytes, path: str | os.PathLike) -> Compression:
     if head[:2] == b"\x1f\x8b":
         # BGZF: gzip with the FEXTRA flag and a 'BC' subfield (SAM/BAM specification, section 4.1).
         if len(head) >= 14 and head[3] & 4 and head[12:14] == b"BC":
@@ -57,6 +102,77 @@ def detect_compression(path: str | os.PathLike) -> Compression:
             raise InputError(f"{path}: {name}-compressed; seqmamba reads plain, gzip or bgzip FASTA "
                              f"(decompress it, then `bgzip` it for random access)")
     return "plain"
+
+
+class OnceStream:
+    """An input read once, from its start, without seeking: ``-`` (standard input), a pipe, a FIFO.
+
+    Opening reads the first bytes (to tell plain from gzip and bgzip) and `open` hands them back
+    first, so nothing is lost. A second `open` is an `InputError`: the data is gone.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        self.name = input_name(path)
+        if self.path == STDIN:
+            source: BinaryIO = sys.stdin.buffer
+            self._owned = False
+        else:
+            source = open(path, "rb", buffering=0)  # closed with the replay, in scan_fasta
+            self._owned = True
+        head = b""
+        try:
+            while len(head) < _HEAD:  # a pipe may hand over fewer bytes per read
+                more = source.read(_HEAD - len(head))
+                if not more:
+                    break
+                head += more
+        except OSError as error:
+            raise InputError(f"{self.name}: cannot read: {error.strerror or error}") from None
+        self.compression: Compression = _compression_of(head, self.name)
+        self._replay: _Replay | None = _Replay(head, source, self._owned)
+
+    def open(self) -> tuple[BinaryIO, BinaryIO]:
+        """(decompressed stream, raw stream); ``raw.tell()`` counts the bytes read so far."""
+        replay, self._replay = self._replay, None
+        if replay is None:
+            raise InputError(f"{self.name}: already read once; input from a pipe or standard input can be read "
+                             "only once (give a file path to read it again)")
+        if self.compression == "plain":
+            return replay, replay
+        return gzip.GzipFile(fileobj=replay, mode="rb"), replay
+
+
+class _Replay(io.RawIOBase):
+    """The bytes already read from a stream, then the rest of it; counts what it hands out."""
+
+    def __init__(self, head: bytes, source: BinaryIO, owned: bool) -> None:
+        super().__init__()
+        self._head, self._source, self._owned = head, source, owned
+        self._count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._head))
+        view[:n] = self._head[:n]
+        self._head = self._head[n:]
+        if n < len(view):  # the rest from the source in the same call: one block holds the file's start
+            data = self._source.read(len(view) - n)
+            view[n:n + len(data)] = data
+            n += len(data)
+        self._count += n
+        return n
+
+    def tell(self) -> int:
+        return self._count
+
+    def close(self) -> None:
+        if not self.closed and self._owned:
+            self._source.close()
+        super().close()
 
 
 def open_decompressed(path: str | os.PathLike) -> tuple[BinaryIO, BinaryIO]:
@@ -70,7 +186,7 @@ def open_decompressed(path: str | os.PathLike) -> tuple[BinaryIO, BinaryIO]:
 
 
 def scan_fasta(
-    path: str | os.PathLike,
+    path: str | os.PathLike | OnceStream,
     *,
     empty: EmptyPolicy = "warn",
     block_size: int = 1 << 20,
@@ -83,10 +199,15 @@ def scan_fasta(
     or corrupt gzip stream, a header without a name, duplicate record names, a character that is not
     a nucleotide code (with its column), and a file whose records are all empty. A record of length
     0 is logged as a warning and skipped by consumers (``empty="error"`` makes it an error).
-    ``progress`` is called with the bytes read from disk so far.
+    ``progress`` is called with the bytes read from disk so far. ``path`` may be a `OnceStream`
+    (standard input, a pipe): it is read as it comes, without seeking.
     """
-    path = Path(path)
-    stream, raw = open_decompressed(path)
+    if isinstance(path, OnceStream):
+        stream, raw = path.open()
+        path = path.name
+    else:
+        path = Path(path)
+        stream, raw = open_decompressed(path)
     state = _ScanState(path, empty)
     try:
         first = True
@@ -113,7 +234,7 @@ def scan_fasta(
 class _ScanState:
     """The scanner's position in the file between blocks."""
 
-    def __init__(self, path: Path, empty: EmptyPolicy) -> None:
+    def __init__(self, path: Path | str, empty: EmptyPolicy) -> None:
         self.path = path
         self.empty = empty
         self.line = 1  # line of the next byte

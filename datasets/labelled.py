@@ -117,14 +117,23 @@ def check_classes(labels: list[str], source: str) -> None:
                          "needs at least two")
 
 
-def read_fasta_records(paths: Iterable[str | os.PathLike]) -> tuple[list[str], list[str]]:
-    """Record names and sequences of every record of every file, in order.
+def read_fasta_records(paths: Iterable[str | os.PathLike], *, with_files: bool = False
+                       ) -> tuple[list[str], list[str]] | tuple[list[str], list[str], list[str]]:
+    """Record names and sequences of every record of every file, in order; ``with_files=True`` adds each
+    record's file (as given), which tells apart records of the same name in two files.
 
-    A record of length 0 is an error here: every input record must get its row in the output.
+    A record of length 0 is an error here: every input record must get its row in the output. A path
+    may be ``-`` (standard input) or a pipe, read once.
+
+    Example:
+        >>> names, sequences, files = read_fasta_records(["hg38.fa", "t2t.fa"], with_files=True)  # doctest: +SKIP
+        >>> list(zip(files, names))[:2]  # doctest: +SKIP
+        [('hg38.fa', 'chrX'), ('t2t.fa', 'chrX')]
     """
-    names, sequences = [], []
+    names, sequences, files = [], [], []
     for path in paths:
         for name, seq in FastaFile(path, empty="error").records():
             names.append(name)
             sequences.append(seq)
-    return names, sequences
+            files.append(os.fspath(path))
+    return (names, sequences, files) if with_files else (names, sequences)

@@ -4,29 +4,30 @@ from __future__ import annotations
 
 import click
 
-from .train_cmd import _check_device
+from .options import device_option, quiet_option, threads_option
 
 
 @click.command("embed")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
-@click.argument("fasta", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("fasta", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True,
-              help="embeddings.parquet (id [, start, end], emb_0..) or embeddings.npy (the matrix only).")
+              help="embeddings.parquet (id [, start, end], file, emb_0..) or embeddings.npy (the matrix only).")
 @click.option("--per-window", is_flag=True, help="One row per window, with its coordinates.")
 @click.option("--pooling", type=click.Choice(["mean", "max", "cls"]), default="mean", show_default=True,
               help="Positions -> window embedding.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Windows per batch [default: the model's].")
-@click.option("--device", default="auto", show_default=True, callback=_check_device,
-              help="auto, cpu, cuda or cuda:N.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
+@device_option
+@threads_option
+@quiet_option()
 def embed(model_dir: str, fasta: tuple[str, ...], output: str, per_window: bool, pooling: str,
-          batch_size: int | None, device: str, quiet: bool) -> None:
+          batch_size: int | None, device: str, threads: int | None, quiet: bool) -> None:
     """Write an embedding per record (or per window) of FASTA files, from a trained model.
 
     MODEL_DIR is a classifier (`seqmamba train dna`) or an embedder saved from Python. Rows follow
     the records in file order; a record's windows are averaged, weighted by length. Records stream
     through in chunks, each written as it is done (memory stays flat), into a file renamed into place
-    at the end.
+    at the end. Parquet columns: id [, start, end], file (the FASTA file as given: names may repeat
+    across files), emb_0.. . FASTA may be - (standard input) or a pipe, read once as it comes.
 
     \b
     Examples:
@@ -47,7 +48,7 @@ def embed(model_dir: str, fasta: tuple[str, ...], output: str, per_window: bool,
     source = load_model_dir(model_dir, device=device)
     params = {"batch_size": batch_size} if batch_size is not None else {}
     embedder = MambaEmbedder(model=source, pooling=pooling, max_len=source.max_len,
-                             window_stride=source.window_stride, device=device,
+                             window_stride=source.window_stride, device=device, n_threads=threads,
                              **{"batch_size": source.batch_size, **params}).fit()
     progress = RecordProgress("embedding", survey.n_records, survey.n_bases, quiet)
     try:

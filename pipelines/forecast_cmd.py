@@ -4,17 +4,22 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 
 import click
 
 from ..errors import InputError
+from .options import device_option, quiet_option, threads_option
 
 
-def _load(model_dir: str):
+def _load(model_dir: str, device: str = "auto", threads: int | None = None):
     from ..forecasting import MambaForecaster
+    from ..training.device import resolve_device
 
-    return MambaForecaster.load(model_dir)
+    model = MambaForecaster.load(model_dir, device=str(resolve_device(device)))
+    model.n_threads = threads  # this run's, not the one saved with the model
+    return model
 
 
 @click.command("forecast")
@@ -28,8 +33,11 @@ def _load(model_dir: str):
 @click.option("--history", type=click.IntRange(min=1), default=None,
               help="Rows of history drawn before the forecast [default: 3 x lookback].")
 @click.option("--missing", type=click.Choice(["error", "interpolate"]), default="error", show_default=True)
+@device_option
+@threads_option
+@quiet_option("No summary on stderr.")
 def forecast(model_dir: str, data: str, output: str | None, plot_path: str | None, history: int | None,
-             missing: str) -> None:
+             missing: str, device: str, threads: int | None, quiet: bool) -> None:
     """Forecast the rows after the end of DATA with the model in MODEL_DIR.
 
     \b
@@ -41,7 +49,8 @@ def forecast(model_dir: str, data: str, output: str | None, plot_path: str | Non
 
     if plot_path is not None:
         _require_matplotlib()
-    model = _load(model_dir)
+    started = time.perf_counter()
+    model = _load(model_dir, device, threads)
     series = read_timeseries(data, missing=missing, irregular="warn")  # the warning names the file and row
     frame = _as_frame(series)
     with _naming(data), warned_once():
@@ -52,6 +61,10 @@ def forecast(model_dir: str, data: str, output: str | None, plot_path: str | Non
         from .forecast_plot import plot_forecast
 
         plot_forecast(frame, result, plot_path, history or 3 * model.lookback, title=f"{data}: {model_dir}")
+    if not quiet:
+        click.echo(f"wrote {len(result):,} forecast rows x {model.n_features_in_} variable(s) (after row "
+                   f"{len(frame):,} of {data}) to {output or 'stdout'} in {time.perf_counter() - started:.1f} s",
+                   err=True)
 
 
 @contextlib.contextmanager
@@ -79,7 +92,11 @@ def warned_once():
               help="Which standard split's test span: auto reads it from the file name (ETTh*, ETTm*).")
 @click.option("--start", type=int, default=None, help="Evaluate rows [start, end) instead (warm-up included).")
 @click.option("--end", type=int, default=None)
-def evaluate(model_dir: str, data: str, protocol: str, start: int | None, end: int | None) -> None:
+@device_option
+@threads_option
+@quiet_option("No summary on stderr (the scores still go to stdout).")
+def evaluate(model_dir: str, data: str, protocol: str, start: int | None, end: int | None, device: str,
+             threads: int | None, quiet: bool) -> None:
     """MSE and MAE of the model in MODEL_DIR on DATA's test span (z-scored with the training statistics,
     every window, every variable).
 
@@ -87,13 +104,18 @@ def evaluate(model_dir: str, data: str, protocol: str, start: int | None, end: i
     Example:
       seqmamba evaluate etth1_model/ ETTh1.csv
     """
-    model = _load(model_dir)
+    started = time.perf_counter()
+    model = _load(model_dir, device, threads)
     with _naming(data):
         scores = model.evaluate(data, start=start, end=end, protocol=protocol)
     what = "test span rows" if start is None and end is None else "rows"
     where = f"{what} [{scores['start']}, {scores['end']})"
     click.echo(f"mse {scores['mse']:.4f}  mae {scores['mae']:.4f}  ({scores['n_windows']} windows, {where}, "
                f"lookback {model.lookback}, horizon {model.horizon})")
+    if not quiet:
+        device_used = next(model.model_.parameters()).device
+        click.echo(f"evaluated {model_dir} on {data} in {time.perf_counter() - started:.1f} s on {device_used}",
+                   err=True)
 
 
 def _as_frame(series):

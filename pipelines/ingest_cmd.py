@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..datasets.fasta import FastaFile
+from ..datasets.fasta_scan import random_access_error
 from ..datasets.stats import RecordStats, StatsCollector
 from ..errors import InputError
 from .progress import file_progress
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def copy_name(source: Path, out_dir: Path) -> Path:
     """``DIR/<stem>.fa.gz``, or ``<stem>.bgz.fa.gz`` where that would be the source itself."""
-    stem = source.name.removesuffix(".gz").removesuffix(".bgz")
+    stem = "stdin" if str(source) == "-" else source.name.removesuffix(".gz").removesuffix(".bgz")
     for suffix in (".fasta", ".fa", ".fna", ".fas", ".ffn"):
         stem = stem.removesuffix(suffix)
     dest = out_dir / f"{stem}.fa.gz"
@@ -41,7 +42,7 @@ def format_table(records: list[RecordStats], tsv: bool) -> str:
 
 
 @click.command("ingest")
-@click.argument("fasta", type=click.Path(exists=True, dir_okay=False))
+@click.argument("fasta", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False),
               help="Write a bgzip copy and its index here [default: index in place; plain gzip "
                    "input needs -o].")
@@ -56,7 +57,7 @@ def ingest(fasta: str, out_dir: str | None, line_width: int, strict: bool, tsv: 
     Checks every line (header, nucleotide codes, duplicate names, gzip integrity; errors give the
     line and column). Without -o, plain and bgzip files get a .fai (and .gzi) beside them; with -o
     DIR, any file gets a normalised bgzip copy (LF, fixed line width) and its index in DIR. Plain
-    gzip has no random access, so it needs -o. The table
+    gzip, - (standard input) and pipes have no random access, so they need -o. The table
     (stdout) gives per record: length, GC = (G+C)/(A+C+G+T), fraction of non-ACGT bases, fraction
     of soft-masked (lower-case) bases.
 
@@ -72,6 +73,9 @@ def ingest(fasta: str, out_dir: str | None, line_width: int, strict: bool, tsv: 
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         copy_to = copy_name(source.path, Path(out_dir))
+    elif source.is_stream:
+        raise random_access_error(fasta, "'ingest' without -o", "give a file path, or -o DIR for an indexed "
+                                  "bgzip copy")
     elif source.compression == "gzip":
         # Never write beside someone's data unasked (read-only modes do not stop root).
         raise InputError(f"{source.path}: plain gzip has no random access; pass -o DIR to write an "

@@ -6,6 +6,8 @@ import time
 
 import click
 
+from .options import threads_option
+
 # Sized for a 2-core CPU: 34-39 s wall in all, measured on a busy one (docs/results/dna.md).
 # Max pooling: a channel that counts positions and reads out at one motif learns in tens of steps, where a
 # mean over 2,000 positions dilutes that signal ~60-fold.
@@ -13,19 +15,15 @@ DEFAULTS = {"n_train": 256, "n_test": 160, "length": (2000, 2400), "d_model": 16
             "pooling": "max", "epochs": 4, "batch_size": 8, "lr": 1e-2}
 
 
-def run_quickstart(out_dir: str, seed: int = 0, quiet: bool = False, **overrides) -> dict[str, float]:
-    """Generate, write FASTA, train, classify, embed, compare with k-mers; returns the accuracies and seconds."""
-    import torch
+def run_quickstart(out_dir: str, seed: int = 0, quiet: bool = False, threads: int | None = None,
+                   **overrides) -> dict[str, float]:
+    """Generate, write FASTA, train, classify, embed, compare with k-mers; returns the accuracies and seconds.
 
-    opts = {**DEFAULTS, **overrides}
-    # One thread: ops on a model this small gain little from splitting, and two OpenMP threads on a busy
-    # 2-core machine were measured 5-15x slower per step (spinning threads wait on each other).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run(out_dir, seed, quiet, opts)
-    finally:
-        torch.set_num_threads(threads)
+    ``threads``: torch CPU threads (None: the cores other running tasks leave idle, as for every DNA
+    estimator).
+    """
+    opts = {**DEFAULTS, **overrides, "n_threads": threads}
+    return _run(out_dir, seed, quiet, opts)
 
 
 def _run(out_dir: str, seed: int, quiet: bool, opts: dict) -> dict[str, float]:
@@ -58,7 +56,8 @@ def _run(out_dir: str, seed: int, quiet: bool, opts: dict) -> dict[str, float]:
     clf = MambaSequenceClassifier(
         d_model=opts["d_model"], n_layers=opts["n_layers"], d_state=opts["d_state"], pooling=opts["pooling"],
         max_len=opts["length"][1],
-        max_epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"], device="cpu", random_state=seed,
+        max_epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"], device="cpu",
+        n_threads=opts["n_threads"], random_state=seed,
         verbose=0 if quiet else 1,
     ).fit(X_fa, y_fa)
     clf.save(out / "model")
@@ -71,7 +70,9 @@ def _run(out_dir: str, seed: int, quiet: bool, opts: dict) -> dict[str, float]:
                      survey_records(test_fa))
     truth = dict(zip((f"test{i}" for i in range(len(y_test))), y_test))
     with open(out / "predictions.tsv") as handle:
-        predicted = dict(line.split("\t")[:3:2] for line in list(handle)[1:])  # id -> predicted
+        rows = [line.rstrip("\n").split("\t") for line in handle]
+    at = {column: i for i, column in enumerate(rows[0])}
+    predicted = {row[at["id"]]: row[at["predicted"]] for row in rows[1:]}
     accuracy = float(np.mean([label == truth[name] for name, label in predicted.items()]))
 
     baseline = kmer_logistic_regression(k=6).fit(X, y)
@@ -92,8 +93,9 @@ def _run(out_dir: str, seed: int, quiet: bool, opts: dict) -> dict[str, float]:
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="seqmamba-quickstart",
               show_default=True, help="Directory for the FASTA files, the model and the outputs.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@threads_option
 @click.option("-q", "--quiet", is_flag=True, help="Only the final result line.")
-def quickstart(out_dir: str, seed: int, quiet: bool) -> None:
+def quickstart(out_dir: str, seed: int, threads: int | None, quiet: bool) -> None:
     """Classify long DNA from FASTA, end to end, on a CPU in under a minute (no download).
 
     Generates 2-2.4 kbp sequences whose label says which of two motifs comes first (they lie
@@ -107,7 +109,7 @@ def quickstart(out_dir: str, seed: int, quiet: bool) -> None:
       seqmamba quickstart -o /tmp/qs --seed 1
       seqmamba classify /tmp/qs/model /tmp/qs/test.fa
     """
-    result = run_quickstart(out_dir, seed=seed, quiet=quiet)
+    result = run_quickstart(out_dir, seed=seed, quiet=quiet, threads=threads)
     if quiet:
         click.echo(f"accuracy {result['accuracy']:.3f} (6-mer baseline {result['kmer_accuracy']:.3f}) "
                    f"in {result['seconds']:.0f} s")

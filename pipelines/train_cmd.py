@@ -7,15 +7,7 @@ import os
 
 import click
 
-
-def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from ..training.device import resolve_device
-
-    try:
-        resolve_device(value)
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from None
-    return value
+from .options import device_option, quiet_option
 
 
 @click.group("train")
@@ -33,8 +25,7 @@ def train() -> None:
 @train.command("selftest", hidden=True)
 @click.option("-o", "--out", "run_dir", type=click.Path(file_okay=False), required=True,
               help="Run directory (checkpoint/, best/, metrics.jsonl).")
-@click.option("--device", default="auto", show_default=True, callback=_check_device,
-              help="auto, cpu, cuda or cuda:N.")
+@device_option
 @click.option("--max-steps", type=click.IntRange(min=1), default=40, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Per process; the global batch is this times the number of processes.")
@@ -44,7 +35,7 @@ def train() -> None:
 @click.option("--save-every", type=click.IntRange(min=1), help="Also checkpoint every N steps.")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start again in a RUN_DIR that has a checkpoint.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 @click.option("--step-delay", type=float, default=0.0, hidden=True, help="Seconds to sleep per step (tests).")
 def selftest(run_dir: str, device: str, max_steps: int, batch_size: int, grad_accum: int, lr: float, seed: int,
              save_every: int | None, resume: bool, overwrite: bool, quiet: bool, step_delay: float) -> None:

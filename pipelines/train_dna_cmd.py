@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from .train_cmd import _check_device, train
+from .options import device_option, quiet_option, threads_option
+from .train_cmd import train
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +52,21 @@ def _parse_class(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.01, show_default=True)
 @click.option("--early-stopping", is_flag=True,
-              help="Without --valid: hold out 10%% of the training set for early stopping.")
+              help="Without --valid: hold out 10% of the training set for early stopping.")
 @click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
               help="Epochs without a better validation loss before stopping.")
-@click.option("--device", default="auto", show_default=True, callback=_check_device,
-              help="auto, cpu, cuda or cuda:N.")
+@device_option
+@threads_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from MODEL_DIR/training/checkpoint (give the same options).")
 @click.option("--overwrite", is_flag=True, help="Start again in a MODEL_DIR that holds an interrupted run.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 def dna(train_path: str | None, classes: list[tuple[str, str]], valid_path: str | None, model_dir: str,
         d_model: int, n_layers: int, d_state: int, rc_equivariant: bool, init: str | None, freeze_encoder: bool,
         encoder_lr_scale: float, pooling: str, max_len: int, epochs: int,
         batch_size: int, lr: float, weight_decay: float, early_stopping: bool, patience: int, device: str,
-        seed: int, resume: bool, overwrite: bool, quiet: bool) -> None:
+        threads: int | None, seed: int, resume: bool, overwrite: bool, quiet: bool) -> None:
     """Train a Mamba DNA classifier (from scratch, or from a pretrained encoder with --init) into MODEL_DIR.
 
     Every epoch ends with a checkpoint in MODEL_DIR/training/ (with metrics.jsonl). A run stopped by
@@ -108,14 +109,15 @@ def dna(train_path: str | None, classes: list[tuple[str, str]], valid_path: str 
         d_model=d_model, n_layers=n_layers, d_state=d_state, rc_equivariant=rc_equivariant, pooling=pooling,
         init=init, freeze_encoder=freeze_encoder, encoder_lr_scale=encoder_lr_scale,
         max_len=max_len, max_epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-        early_stopping=early_stopping, n_iter_no_change=patience, device=device, random_state=seed,
+        early_stopping=early_stopping, n_iter_no_change=patience, device=device, n_threads=threads,
+        random_state=seed,
         verbose=0 if quiet else 1,
     )
     if overwrite:
         shutil.rmtree(run_dir, ignore_errors=True)
     # What decides the trained model; device and the progress bar may change between the two halves.
     run_options = {name: value for name, value in click.get_current_context().params.items()
-                   if name not in ("resume", "overwrite", "quiet", "device")}
+                   if name not in ("resume", "overwrite", "quiet", "device", "threads")}
     check_run_options(run_dir, run_options, model_dir, resume)
     clf.fit(X, y, eval_set=eval_set, run_dir=run_dir, resume=resume)
     clf.save(model_dir)

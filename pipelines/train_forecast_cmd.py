@@ -12,7 +12,8 @@ import click
 
 from ..errors import InputError, naming_output
 from .forecast_cmd import warned_once
-from .train_cmd import _check_device, train
+from .options import device_option, quiet_option, threads_option
+from .train_cmd import train
 
 
 @train.command("forecast")
@@ -42,15 +43,14 @@ from .train_cmd import _check_device, train
                    "span stays unseen for `seqmamba evaluate`); all: every row, the last 10% validating.")
 @click.option("--missing", type=click.Choice(["error", "interpolate"]), default="error", show_default=True,
               help="NaN cells: an error naming the cell, or linear interpolation.")
-@click.option("--device", default="auto", show_default=True, callback=_check_device, help="auto, cpu, cuda or cuda:N.")
+@device_option
 @click.option("--confirm-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.5,
               show_default=True, help="Share of the validation rows held back from early stopping; the trained "
                                       "network is kept only if it beats the linear start there (0: off).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads for training [default: the cores other running tasks leave idle].")
+@threads_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace a model already in MODEL_DIR.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, architecture: str, d_model: int,
                    n_layers: int, d_state: int, patch_len: int, max_epochs: int, batch_size: int, lr: float,
                    linear_path: str, linear_init: str, confirm_fraction: float, patience: int, split: str,

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 @click.command("windows")
-@click.argument("fasta", type=click.Path(exists=True, dir_okay=False))
+@click.argument("fasta", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--size", type=click.IntRange(min=1), default=1_000_000, show_default=True,
               help="Window length in bases.")
 @click.option("--stride", type=click.IntRange(min=1), default=None,
@@ -37,9 +37,10 @@ def windows(fasta: str, size: int, stride: int | None, max_n_frac: float, partia
             regions: str | None, output: str | None, quiet: bool) -> None:
     """Write windows over FASTA as BED6 (0-based, half-open; name '.', score 0).
 
-    FASTA may be plain, gzip or bgzip; it is read once as a stream, so memory stays a few windows
-    whatever the genome's size. Windows run every --stride bases from each record's start; at most
-    one shorter window covers a record's end (see --partial).
+    FASTA may be plain, gzip or bgzip, a file, - (standard input) or a pipe; it is read once as a
+    stream, so memory stays a few windows whatever the genome's size. Windows run every --stride
+    bases from each record's start; at most one shorter window covers a record's end (see
+    --partial).
 
     \b
     Examples:
@@ -47,6 +48,7 @@ def windows(fasta: str, size: int, stride: int | None, max_n_frac: float, partia
       seqmamba windows genome.fa.gz --size 1000000 --stride 100000 -o windows.bed
       seqmamba windows genome.fa --max-n-frac 0.1 --partial drop --strand both
       seqmamba windows genome.fa --size 100000 --regions peaks.bed
+      zcat genome.fa.gz | seqmamba windows - --size 100000 > windows.bed
     """
     genome = WindowedGenome(fasta, size, stride, partial=partial, max_n_frac=max_n_frac, strand=strand,
                             regions=read_bed(regions) if regions else None)

@@ -44,12 +44,12 @@ def test_classify_per_record_and_per_window(model_dir, tmp_path, capsys):
     out = tmp_path / "pred.tsv"
     assert main(["classify", str(model_dir), str(fa), "-o", str(out), "-q"]) == 0
     lines = [line.split("\t") for line in out.read_text().splitlines()]
-    assert lines[0] == ["id", "length", "predicted", "prob_AT", "prob_GC"]
-    assert [row[:3] for row in lines[1:]] == [["at1", "200", "AT"], ["gc1", "30", "GC"]]
-    assert abs(float(lines[1][3]) + float(lines[1][4]) - 1) < 1e-4
+    assert lines[0] == ["id", "file", "length", "predicted", "prob_AT", "prob_GC"]
+    assert [row[:4] for row in lines[1:]] == [["at1", str(fa), "200", "AT"], ["gc1", str(fa), "30", "GC"]]
+    assert abs(float(lines[1][4]) + float(lines[1][5]) - 1) < 1e-4
     assert main(["classify", str(model_dir), str(fa), "--per-window", "-q"]) == 0
     rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
-    assert rows[0] == ["#chrom", "start", "end", "predicted", "prob_AT", "prob_GC"]
+    assert rows[0] == ["#chrom", "start", "end", "file", "predicted", "prob_AT", "prob_GC"]
     assert [r[:3] for r in rows[1:]] == [["at1", "0", "64"], ["at1", "64", "128"], ["at1", "128", "192"],
                                          ["at1", "192", "200"], ["gc1", "0", "30"]]
 
@@ -59,10 +59,10 @@ def test_embed_parquet_and_npy(model_dir, tmp_path):
     out = tmp_path / "e.parquet"
     assert main(["embed", str(model_dir), str(fa), "-o", str(out), "-q"]) == 0
     frame = pl.read_parquet(out)
-    assert frame.columns == ["id", *[f"emb_{i}" for i in range(8)]] and frame["id"].to_list() == ["a", "b"]
+    assert frame.columns == ["id", "file", *[f"emb_{i}" for i in range(8)]] and frame["id"].to_list() == ["a", "b"]
     assert main(["embed", str(model_dir), str(fa), "-o", str(out), "--per-window", "-q"]) == 0
     frame = pl.read_parquet(out)
-    assert frame.columns[:3] == ["id", "start", "end"] and frame.height == 3
+    assert frame.columns[:4] == ["id", "start", "end", "file"] and frame.height == 3
     npy = tmp_path / "e.npy"
     assert main(["embed", str(model_dir), str(fa), "-o", str(npy), "-q"]) == 0
     assert np.load(npy).shape == (2, 8)

@@ -39,10 +39,11 @@ def test_record_chunks_cut_by_records_and_bases(tmp_path):
     write_fasta(tmp_path / "b.fa", 3, seed=2)
     paths = [tmp_path / "a.fa", tmp_path / "b.fa"]
     chunks = list(record_stream.record_chunks(paths, max_records=4))
-    assert [len(names) for names, _ in chunks] == [4, 4, 4, 1]  # chunks span files
-    assert [n for names, _ in chunks for n in names][:10] == [name for name, _ in records]
+    assert [len(chunk.names) for chunk in chunks] == [4, 4, 4, 1]  # chunks span files
+    assert [n for chunk in chunks for n in chunk.names][:10] == [name for name, _ in records]
+    assert [f for chunk in chunks for f in chunk.files] == [str(paths[0])] * 10 + [str(paths[1])] * 3
     by_bases = list(record_stream.record_chunks(paths, max_bases=1))
-    assert all(len(names) == 1 for names, _ in by_bases) and len(by_bases) == 13
+    assert all(len(chunk.names) == 1 for chunk in by_bases) and len(by_bases) == 13
     survey = record_stream.survey_records(paths)
     assert survey.n_records == 13 and survey.lengths[:10] == [len(s) for _, s in records]
 

@@ -34,6 +34,7 @@ from ..model_dir import ESTIMATOR_NAME, TOKENIZER_NAME  # the layout: model_dir.
 from ..tokenizers.dna import DNATokenizer
 from ..training import Callback, Task, Trainer, TrainerConfig
 from ..training.device import resolve_device
+from ..training.threads import INFERENCE_REUSE_S, cpu_threads
 from ._dna_data import TOKENIZER_COMPLEMENT, WindowRef, iter_batches, plan_windows
 from ._heads import POOLINGS, build_module
 
@@ -92,6 +93,9 @@ class DNAEstimatorBase(BaseEstimator):
     def _stride(self) -> int:
         return int(self.window_stride or self.max_len)
 
+    def _n_threads(self) -> int | None:
+        return getattr(self, "n_threads", None)  # estimators pickled before the parameter existed
+
     def _torch_device(self) -> torch.device:
         return resolve_device(self.device)
 
@@ -119,7 +123,8 @@ class DNAEstimatorBase(BaseEstimator):
         config = self._trainer_config(batches_per_epoch * self.max_epochs, seed, early)
         callbacks = [_TimeLimit(self.max_time)] if getattr(self, "max_time", None) else []
         trainer = Trainer(module, task, train, val_data=val, config=config, callbacks=callbacks, run_dir=run_dir)
-        state = trainer.fit(resume=resume)
+        with cpu_threads(self._n_threads(), self._torch_device()):
+            state = trainer.fit(resume=resume)
         self.n_iter_ = state.global_step
         self.best_validation_score_ = state.best_metric
         self.validation_scores_ = dict(state.last_metrics)
@@ -140,7 +145,7 @@ class DNAEstimatorBase(BaseEstimator):
         windows = plan_windows(sequences, self.max_len, self._stride)
         out: np.ndarray | None = None
         position = {id(w): i for i, w in enumerate(windows)}
-        with torch.inference_mode():
+        with torch.inference_mode(), cpu_threads(self._n_threads(), device, reuse_seconds=INFERENCE_REUSE_S):
             for batch in iter_batches(sequences, windows, self.tokenizer_, self.batch_size,
                                       add_cls=self.head_["add_cls"], names=names):
                 values = fn(model, {k: v.to(device) for k, v in batch.as_dict().items()})  # (b, k)

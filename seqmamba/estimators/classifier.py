@@ -79,6 +79,8 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         encoder_lr_scale: the encoder learns at ``encoder_lr_scale * lr``, the head at ``lr`` (e.g. 0.1
             when fine-tuning a pretrained encoder, so the new head moves first).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        n_threads: torch CPU threads while fitting and predicting on a CPU (None: torch's count, lowered
+            to the cores the load average leaves idle; see :mod:`seqmamba.training.threads`).
         random_state: seed of the weights, the split and the window draws (None: a fresh one).
         verbose: progress bar and validation lines on stderr.
 
@@ -121,6 +123,7 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         freeze_encoder: bool = False,
         encoder_lr_scale: float = 1.0,
         device: str = "auto",
+        n_threads: int | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
@@ -145,6 +148,7 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         self.freeze_encoder = freeze_encoder
         self.encoder_lr_scale = encoder_lr_scale
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 

@@ -75,7 +75,7 @@ class MambaForecaster(BaseEstimator):
             fall in it) validates; 0 trains on everything with no early stopping.
         max_time: stop training after this many seconds (None: no limit); the best epoch is kept.
         device: "auto", "cpu", "cuda" or "cuda:N".
-        n_threads: torch CPU threads while fitting and evaluating on a CPU (None: torch's count,
+        n_threads: torch CPU threads while fitting, predicting and evaluating on a CPU (None: torch's count,
             lowered to the cores the load average leaves idle; see :mod:`seqmamba.training.threads`).
         random_state: seed of the weights and the data order (None: a fresh one each fit).
         verbose: 0 silent, 1 a progress bar and one line per evaluation on stderr.
@@ -351,8 +351,10 @@ class MambaForecaster(BaseEstimator):
     def _forecast_scaled(self, window: np.ndarray, stream: PatchStream | None = None) -> np.ndarray:
         """The network's forecast ``(H, C)`` after ``window`` ``(L, C)`` (z-scored), or after a patch
         ``stream``'s state when one is given; nothing is stored."""
+        from ..training.threads import INFERENCE_REUSE_S, cpu_threads
+
         device = next(self.model_.parameters()).device
-        with torch.no_grad():
+        with torch.no_grad(), cpu_threads(getattr(self, "n_threads", None), device, INFERENCE_REUSE_S):
             if stream is not None:
                 return stream.forecast()[0].cpu().numpy()
             x = torch.as_tensor(window, device=device)[None].float()  # (1, L, C)
@@ -452,7 +454,10 @@ class MambaForecaster(BaseEstimator):
             done += len(x)
             return out
 
-        scores = evaluate_windows(forecast, windows, batch_size=batch_size)
+        from ..training.threads import INFERENCE_REUSE_S, cpu_threads
+
+        with cpu_threads(getattr(self, "n_threads", None), device, INFERENCE_REUSE_S):
+            scores = evaluate_windows(forecast, windows, batch_size=batch_size)
         return {**scores, "start": span.start, "end": span.end}
 
     def score(self, X: Any, y: Any = None) -> float:

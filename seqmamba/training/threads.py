@@ -1,4 +1,7 @@
-"""CPU threads for training small models on a machine that others share.
+"""CPU threads for training and running small models on a machine that others share.
+
+`cpu_threads` is the one place that picks them: the forecaster, the DNA estimators (fit and inference)
+and every command's ``--threads`` go through it.
 
 A forecaster's training step is hundreds of tiny tensor ops. With torch's default of one OpenMP
 thread per core, every op ends in a barrier where the threads spin-wait for each other; when another
@@ -43,34 +46,49 @@ def running_elsewhere(samples: int = 5, interval: float = 0.02) -> int | None:
     return max(0, min(counts))
 
 
-def auto_threads() -> int:
+_measured: tuple[float, int | None] | None = None  # (time.monotonic(), others) of the last measurement
+# Inference runs once per chunk of records or per predict call: a count this recent is used again.
+INFERENCE_REUSE_S = 10.0
+
+
+def auto_threads(reuse_seconds: float = 0.0) -> int:
     """torch's thread count, lowered to the cores other running tasks leave idle (at least 1).
 
     The count is taken once, when training starts: a process that starts later is not seen. The
     1-minute load average stands in where the runnable count cannot be read; it lags and counts
     this process's own recent work, so it errs towards fewer threads (at most ~1.5x slower on an
     idle machine, against many times slower with a thread waiting on a busy core).
+    ``reuse_seconds``: a count taken less than this long ago is used again (taking one sleeps ~80 ms,
+    too long to repeat for every chunk of an inference run).
     """
-    others = running_elsewhere()
+    global _measured
+    now = time.monotonic()
+    if reuse_seconds > 0 and _measured is not None and now - _measured[0] < reuse_seconds:
+        others = _measured[1]
+    else:
+        others = running_elsewhere()
+        if others is None:
+            try:
+                others = round(os.getloadavg()[0])
+            except (AttributeError, OSError):
+                others = None
+        _measured = (now, others)
     if others is None:
-        try:
-            others = round(os.getloadavg()[0])
-        except (AttributeError, OSError):
-            return torch.get_num_threads()
+        return torch.get_num_threads()
     return max(1, min(torch.get_num_threads(), usable_cores() - others))
 
 
 @contextlib.contextmanager
-def cpu_threads(n_threads: int | None, device: torch.device) -> Iterator[int]:
-    """Run the block with ``n_threads`` torch threads (None: :func:`auto_threads`) when ``device`` is
-    the CPU; the previous count comes back afterwards. Yields the count in force."""
+def cpu_threads(n_threads: int | None, device: torch.device, reuse_seconds: float = 0.0) -> Iterator[int]:
+    """Run the block with ``n_threads`` torch threads (None: :func:`auto_threads`, with ``reuse_seconds``)
+    when ``device`` is the CPU; the previous count comes back afterwards. Yields the count in force."""
     before = torch.get_num_threads()
     if device.type != "cpu":
         yield before
         return
     if n_threads is not None and (isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1):
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
-    wanted = auto_threads() if n_threads is None else n_threads
+    wanted = auto_threads(reuse_seconds) if n_threads is None else n_threads
     torch.set_num_threads(wanted)
     try:
         yield wanted
