@@ -43,7 +43,7 @@ class MambaEmbedder(TransformerMixin, DNAEstimatorBase):
             token of a model trained with one, else the first base, which a bidirectional encoder
             conditions on the whole window).
         d_model, n_layers, d_state, bidirectional, rc_equivariant, max_len, window_stride, max_epochs,
-            batch_size, lr, weight_decay, device, random_state, verbose: as in
+            batch_size, lr, weight_decay, device, n_threads, random_state, verbose: as in
             `MambaSequenceClassifier` (the size ones only matter when ``fit`` trains).
         mask_fraction: share of bases hidden in masked-nucleotide training.
 
@@ -75,6 +75,7 @@ class MambaEmbedder(TransformerMixin, DNAEstimatorBase):
         weight_decay: float = 0.01,
         mask_fraction: float = 0.15,
         device: str = "auto",
+        n_threads: int | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
@@ -93,15 +94,16 @@ class MambaEmbedder(TransformerMixin, DNAEstimatorBase):
         self.weight_decay = weight_decay
         self.mask_fraction = mask_fraction
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
     @classmethod
     def from_classifier(cls, classifier: MambaSequenceClassifier, pooling: str = "mean",
                         **params: Any) -> MambaEmbedder:
-        """A fitted embedder on a fitted classifier's encoder (its windows, batch size and device)."""
+        """A fitted embedder on a fitted classifier's encoder (its windows, batch size, device and threads)."""
         check_is_fitted(classifier, "model_")
-        for name in ("max_len", "window_stride", "batch_size", "device"):
+        for name in ("max_len", "window_stride", "batch_size", "device", "n_threads"):
             params.setdefault(name, getattr(classifier, name))
         return cls(model=classifier, pooling=pooling, **params).fit()
 
