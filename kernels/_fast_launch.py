@@ -1,20 +1,59 @@
 """Launching the scan's Triton kernels for less host time per call.
 
 `kernel[grid](*args, **constexprs)` binds and specializes every argument on every call to find the compiled
-kernel: on the H100's host about 13 us for an empty kernel of 3 arguments and 41 us for one of 40. The
-scan's kernels take 30-50 arguments and a call makes up to six launches, so at short L the GPU waits on
-that. Here the compiled kernel is looked up by what decides it (the integer arguments' values, the tensors'
-dtypes and 16-byte alignment, the constexprs and options, the device) and launched directly; the first
-call of each key goes through Triton as usual, which compiles and caches.
+kernel, and the scan's kernels take 30-50 arguments in up to six launches a call, so at short L the GPU waits
+on that (the host times are in docs/benchmarks/scan_tune_h100.txt). Here the compiled kernel is looked up by
+what decides it (the integer arguments' values, the tensors' dtypes and 16-byte alignment, the constexprs and
+options, the device) and launched directly; the first call of each key goes through Triton as usual, which
+compiles and caches.
+
+The direct launch uses Triton internals, so it runs only on the Triton versions it was checked against
+(`DIRECT_LAUNCH_VERSIONS`); on any other, or where those internals are missing, every launch is Triton's own.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 import torch
 
-_compiled: dict = {}  # (id(kernel), what decides the compiled kernel) -> triton CompiledKernel
+try:
+    import triton
+    from triton.runtime.autotuner import Heuristics
+except ImportError:  # pragma: no cover - exercised only where triton is missing
+    triton = None
+    Heuristics = ()
+
+# Oldest and newest Triton (major, minor) whose internals the direct launch is written for: in each,
+# JITFunction.run returns the CompiledKernel it launched, whose [grid] takes a 3-d grid and then every
+# parameter in the kernel's order, constexprs included, and Heuristics.run fills its constexprs from
+# {argument name: value} before calling the JITFunction. Measured on the H100 with 3.6; 3.7-3.9 read.
+DIRECT_LAUNCH_VERSIONS = ((3, 6), (3, 9))
+
+
+def direct_launch_supported(version: str | None) -> bool:
+    """Whether Triton `version` (as ``triton.__version__`` spells it) is one the direct launch was checked
+    against, and this Triton's CompiledKernel has its [grid] launcher."""
+    found = re.match(r"(\d+)\.(\d+)", version or "")
+    if found is None:
+        return False
+    oldest, newest = DIRECT_LAUNCH_VERSIONS
+    if not oldest <= (int(found[1]), int(found[2])) <= newest:
+        return False
+    try:
+        from triton.compiler import CompiledKernel
+    except ImportError:
+        return False
+    return callable(getattr(CompiledKernel, "__getitem__", None))
+
+
+DIRECT = triton is not None and direct_launch_supported(triton.__version__)  # else: every launch is Triton's
+
+# (id(kernel), what decides the compiled kernel) -> (CompiledKernel, its constexprs in order), or None where the
+# first call gave back no CompiledKernel to launch (internals not as expected): that key goes through Triton.
+_compiled: dict = {}
+_UNSEEN = object()
 
 
 def interpreting() -> bool:
@@ -34,23 +73,41 @@ def launch(kernel, grid: tuple, args: tuple, constexprs: dict, direct: bool = Tr
     """kernel[grid](*args, **constexprs), skipping Triton's per-call binding once a call like it was made.
 
     args: the kernel's leading non-constexpr parameters, in order; constexprs: its constexpr parameters
-    and launch options (num_warps, ...) by name; direct=False: always through Triton (A/B timing)."""
-    if not direct or interpreting():  # the interpreter runs the kernel's Python: nothing compiled to keep
+    and launch options (num_warps, ...) by name, but those its @triton.heuristics derive; direct=False:
+    always through Triton (A/B timing). A heuristic may read only what the lookup key holds (the
+    tensors' dtypes, other arguments' values, the constexprs): its value is kept with the compiled kernel."""
+    if not (direct and DIRECT) or interpreting():  # the interpreter runs the kernel's Python: nothing to keep
         kernel[grid](*args, **constexprs)
         return
     key = (id(kernel), torch.cuda.current_device(), *constexprs.items(), *map(_arg_key, args))
-    compiled = _compiled.get(key)
-    if compiled is None:
-        names = _constexpr_names(kernel)
-        if len(args) + len(names) != len(kernel.params) or not set(names) <= constexprs.keys():
-            raise TypeError(f"launch({kernel.__name__}): give every non-constexpr parameter in args, in order, "
-                            f"and every constexpr by name")
+    entry = _compiled.get(key, _UNSEEN)
+    if entry is _UNSEEN:
         if len(_compiled) > 1024:  # many distinct sizes: keep it bounded
             _compiled.clear()
-        _compiled[key] = kernel[grid](*args, **constexprs)
-        return
-    # The compiled launcher takes a 3-d grid and every parameter in the kernel's order, constexprs included.
-    compiled[(*grid, 1, 1)[:3]](*args, *(constexprs[name] for name in _constexpr_names(kernel)))
+        _compiled[key] = _first_launch(kernel, grid, args, constexprs)
+    elif entry is None:
+        kernel[grid](*args, **constexprs)
+    else:
+        # The compiled launcher takes a 3-d grid and every parameter in the kernel's order, constexprs included.
+        compiled, all_constexprs = entry
+        compiled[(*grid, 1, 1)[:3]](*args, *all_constexprs)
+
+
+def _first_launch(kernel, grid: tuple, args: tuple, constexprs: dict):
+    """Launch through Triton; return what later calls alike need to launch directly (a _compiled value)."""
+    jit, values = kernel, dict(constexprs)
+    while isinstance(jit, Heuristics):  # as Heuristics.run does: each rule sees the arguments and the constexprs
+        for name, rule in jit.values.items():
+            values[name] = rule({**dict(zip(jit.arg_names, args)), **values})
+        jit = jit.fn
+    names = _constexpr_names(jit)
+    if len(args) + len(names) != len(jit.params) or not set(names) <= values.keys():
+        raise TypeError(f"launch({jit.__name__}): give every non-constexpr parameter in args, in order, "
+                        f"and every constexpr by name")
+    compiled = kernel[grid](*args, **constexprs)
+    if not callable(getattr(compiled, "__getitem__", None)):  # not the CompiledKernel expected
+        return None
+    return compiled, tuple(values[name] for name in names)
 
 
 _names: dict = {}
@@ -61,3 +118,10 @@ def _constexpr_names(kernel) -> tuple[str, ...]:
     if names is None:
         names = _names[kernel] = tuple(p.name for p in kernel.params if p.is_constexpr)
     return names
+
+
+def jit_function(kernel):
+    """The JITFunction under a kernel's @triton.heuristics (for its compile caches: benchmarks/scan_tune.py)."""
+    while isinstance(kernel, Heuristics):
+        kernel = kernel.fn
+    return kernel

@@ -1,4 +1,5 @@
-"""kernels/_fast_launch.py: the compiled kernel is reused only for calls that Triton would specialize alike."""
+"""kernels/_fast_launch.py: the compiled kernel is reused only for calls that Triton would specialize alike, and
+only on a Triton whose internals the direct launch was checked against; elsewhere every launch is Triton's."""
 
 from __future__ import annotations
 
@@ -24,21 +25,26 @@ class FakeKernel:
     """Stands in for a triton JITFunction: kernel[grid](*args, **kw) 'compiles' (recorded) and returns a
     FakeCompiled."""
 
-    def __init__(self, names: list[str], constexprs: set[str]) -> None:
+    def __init__(self, names: list[str], constexprs: set[str], compiled: bool = True) -> None:
         self.__name__ = "fake_kernel"
+        self.arg_names = names
         self.params = [types.SimpleNamespace(name=n, is_constexpr=n in constexprs) for n in names]
         self.compiles: list[tuple] = []
         self.direct: list[tuple] = []
+        self.compiled = compiled  # False: Triton gives back no CompiledKernel (internals not as expected)
+
+    def run(self, *args, grid, warmup, **kw):  # what triton's Heuristics calls
+        self.compiles.append((grid, args, kw))
+        return FakeCompiled(self) if self.compiled else None
 
     def __getitem__(self, grid):
-        def jit_launch(*args, **kw):
-            self.compiles.append((grid, args, kw))
-            return FakeCompiled(self)
-        return jit_launch
+        return lambda *args, **kw: self.run(*args, grid=grid, warmup=False, **kw)
 
 
 @pytest.fixture
 def fake_gpu(monkeypatch):
+    """A GPU and a Triton the direct launch was checked against, whatever this machine has."""
+    monkeypatch.setattr(_fast_launch, "DIRECT", True)
     monkeypatch.setattr(_fast_launch, "interpreting", lambda: False)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(_fast_launch, "_compiled", {})
@@ -92,8 +98,54 @@ def test_the_interpreter_always_goes_through_triton(monkeypatch):
 
 
 def test_direct_false_always_goes_through_triton(fake_gpu):
-    """FAST_LAUNCH=0 in kernels/scan_triton.py: the A/B switch."""
+    """fast_launch=0 in kernels/scan_tuning.py: the A/B switch."""
     kernel = FakeKernel(["X", "BLOCK"], {"BLOCK"})
     for _ in range(2):
         _fast_launch.launch(kernel, (1,), (torch.zeros(4),), dict(BLOCK=8), direct=False)
     assert len(kernel.compiles) == 2 and kernel.direct == []
+
+
+@pytest.mark.parametrize(("version", "direct"), [
+    ("3.6.0", True), ("3.9.0", True), ("3.7.1+git0123abc", True),  # the versions checked, local builds too
+    ("3.5.1", False), ("3.10.0", False), ("4.0.0", False), ("", False), ("main", False), (None, False),
+])
+def test_direct_launch_only_on_the_triton_versions_it_was_checked_against(version, direct):
+    if direct:
+        pytest.importorskip("triton")  # and this Triton's CompiledKernel has its [grid] launcher
+    assert _fast_launch.direct_launch_supported(version) is direct
+
+
+def test_any_other_triton_launches_through_triton_every_time(fake_gpu, monkeypatch):
+    """The fallback: a Triton of another version (DIRECT false) gets kernel[grid](...) on every call."""
+    monkeypatch.setattr(_fast_launch, "DIRECT", False)
+    kernel = FakeKernel(["X", "n", "BLOCK"], {"BLOCK"})
+    for _ in range(3):
+        _fast_launch.launch(kernel, (2,), (torch.zeros(4), 3), dict(BLOCK=8, num_warps=1))
+    assert len(kernel.compiles) == 3 and kernel.direct == []
+    assert _fast_launch._compiled == {}
+
+
+def test_no_compiled_kernel_back_from_triton_keeps_the_call_on_triton(fake_gpu):
+    """Where Triton's launch returns no CompiledKernel to launch directly, that call stays on Triton's path."""
+    kernel = FakeKernel(["X", "BLOCK"], {"BLOCK"}, compiled=False)
+    for _ in range(3):
+        _fast_launch.launch(kernel, (1,), (torch.zeros(4),), dict(BLOCK=8))
+    assert len(kernel.compiles) == 3 and kernel.direct == []
+
+
+def test_constexprs_from_heuristics_are_kept_with_the_compiled_kernel(fake_gpu):
+    """A kernel under @triton.heuristics: the caller leaves out what the heuristics derive; the direct launch
+    passes the values Triton's Heuristics derived for the first call, in the kernel's order."""
+    heuristics = pytest.importorskip("triton.runtime.autotuner").Heuristics
+    inner = FakeKernel(["X", "n", "WIDE", "BLOCK", "ONE"], {"WIDE", "BLOCK", "ONE"})
+    kernel = heuristics(inner, inner.arg_names, {"WIDE": lambda args: args["X"].dtype == torch.float64,
+                                                 "ONE": lambda args: args["n"] == 1})
+    _fast_launch.launch(kernel, (3,), (torch.zeros(4, dtype=torch.float64), 1), dict(BLOCK=16, num_warps=1))
+    (_grid, _args, kw), = inner.compiles
+    assert (kw["WIDE"], kw["ONE"], kw["BLOCK"]) == (True, True, 16)
+    _fast_launch.launch(kernel, (3,), (torch.ones(4, dtype=torch.float64), 1), dict(BLOCK=16, num_warps=1))
+    (grid, params), = inner.direct
+    assert grid == (3, 1, 1) and params[1:] == (1, True, 16, True)
+    _fast_launch.launch(kernel, (3,), (torch.ones(4), 1), dict(BLOCK=16, num_warps=1))  # float32: compiled anew
+    assert len(inner.compiles) == 2 and inner.compiles[1][2]["WIDE"] is False
+    assert _fast_launch.jit_function(kernel) is inner
