@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import InputError, naming_output
 from .atomic import atomic_path
+from .fai_check import index_problem
 from .fasta_scan import (
     SEQUENCE_BYTES,
     Compression,
@@ -111,10 +112,10 @@ class FastaFile:
             self._raise_located()
 
     def lengths(self) -> dict[str, int]:
-        """Length of every record (empty ones included), from the ``.fai`` if there is one, else a scan."""
+        """Length of every record (empty ones included), from the ``.fai`` if it is this file's, else a scan."""
         fai = self.path.with_name(self.path.name + ".fai")
         if (self._once is None and self.compression != "gzip" and fai.is_file()
-                and fai.stat().st_mtime >= self.path.stat().st_mtime):
+                and self._index_problem(fai, self.path.with_name(self.path.name + ".gzi")) is None):
             lengths = {}
             with open(fai) as handle:
                 for line in handle:
@@ -150,13 +151,17 @@ class FastaFile:
         if not fai.exists() and not os.access(folder, os.W_OK):
             raise InputError(f"{self.path}: no index ({fai.name}) and {folder} is not writable; "
                              "pass index_dir (or `seqmamba ingest -o DIR`)")
+        problem = self._index_problem(fai, gzi)
+        if problem is not None and not os.access(folder, os.W_OK):  # never trusted, and not ours to replace
+            raise InputError(f"{fai}: does not match {self.path.name} ({problem}), and {folder} is not writable "
+                             "to rebuild it; pass index_dir (or `seqmamba ingest -o DIR`)")
         try:
-            wanted = [fai, gzi] if self.compression == "bgzip" else [fai]
-            if any(self._stale(index) for index in wanted):
+            if problem is not None:
                 self._build_index(fai, gzi if self.compression == "bgzip" else None)
+            # rebuild=False: pyfaidx never writes (its in-place rebuild is what _build_index replaces).
             return pyfaidx.Fasta(str(self.path), indexname=str(fai),
                                  gzi_indexname=str(gzi) if self.compression == "bgzip" else None,
-                                 as_raw=True, sequence_always_upper=False, duplicate_action="stop")
+                                 as_raw=True, sequence_always_upper=False, duplicate_action="stop", rebuild=False)
         except pyfaidx.FastaIndexingError as error:
             # Irregular line widths and the like: a normalised copy always indexes.
             raise InputError(f"{self.path}: cannot index: {error}; `seqmamba ingest {self.path} -o DIR` "
@@ -164,9 +169,9 @@ class FastaFile:
         except ValueError as error:
             raise InputError(f"{self.path}: cannot index: {error}") from None
 
-    def _stale(self, index: Path) -> bool:
-        # pyfaidx's own rule: an index older than the FASTA file is rebuilt.
-        return not index.exists() or index.stat().st_mtime < self.path.stat().st_mtime
+    def _index_problem(self, fai: Path, gzi: Path) -> str | None:
+        # Older than the file (pyfaidx's own rule), or not its index any more (a rewrite the times miss).
+        return index_problem(self.path, self.compression, fai, gzi if self.compression == "bgzip" else None)
 
     def _build_index(self, fai: Path, gzi: Path | None) -> None:
         """Build the .fai (and .gzi) in a hidden folder beside them, then rename them into place.

@@ -6,11 +6,16 @@ another kind of model) is refused with one line naming the file and the field or
 (exit 1, no traceback, no output) and through every Python loader (an `InputError` with the same text). Each
 case used to end in "unexpected KeyError/TypeError ... (a bug in seqmamba)", or worse, loaded.
 
-Case 6: see the FASTA index tests below.
+Case 6: a FASTA index (.fai, .gzi) that no longer describes its file (the FASTA rewritten after indexing, the
+index still looking newer) is rebuilt where seqmamba may write, and refused by name where it may not; it used to
+be trusted, giving the old lengths and bases at the old offsets.
 """
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -260,3 +265,201 @@ def test_a_streaming_patch_forecaster_round_trips(tmp_path):
     with pytest.raises(InputError, match=r"model\.safetensors: tensor 'stream\.ssm0' has shape \(2, 1, 4\), the "
                                          r"config implies \(2, 16, 4\)$"):
         MambaForecaster.load(tmp_path / "fc")
+
+
+# --- case 6: a FASTA index that no longer describes its file ------------------------------------------------------
+#
+# The FASTA is rewritten after it was indexed, and the old index looks newer than it (`cp -p`, `rsync -a`, an
+# unpacked archive, or simply a rewrite within the file system's timestamp tick): pyfaidx's own rule (rebuild
+# an index older than the file) misses it, and lengths and bases came from the old offsets.
+
+OLD_FASTA = ">r1 first\nACGTACGTAC\nACGTA\n>r2\nGGGGCCCC\n>r3\nTTTT\n"
+NEW_FASTA = ">r1 first\nACGTACGTAC\nACGTACGTAC\nAC\n>r2\nCCCCGGGGAA\n>r3\nTTTTAAAA\n>r4\nACGT\n"
+NEW_RECORDS = {"r1": "ACGTACGTACACGTACGTACAC", "r2": "CCCCGGGGAA", "r3": "TTTTAAAA", "r4": "ACGT"}
+
+
+def write_fasta(path: Path, text: str, bgzip: bool) -> Path:
+    from seqmamba.datasets.fasta import FastaFile
+
+    if not bgzip:
+        path.write_text(text)
+        return path
+    plain = path.with_name("plain-" + path.name.removesuffix(".gz"))
+    plain.write_text(text)
+    FastaFile(plain).write_bgzip(path, line_width=10)
+    plain.unlink()
+    return path
+
+
+def indexed_then_rewritten(folder: Path, bgzip: bool) -> tuple[Path, list[Path], bytes]:
+    """A FASTA indexed, then rewritten with other records, its index files dated after the rewrite.
+
+    Returns the FASTA, its index files, and the bytes of the .fai that pyfaidx builds for the new file."""
+    import pyfaidx
+
+    from seqmamba.datasets.fasta import FastaFile
+
+    fasta = write_fasta(folder / ("g.fa.gz" if bgzip else "g.fa"), OLD_FASTA, bgzip)
+    FastaFile(fasta).index()
+    indexes = [fasta.with_name(fasta.name + ".fai")] + ([fasta.with_name(fasta.name + ".gzi")] if bgzip else [])
+    write_fasta(fasta, NEW_FASTA, bgzip)
+    for index in indexes:
+        os.utime(index, (fasta.stat().st_mtime + 60, fasta.stat().st_mtime + 60))
+    reference = folder / "reference"
+    reference.mkdir()
+    shutil.copy(fasta, reference / fasta.name)
+    pyfaidx.Faidx(str(reference / fasta.name)).close()
+    return fasta, indexes, (reference / (fasta.name + ".fai")).read_bytes()
+
+
+@pytest.mark.parametrize("bgzip", [False, True], ids=["plain", "bgzip"])
+def test_stale_index_is_rebuilt_through_the_cli(tmp_path, capfd, bgzip):
+    fasta, indexes, fresh = indexed_then_rewritten(tmp_path, bgzip)
+    assert main(["ingest", str(fasta), "--tsv", "-q"]) == 0
+    out = capfd.readouterr().out.splitlines()
+    assert [row.split("\t")[:2] for row in out[1:5]] == [[k, str(len(v))] for k, v in NEW_RECORDS.items()]
+    assert indexes[0].read_bytes() == fresh
+
+
+@pytest.mark.parametrize("bgzip", [False, True], ids=["plain", "bgzip"])
+def test_stale_index_is_rebuilt_through_the_api(tmp_path, bgzip):
+    from seqmamba.datasets.fasta import FastaFile
+
+    fasta, indexes, fresh = indexed_then_rewritten(tmp_path, bgzip)
+    if not bgzip:  # lengths() reads the .fai only when it is this file's (it does not write)
+        assert FastaFile(fasta).lengths() == {k: len(v) for k, v in NEW_RECORDS.items()}
+        assert indexes[0].read_bytes() != fresh
+    index = FastaFile(fasta).index()
+    assert {name: index[name][:] for name in index.keys()} == NEW_RECORDS
+    assert indexes[0].read_bytes() == fresh
+
+
+def stale_index_refusal(fasta: Path, folder: Path) -> str:
+    from seqmamba.datasets.fai_check import index_problem
+
+    fai = fasta.with_name(fasta.name + ".fai")
+    problem = index_problem(fasta, "plain", fai)
+    assert problem == "record 'r1' does not end at byte 26 (it is not 15 bases long)"
+    return (f"{fai}: does not match g.fa ({problem}), and {folder} is not writable to rebuild it; pass index_dir "
+            "(or `seqmamba ingest -o DIR`)")
+
+
+def test_stale_index_in_a_read_only_folder_is_refused_through_the_api(tmp_path, monkeypatch):
+    from seqmamba.datasets.fasta import FastaFile
+
+    fasta, indexes, _ = indexed_then_rewritten(tmp_path, bgzip=False)
+    expected = stale_index_refusal(fasta, tmp_path)
+    before = indexes[0].read_bytes()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: mode != os.W_OK and real_access(path, mode, **kw))
+    with pytest.raises(InputError) as caught:
+        FastaFile(fasta).index()
+    assert str(caught.value) == expected
+    assert indexes[0].read_bytes() == before
+    assert FastaFile(fasta).lengths() == {k: len(v) for k, v in NEW_RECORDS.items()}  # a scan, not the old index
+
+
+def test_stale_index_in_a_read_only_folder_is_refused_through_the_cli(tmp_path):
+    """The folder is read-only (0555); as root the command runs without the capabilities that ignore that."""
+    from test_bad_inputs import REPO, _without_dac_override
+
+    data = tmp_path / "data"
+    data.mkdir()
+    fasta, indexes, _ = indexed_then_rewritten(data, bgzip=False)
+    shutil.rmtree(data / "reference")
+    expected = stale_index_refusal(fasta, data)
+    before = indexes[0].read_bytes()
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        prefix = _without_dac_override()
+        if prefix is None:
+            pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE (no working setpriv)")
+    data.chmod(0o555)
+    try:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        done = subprocess.run([*prefix, sys.executable, "-m", "seqmamba.pipelines.cli", "ingest", str(fasta), "-q"],
+                              capture_output=True, text=True, env=env, timeout=300)
+    finally:
+        data.chmod(0o755)
+    assert (done.returncode, done.stderr) == (1, f"Error: {expected}\n")
+    assert indexes[0].read_bytes() == before and sorted(p.name for p in data.iterdir()) == ["g.fa", "g.fa.fai"]
+
+
+# The checks themselves: every index pyfaidx builds passes; every kind of rewrite is caught.
+
+LAYOUTS = {
+    "plain": ">r1 desc\nACGTACGT\nACG\n>r2\nGGGG\n",
+    "crlf": ">r1\r\nACGTAC\r\nAC\r\n>r2\r\nGG\r\n",
+    "no-final-line-end": ">r1\nACGT\nAC\n>r2\nGGCC",
+    "empty-records": ">r0\n>r1\nACGT\nAC\n>e\n>r2\nGG\n",
+    "blank-lines-first": "\n\n>r1\nACGT\n>r2\nGG\n",
+    "comment-first": ";a comment\n>r1\nACGT\n",
+    "full-last-line": ">r1\nACGT\nACGT\n>r2\nACGT\n",
+    "trailing-blank-line": ">r1\nACGT\n\n",
+    "one-base": ">r1\nA\n",
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_fresh_index_passes(tmp_path, layout):
+    import pyfaidx
+
+    from seqmamba.datasets.fai_check import index_problem
+
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(LAYOUTS[layout])
+    pyfaidx.Faidx(str(fasta)).close()
+    assert index_problem(fasta, "plain", tmp_path / "g.fa.fai") is None
+
+
+REWRITES = {
+    # name: (new text, the problem found); the index is the one of OLD_FASTA
+    "records-swapped": (">r2\nGGGGCCCC\n>r1 first\nACGTACGTAC\nACGTA\n>r3\nTTTT\n",
+                        "record 'r1' does not start at byte 10 (its header line is not there)"),
+    "a-base-more": (">r1 first\nACGTACGTAC\nACGTAA\n>r2\nGGGGCCCC\n>r3\nTTTT\n",
+                    "record 'r1' does not end at byte 26 (it is not 15 bases long)"),
+    "same-size-other-lines": (">r1 first\nACGTACGTACACG\nTA\n>r2\nGGGGCCCC\n>r3\nTTTT\n",
+                              "record 'r1': its lines are not 10 bases long"),
+    "record-appended": (OLD_FASTA + ">r4\nACGT\n",
+                        "g.fa goes on after the last indexed record 'r3' (byte 48 of 58)"),
+    "cut-short": (OLD_FASTA[:30], "the last record 'r3' ends at byte 48 of g.fa, which has 30"),
+    "a-base-less-same-size": (">r1 first\nACGTACGTAC\nACGT\n>r2\nGGGGCCCC\n>r3\nTTTTT\n",
+                              "record 'r1' does not end at byte 26 (it is not 15 bases long)"),
+}
+
+
+@pytest.mark.parametrize("rewrite", REWRITES)
+def test_a_rewrite_under_a_newer_index_is_caught(tmp_path, rewrite):
+    import pyfaidx
+
+    from seqmamba.datasets.fai_check import index_problem
+
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(OLD_FASTA)
+    pyfaidx.Faidx(str(fasta)).close()
+    fai = tmp_path / "g.fa.fai"
+    text, problem = REWRITES[rewrite]
+    fasta.write_text(text)
+    os.utime(fai, (fasta.stat().st_mtime + 1, fasta.stat().st_mtime + 1))
+    assert index_problem(fasta, "plain", fai) == problem
+
+
+def test_broken_index_files_are_caught(tmp_path):
+    from seqmamba.datasets.fai_check import index_problem
+    from seqmamba.datasets.fasta import FastaFile
+
+    fasta = write_fasta(tmp_path / "g.fa.gz", OLD_FASTA, bgzip=True)
+    FastaFile(fasta).index()
+    fai, gzi = tmp_path / "g.fa.gz.fai", tmp_path / "g.fa.gz.gzi"
+    assert index_problem(fasta, "bgzip", fai, gzi) is None
+    good_fai, good_gzi = fai.read_bytes(), gzi.read_bytes()
+    fai.write_bytes(good_fai + b"r9\tx\t1\t2\t3\n")
+    assert index_problem(fasta, "bgzip", fai, gzi) == "g.fa.gz.fai, line 4: not a .fai record (name and four integers)"
+    fai.write_bytes(good_fai)
+    gzi.write_bytes(good_gzi[:-3])
+    assert index_problem(fasta, "bgzip", fai, gzi) == ("g.fa.gz.gzi is not a .gzi index (truncated, or of another "
+                                                       "format)")
+    gzi.unlink()
+    assert index_problem(fasta, "bgzip", fai, gzi) == "there is no g.fa.gz.gzi"
+    os.utime(fai, (1, 1))
+    assert index_problem(fasta, "bgzip", fai) == "g.fa.gz.fai is older than g.fa.gz"
