@@ -69,11 +69,12 @@ def forecast(model_dir: str, data: str, output: str | None, plot_path: str | Non
 
 @contextlib.contextmanager
 def _naming(data: str):
-    """Input errors of the estimator name the method, not the file: put the file in front."""
+    """Input errors of the estimator name the method, not the file: put the file in front (its rows are the
+    file's; `X` is the estimator's name for them)."""
     try:
         yield
     except InputError as error:
-        message = str(error)
+        message = str(error).removeprefix("X: ")
         raise InputError(message if message.startswith(data) else f"{data}: {message}") from None
 
 
@@ -116,6 +117,18 @@ def evaluate(model_dir: str, data: str, protocol: str, start: int | None, end: i
         device_used = next(model.model_.parameters()).device
         click.echo(f"evaluated {model_dir} on {data} in {time.perf_counter() - started:.1f} s on {device_used}",
                    err=True)
+
+
+def check_fitted_rows(series, train: slice, end: int, data: str) -> None:
+    """The rows `train forecast` fits on (``[0, end)``), z-scored with the training rows' statistics as fit
+    will: a value the network cannot compute with is named here by file, column, row and line (fit sees
+    only the validation slice, whose row numbers are not the file's)."""
+    from ..forecasting.finite import scale_checked
+    from ..tokenizers.timeseries import TimeSeriesTokenizer
+
+    scaler = TimeSeriesTokenizer().fit(series.values[train])
+    csv = not data.lower().endswith((".parquet", ".pq"))
+    scale_checked(scaler, series.values[:end], data, series.columns, series.timestamps, csv=csv)
 
 
 def _as_frame(series):

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError, naming_output
-from .forecast_cmd import warned_once
+from .forecast_cmd import _naming, check_fitted_rows, warned_once
 from .options import device_option, quiet_option, threads_option
 from .train_cmd import train
 
@@ -76,6 +76,7 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
     val = None
     if split == "protocol":
         splits = standard_splits(series, lookback)
+        check_fitted_rows(series, splits.train.slice, splits.val.end, data)  # named by the file's rows
         frame, val = frame.iloc[splits.train.slice], frame.iloc[splits.val.slice]
     model = MambaForecaster(lookback=lookback, horizon=horizon, d_model=d_model, n_layers=n_layers,
                             d_state=d_state, patch_len=patch_len, architecture=architecture,
@@ -84,7 +85,8 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
                             device=device, n_threads=threads,
                             random_state=seed, verbose=0 if quiet else 1)
     with warned_once():
-        model.fit(frame, X_val=val)
+        with _naming(data):  # X's rows are the file's (from row 0)
+            model.fit(frame, X_val=val)
     write_model_dir(model, target)
     best = "" if model.best_val_mse_ is None else f"; best validation MSE {model.best_val_mse_:.4f}"
     if model.start_val_mse_ is not None:

@@ -147,14 +147,21 @@ def test_a_cell_beyond_float32_is_refused_by_the_api(models):
         MambaForecaster(**API_TINY).fit(toy(a=a))
 
 
-def test_training_rows_far_beyond_the_scale_in_validation_are_refused_by_train_forecast(tmp_path, capsys):
+def test_validation_rows_far_beyond_the_training_scale_are_refused_by_train_forecast(tmp_path, capsys):
     path = tmp_path / "jump.csv"
     a = np.sin(np.arange(300) / 4)
     a[225:] *= 1e20  # inside the protocol's validation span [186, 240): was "best validation MSE inf", exit 0
     toy(a=a).to_csv(path, index=False)
     assert main(["train", "forecast", str(path), "-o", str(tmp_path / "m"), *TINY_FORECAST]) == 1
     err = one_error(capsys)
-    assert "X_val: value" in err and "column 'a' at row 39" in err and not (tmp_path / "m").exists()
+    assert f"{path}: value" in err and "column 'a' at row 225 (2022-08-14 00:00:00, line 227) lies" in err
+    assert not (tmp_path / "m").exists()
+    a[225:] /= 1e20
+    a[280:] *= 1e20  # in the last 10 %, which validates with --split all
+    toy(a=a).to_csv(path, index=False)
+    assert main(["train", "forecast", str(path), "--split", "all", "-o", str(tmp_path / "m"), *TINY_FORECAST]) == 1
+    assert f"Error: {path}: value" in (err := one_error(capsys)) and "column 'a' at row 280 (2022-10-08" in err
+    assert not (tmp_path / "m").exists()
 
 
 def test_nan_weights_are_refused_at_load_through_the_cli(models, tmp_path, capsys):
@@ -232,6 +239,15 @@ def test_overflowing_weights_give_no_result_through_the_api(models, tmp_path):
         model.predict()
     with pytest.raises(InputError, match="evaluate: the forecast of the window reading rows"):
         model.evaluate(toy())
+
+
+def test_a_diverged_fit_is_refused():
+    # No validation rows to fall back on: the NaN weights of a diverged run are refused, never kept.
+    model = MambaForecaster(**{**API_TINY, "lr": 1e30, "max_epochs": 2, "validation_fraction": 0})
+    with pytest.raises(InputError, match=r"^fit: training diverged: the network's tensor '.*' holds NaN or inf; "
+                                         r"lower lr \(now 1e\+30\)"):
+        model.fit(toy(200))
+    assert not hasattr(model, "model_")
 
 
 # --- case 10: missing labels -----------------------------------------------------------------------------------

@@ -23,12 +23,12 @@ Z_LIMIT = 1e15
 
 
 def scale_checked(scaler: Any, values: np.ndarray, what: str, columns: tuple[str, ...],
-                  timestamps: pd.DatetimeIndex | None = None, first_row: int = 0) -> np.ndarray:
+                  timestamps: pd.DatetimeIndex | None = None, first_row: int = 0, csv: bool = False) -> np.ndarray:
     """``values`` ``(T, C)`` z-scored with ``scaler``'s statistics, computed in float64, as float32.
 
     A value beyond ``Z_LIMIT`` training standard deviations is an InputError naming ``what`` (the
     file or method), the column and the row (``first_row`` is the row of ``values[0]`` in the input;
-    ``timestamps`` are the input's).
+    ``timestamps`` are the input's; ``csv``: also the file's line).
     """
     z = (np.asarray(values, dtype=np.float64) - scaler.mean_) / scaler.scale_  # (T, C)
     with np.errstate(invalid="ignore"):
@@ -38,7 +38,7 @@ def scale_checked(scaler: Any, values: np.ndarray, what: str, columns: tuple[str
         first = int(np.argmin(rows))
         row, col = int(rows[first]), int(cols[first])
         raise InputError(f"{what}: value {values[row, col]:.6g} in column {columns[col]!r} at "
-                         f"{where(first_row + row, timestamps, False)} lies {abs(z[row, col]):.3g} training standard "
+                         f"{where(first_row + row, timestamps, csv)} lies {abs(z[row, col]):.3g} training standard "
                          f"deviations from the training mean ({scaler.mean_[col]:.6g}, std {scaler.scale_[col]:.6g}), "
                          f"beyond the {Z_LIMIT:.0e} the model computes with; is the column in the units the model "
                          "was trained on?")
