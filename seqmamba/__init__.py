@@ -21,7 +21,8 @@ if (_checkout / "pyproject.toml").is_file() and (_checkout / "kernels" / "__init
 
 __all__ = [
     "DNAEncoder", "DNATokenizer", "MambaBlock", "MambaConfig", "MambaEmbedder", "MambaEncoder",
-    "MambaForecaster", "MambaSequenceClassifier", "TimeSeriesTokenizer", "__version__",
+    "MambaForecaster", "MambaSequenceClassifier", "TimeSeriesTokenizer", "__version__", "load_caduceus",
+    "save_caduceus",
 ]
 
 # Imported on first use, so `import seqmamba` (the CLI's start-up) does not import torch.
@@ -34,6 +35,7 @@ _LAZY = {
     "TimeSeriesTokenizer": ".tokenizers.timeseries",
     "MambaForecaster": ".forecasting.estimator",
     "MambaSequenceClassifier": ".estimators", "MambaEmbedder": ".estimators",
+    "load_caduceus": ".estimators.caduceus_mlm", "save_caduceus": ".estimators.caduceus_mlm",
 }
 
 

@@ -34,6 +34,9 @@ class MambaConfig:
             per-channel sigmoid mix, starting at the average).
         rc_equivariant: DNA only (`DNAEncoder`): run the encoder on the sequence and on its reverse
             complement with shared weights and combine, so pooled embeddings are strand-symmetric.
+        rc_strand_swap: with rc_equivariant, the two strands trade residual streams before every layer,
+            each reversed along L and along channels: what the published Caduceus-PS checkpoints compute
+            (their ``fused_add_norm`` path; see `seqmamba.rcps`). False runs the strands apart.
         gradient_checkpointing: recompute each block in the backward pass (long inputs).
         vocab_size: size of the token vocabulary for `DNAEncoder`; None for `MambaEncoder`, which
             takes embeddings.
@@ -63,6 +66,7 @@ class MambaConfig:
     bidirectional: bool = False
     bidirectional_combine: str = "add"
     rc_equivariant: bool = False
+    rc_strand_swap: bool = False
     gradient_checkpointing: bool = False
     vocab_size: int | None = None
     complement_map: list[int] | None = field(default=None)
@@ -86,6 +90,8 @@ class MambaConfig:
                 f"MambaConfig: bidirectional_combine must be one of {COMBINE_MODES},"
                 f" got {self.bidirectional_combine!r}"
             )
+        if self.rc_strand_swap and not self.rc_equivariant:
+            raise ValueError("MambaConfig: rc_strand_swap needs rc_equivariant (it swaps the two strands' streams)")
         if self.vocab_size is not None and (isinstance(self.vocab_size, bool) or self.vocab_size < 1):
             raise ValueError(
                 f"MambaConfig: vocab_size must be a positive integer or None, got {self.vocab_size!r}"

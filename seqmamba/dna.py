@@ -79,7 +79,7 @@ class DNAEncoder(nn.Module):
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.d_model)
         nn.init.normal_(self.embedding.weight, std=0.02)
-        self.encoder = MambaEncoder(dataclasses.replace(config, rc_equivariant=False))
+        self.encoder = MambaEncoder(dataclasses.replace(config, rc_equivariant=False, rc_strand_swap=False))
         complement = torch.empty(0, dtype=torch.long)
         if config.rc_equivariant:
             if config.complement_map is None:
@@ -99,12 +99,35 @@ class DNAEncoder(nn.Module):
         self.config.gradient_checkpointing = bool(value)
         self.encoder.gradient_checkpointing = bool(value)
 
-    def _encode(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    @staticmethod
+    def _check_ids(ids: torch.Tensor) -> None:
         if ids.dim() != 2 or ids.dtype not in (torch.int32, torch.int64):
             raise ValueError(
                 f"DNAEncoder: ids must be integer token ids (batch, L), got {ids.dtype} {tuple(ids.shape)}"
             )
+
+    def _encode(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_ids(ids)
         return self.encoder(self.embedding(ids), mask)  # (batch, L, d_model)
+
+    def strands(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both strands' outputs of an RC-equivariant model: (forward strand, RC strand), each (batch, L, d_model).
+
+        The RC strand's output is in its own order: its position L-1-t is the forward strand's position t.
+        With ``config.rc_strand_swap`` the strands trade streams before every layer (Caduceus-PS, see
+        `seqmamba.rcps`); otherwise each goes through the encoder alone. For ``ids`` reverse-complemented the
+        two come back exchanged, exactly.
+        """
+        if not self.config.rc_equivariant:
+            raise ValueError("DNAEncoder.strands: the model is not rc_equivariant (it encodes one strand)")
+        self._check_ids(ids)
+        ids_rc = reverse_complement(ids, self.complement)
+        mask_rc = None if mask is None else mask.flip(-1)  # padding at the end moves to the start
+        if self.config.rc_strand_swap:
+            from .rcps import rcps_strands
+
+            return rcps_strands(self.encoder, self.embedding(ids), self.embedding(ids_rc), mask, mask_rc)
+        return self._encode(ids, mask), self._encode(ids_rc, mask_rc)  # (batch, L, d_model) each
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """ids (batch, L) -> (batch, L, d_model); with RC equivariance, RC input gives flipped output.
@@ -112,13 +135,11 @@ class DNAEncoder(nn.Module):
         ``mask`` (batch, L): 1 on real tokens, 0 on padding; real positions then come out as their row
         alone gives them, whatever the padding (see `MambaEncoder.forward`).
         """
-        hidden = self._encode(ids, mask)  # (batch, L, d_model)
         if not self.config.rc_equivariant:
-            return hidden
+            return self._encode(ids, mask)  # (batch, L, d_model)
+        hidden, hidden_rc = self.strands(ids, mask)
         # The RC strand's position L-1-t is this strand's position t: one flip of the output aligns them.
-        mask_rc = None if mask is None else mask.flip(-1)  # padding at the end moves to the start
-        hidden_rc = self._encode(reverse_complement(ids, self.complement), mask_rc).flip(1)  # (batch, L, d_model)
-        return (hidden + hidden_rc) * 0.5
+        return (hidden + hidden_rc.flip(1)) * 0.5
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """Mean-pooled embeddings (batch, d_model); strand-symmetric with RC equivariance.
@@ -126,6 +147,9 @@ class DNAEncoder(nn.Module):
         The two strands are pooled separately and then averaged, so the result is exactly the same
         (bit for bit, a + b == b + a) for a sequence and its reverse complement.
         """
+        if self.config.rc_strand_swap:
+            hidden, hidden_rc = self.strands(ids)
+            return (hidden.mean(1) + hidden_rc.mean(1)) * 0.5
         pooled = self._encode(ids).mean(1)  # (batch, d_model)
         if not self.config.rc_equivariant:
             return pooled
@@ -141,5 +165,14 @@ class DNAEncoder(nn.Module):
         cls, directory: str | os.PathLike, device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> DNAEncoder:
-        """Load a model written by `save_pretrained`, in eval mode."""
+        """Load a model written by `save_pretrained`, in eval mode.
+
+        A Caduceus checkpoint loads too: a directory in the Hugging Face layout (``config.json`` with
+        ``model_type: caduceus``) or a hub id such as ``kuleshov-group/caduceus-ps_seqlen-131k_d_model-256_n_layer-16``
+        (needs ``pip install 'seqmamba[hub]'``); see `seqmamba.caduceus`.
+        """
+        from . import caduceus
+
+        if caduceus.is_caduceus_source(directory):
+            return caduceus.load_caduceus_encoder(directory, device=device, dtype=dtype)
         return ckpt.from_pretrained(cls, directory, device=device, dtype=dtype)

@@ -10,6 +10,7 @@ output as it is.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import MambaConfig
@@ -82,18 +83,53 @@ class SequenceHeadModel(_EncoderWithHead):
 class MaskedLMModel(_EncoderWithHead):
     """DNA ids (b, L) -> per-position token logits (b, L, vocab): masked-nucleotide modelling.
 
+    With an RC-equivariant encoder the head reads both strands, the RCPS way (Caduceus-PS's ``RCPSLMHead``):
+    ``logits[t, k] = W[k]·h[t] + W[comp(k)]·h_rc[L-1-t] + (b[k] + b[comp(k)]) / 2``, where ``h_rc`` is the
+    reverse-complement strand's output. The strand average that `embed` pools is identical at position t of
+    a sequence and at L-1-t of its reverse complement, where a masked base is A in one and T in the other, so
+    a head on it cannot tell them apart; this one can, and the logits of the reverse complement are the
+    logits flipped in L with their columns complemented.
+
     Example:
         >>> from seqmamba.config import MambaConfig
         >>> cfg = MambaConfig(d_model=8, n_layers=1, d_state=4, bidirectional=True, vocab_size=10)
         >>> MaskedLMModel(cfg)(torch.randint(1, 5, (2, 30)), torch.ones(2, 30)).shape
         torch.Size([2, 30, 10])
+        >>> from seqmamba.dna import reverse_complement
+        >>> comp = [0, 4, 3, 2, 1, 5, 6, 7, 8, 9]  # DNATokenizer's complement map
+        >>> rc_cfg = MambaConfig(d_model=8, n_layers=1, d_state=4, bidirectional=True, vocab_size=10,
+        ...                      rc_equivariant=True, complement_map=comp)
+        >>> model = MaskedLMModel(rc_cfg).double()
+        >>> ids, ones = torch.randint(1, 5, (2, 30)), torch.ones(2, 30)
+        >>> rc_ids = reverse_complement(ids, torch.tensor(comp))
+        >>> torch.equal(model(rc_ids, ones), model(ids, ones).flip(1)[..., comp])
+        True
     """
 
     def __init__(self, config: MambaConfig, pooling: str = "mean") -> None:
         super().__init__(config, config.vocab_size, pooling)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(input_ids, attention_mask))  # (b, L, vocab)
+        if not self.config.rc_equivariant:
+            return self.head(self.encoder(input_ids, attention_mask))  # (b, L, vocab)
+        hidden, hidden_rc = self.encoder.strands(input_ids, attention_mask)  # (b, L, d_model); hidden_rc RC order
+        return strand_logits(self.head, hidden, hidden_rc, self.encoder.complement)  # (b, L, vocab)
+
+
+def strand_logits(head: nn.Linear, hidden: torch.Tensor, hidden_rc: torch.Tensor,
+                  complement: torch.Tensor) -> torch.Tensor:
+    """Token logits (b, L, vocab) from both strands: W[k]·h[t] + W[comp(k)]·h_rc[L-1-t] + symmetric bias.
+
+    ``hidden`` (b, L, d): the forward strand; ``hidden_rc`` (b, L, d): the RC strand in its own order;
+    ``complement`` (vocab,): token id -> its complement's. The RC term is the head applied to ``hidden_rc``
+    as it comes, flipped and complemented afterwards (W[comp]·x equals (W·x)[comp]): for the reverse
+    complement the two terms trade places, so its logits equal these flipped and complemented bit for bit.
+    """
+    logits = F.linear(hidden, head.weight)  # (b, L, vocab)
+    logits = logits + F.linear(hidden_rc, head.weight).flip(1)[..., complement]  # W[comp(k)]·h_rc[L-1-t]
+    if head.bias is not None:
+        logits = logits + (head.bias + head.bias[complement]) * 0.5  # complement-symmetric
+    return logits
 
 
 class CausalLMModel(_EncoderWithHead):

@@ -38,7 +38,8 @@ class MambaEmbedder(TransformerMixin, DNAEstimatorBase):
     their length) into one row per sequence. `embed_windows` gives one row per window instead.
 
     Args:
-        model: None, a `MambaSequenceClassifier` (fitted or not) or a model directory path.
+        model: None, a `MambaSequenceClassifier` (fitted or not), a model directory path, or a Caduceus
+            checkpoint (its directory or hub id, see `seqmamba.load_caduceus`).
         pooling: positions -> embedding: ``"mean"``, ``"max"`` or ``"cls"`` (position 0: the [CLS]
             token of a model trained with one, else the first base, which a bidirectional encoder
             conditions on the whole window).
@@ -250,7 +251,17 @@ def pool_window_embeddings(emb: np.ndarray, windows: Sequence[WindowRef], n: int
 
 def load_model_dir(directory: str | os.PathLike, device: str | None = None
                    ) -> MambaSequenceClassifier | MambaEmbedder:
-    """The estimator a model directory holds (classifier or embedder), fitted."""
+    """The estimator a model directory holds (classifier or embedder), fitted.
+
+    A Caduceus checkpoint (a directory whose config.json says ``model_type: caduceus``, or a hub id such as
+    ``kuleshov-group/caduceus-ph_seqlen-131k_d_model-256_n_layer-16``) gives an embedder on its encoder.
+    """
+    from ..caduceus import is_caduceus_source
+
+    if not (Path(directory) / "estimator.json").is_file() and is_caduceus_source(directory):
+        from .caduceus_mlm import caduceus_embedder
+
+        return caduceus_embedder(directory, device=device)
     record = read_estimator_record(directory)
     kind = record.get("estimator")
     if kind == "MambaSequenceClassifier":

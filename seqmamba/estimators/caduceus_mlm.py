@@ -1,0 +1,100 @@
+"""Caduceus checkpoints as seqmamba's masked-LM module: `load_caduceus` and `save_caduceus`.
+
+The conversion itself (config, tensor names, vocabulary, hub downloads) is `seqmamba.caduceus`'s; this module
+puts an MLM head on the encoder, as ``CaduceusForMaskedLM`` has one, and wraps the result for `MambaEmbedder`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..caduceus import load_caduceus_parts, write_caduceus
+from ..dna import DNAEncoder
+from ..tokenizers.dna import TOKENS, DNATokenizer
+from ._heads import MaskedLMModel
+
+
+def load_caduceus(
+    source: str | os.PathLike, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+    revision: str | None = None,
+) -> tuple[MaskedLMModel, DNATokenizer]:
+    """A Caduceus checkpoint as (`MaskedLMModel`, `DNATokenizer`), in eval mode.
+
+    ``source``: a local directory in the Hugging Face layout (``config.json`` with ``model_type: caduceus``,
+    ``model.safetensors`` or ``pytorch_model.bin``) or a hub id such as
+    ``kuleshov-group/caduceus-ps_seqlen-131k_d_model-256_n_layer-16`` (``pip install 'seqmamba[hub]'``;
+    ``revision`` pins a commit). The model takes DNATokenizer ids: ``model(ids, mask)`` gives the MLM logits
+    (batch, L, 10) over DNATokenizer's tokens, ``model.encoder(ids, mask)`` per-position embeddings and
+    ``model.embed(ids, mask)`` pooled ones (both strand-averaged for Caduceus-PS). The head is tied to the
+    embedding, as Caduceus ties it, with a zero bias.
+
+    Example:
+        >>> import torch
+        >>> from seqmamba import load_caduceus
+        >>> model, tokenizer = load_caduceus("tests/data/caduceus/ps")  # doctest: +SKIP
+        >>> batch = tokenizer.encode_batch(["ACGTNACGT"])  # doctest: +SKIP
+        >>> ids, mask = torch.as_tensor(batch["input_ids"]), torch.as_tensor(batch["attention_mask"])  # doctest: +SKIP
+        >>> model(ids, mask).shape, model.embed(ids, mask).shape  # doctest: +SKIP
+        (torch.Size([1, 9, 10]), torch.Size([1, 24]))
+    """
+    spec, state, head = load_caduceus_parts(source, revision)
+    model = MaskedLMModel(spec.config)
+    model.encoder.load_state_dict(state)
+    with torch.no_grad():
+        model.head.bias.zero_()
+        if head is None or spec.tie_word_embeddings:
+            model.head.weight = model.encoder.embedding.weight  # tied, as Caduceus ties them on load
+        else:
+            model.head.weight.copy_(head)
+    if device is not None or dtype is not None:
+        model = model.to(device=device, dtype=dtype)
+    return model.eval(), DNATokenizer()
+
+
+def save_caduceus(model: Any, directory: str | os.PathLike) -> Path:
+    """Write ``model`` as a Caduceus checkpoint directory that Caduceus's ``CaduceusForMaskedLM.from_pretrained``
+    loads: ``config.json`` (``model_type: caduceus``) and ``model.safetensors`` in its tensor names and
+    vocabulary order.
+
+    ``model``: a `MaskedLMModel` (encoder and MLM head), a `DNAEncoder` (the head is then the embedding, as
+    Caduceus ties it) or a fitted `MambaEmbedder` holding either. The encoder must be bidirectional with
+    ``bidirectional_combine="add"`` over DNATokenizer ids; an RC-equivariant one becomes Caduceus-PS
+    (``fused_add_norm`` from ``rc_strand_swap``). See `seqmamba.caduceus.write_caduceus` for what cannot be
+    written (a head with a bias, an untied Caduceus-PS head).
+
+    Example:
+        >>> from seqmamba import MambaConfig, save_caduceus
+        >>> from seqmamba.estimators._heads import MaskedLMModel
+        >>> cfg = MambaConfig(d_model=16, n_layers=2, d_state=4, bidirectional=True, vocab_size=10)
+        >>> save_caduceus(MaskedLMModel(cfg), "caduceus-ph")  # doctest: +SKIP
+        PosixPath('caduceus-ph')
+    """
+    module = getattr(model, "model_", model)  # a fitted estimator holds its module in model_
+    if isinstance(module, DNAEncoder):
+        return write_caduceus(directory, module)
+    if isinstance(module, MaskedLMModel):
+        return write_caduceus(directory, module.encoder, module.head)
+    raise TypeError(f"save_caduceus: expected a MaskedLMModel, a DNAEncoder or an embedder holding one, got"
+                    f" {type(module).__name__}")
+
+
+def caduceus_embedder(source: str | os.PathLike, device: str | None = None):
+    """A fitted `MambaEmbedder` on a Caduceus checkpoint (what ``MambaEmbedder(model=source)`` adopts)."""
+    from .embedder import MambaEmbedder
+
+    model, tokenizer = load_caduceus(source)
+    config = model.config
+    params: dict[str, Any] = dict(d_model=config.d_model, n_layers=config.n_layers, d_state=config.d_state,
+                                  bidirectional=True, rc_equivariant=config.rc_equivariant)
+    if device is not None:
+        params["device"] = device
+    embedder = MambaEmbedder(**params)
+    embedder.model_ = model
+    embedder.tokenizer_ = tokenizer
+    embedder.head_ = {"kind": "MaskedLMModel", "n_outputs": len(TOKENS), "pooling": "mean", "add_cls": False}
+    embedder.d_model_ = config.d_model
+    return embedder
