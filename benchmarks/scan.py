@@ -15,6 +15,7 @@ step-by-step loop (the reference backend) and mamba.py's Blelloch `pscan` (PyPI 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import statistics
 import sys
@@ -23,6 +24,7 @@ import time
 import torch
 
 from seqmamba.kernels import selective_scan
+from seqmamba.kernels.scan_tuning import ScanTuning, preset
 
 GPU_SHAPES = {
     "S1": (2, 512, 131_072),
@@ -66,6 +68,27 @@ def timed(fn, device) -> float:
         sync()
         runs.append((time.perf_counter() - start) * 1e3)
     return statistics.median(runs)
+
+
+# The Triton scan's knobs as settings name them: ScanTuning's fields in upper case, as the tune log writes them.
+KNOBS = tuple(field.name.upper() for field in dataclasses.fields(ScanTuning))
+
+
+def parse_setting(text: str, program: str) -> dict[str, int]:
+    """'KNOB=value,...' -> {KNOB: value}; a misspelt knob would otherwise set nothing and measure the preset."""
+    setting = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        if name not in KNOBS or not value.lstrip("-").isdigit():
+            sys.exit(f"{program}: setting {text!r}: {item!r} is not KNOB=integer with a knob of "
+                     f"kernels/scan_tuning.py ({', '.join(KNOBS)})")
+        setting[name] = int(value)
+    return setting
+
+
+def tuned(setting: dict[str, int], device: torch.device) -> ScanTuning:
+    """The preset of `device` with the knobs of `setting` ({KNOB: value}) replaced."""
+    return dataclasses.replace(preset(device), **{name.lower(): value for name, value in setting.items()})
 
 
 def scan_fns(inputs, backend, reverse=False, scan=selective_scan):

@@ -1,6 +1,6 @@
 """Host CPU time per Triton scan call (GPU only): `time.thread_time` over 300 calls queued back to back, for the
-forward (no grad) and forward+backward, with the kernels launched through Triton's own path (FAST_LAUNCH=0) and
-directly (1), alternated over 5 rounds; prints the median and every round.
+forward (no grad) and forward+backward, with the kernels launched through Triton's own path (FAST_LAUNCH=0 in the
+GPU's preset) and directly (1), alternated over 5 rounds; prints the median and every round.
 
     PYTHONPATH=$PWD python3 benchmarks/scan_host.py
 
@@ -13,14 +13,15 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scan import make_inputs, scan_fns
+from scan import make_inputs, scan_fns, tuned
 
-from seqmamba.kernels import scan_triton
+from seqmamba.kernels import selective_scan
 
 SHAPES = [(1, 256, 4096), (32, 256, 300)]  # (batch, dim, L), bf16: host-bound when called eagerly
 
@@ -29,12 +30,12 @@ def main() -> None:
     device = torch.device("cuda")
     for shape in SHAPES:
         x = make_inputs(*shape, 16, torch.bfloat16, device)
-        fwd, fwd_bwd = scan_fns(x, "triton")
+        fns = {fast: scan_fns(x, "triton", scan=partial(selective_scan, tuning=tuned({"FAST_LAUNCH": fast}, device)))
+               for fast in (0, 1)}
         per_call = {(name, fast): [] for name in ("fwd", "fwd+bwd") for fast in (0, 1)}
         for _ in range(5):
             for fast in (0, 1):
-                scan_triton.FAST_LAUNCH = fast
-                for name, fn in (("fwd", fwd), ("fwd+bwd", fwd_bwd)):
+                for name, fn in zip(("fwd", "fwd+bwd"), fns[fast]):
                     fn()
                     torch.cuda.synchronize()
                     start = time.thread_time()

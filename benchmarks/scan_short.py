@@ -2,9 +2,10 @@
 CUDA-graph replay of the same call, which leaves out the host's Python and launch costs (GPU only).
 
 At these sizes a call can be bound by the host, the GPU or both; the two columns tell which. Each setting
-is a comma-separated list of KNOB=value for kernels/scan_triton.py (none: the defaults):
+is a comma-separated list of KNOB=value (a field of kernels/scan_tuning.py's ScanTuning, in upper case),
+replaced in the GPU's preset (none: the preset as it is):
 
-    python benchmarks/scan_short.py                                  # defaults, bf16
+    python benchmarks/scan_short.py                                  # the preset, bf16
     python benchmarks/scan_short.py --float32 MIN_CHUNK_STEPS=512,BWD_MIN_CHUNK_STEPS=512 ""
     python benchmarks/scan_short.py --graph-only MIN_CHUNK_STEPS=128 MIN_CHUNK_STEPS=64
     python benchmarks/scan_short.py --eager-only --queued FAST_LAUNCH=0 "" FAST_LAUNCH=0 ""   # host A/B
@@ -19,15 +20,17 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scan import make_inputs, scan_fns
+import scan
+from scan import make_inputs, scan_fns, tuned
 from triton.testing import do_bench
 
-from seqmamba.kernels import scan_triton
+from seqmamba.kernels import selective_scan
 
 # (batch, dim, L): a GUE-sized batch, forecast tokens, and batch-1 sequences of 4K to 64K steps.
 SHAPES = [(32, 256, 300), (16, 128, 96), (4, 256, 1024), (1, 256, 4096), (1, 256, 16384), (1, 256, 65536),
@@ -63,15 +66,8 @@ def queued(fn: Callable[[], None], calls: int = 200, repeats: int = 5) -> float:
 
 
 def parse_setting(text: str) -> dict[str, int]:
-    """'KNOB=value,...' -> {KNOB: value}; a misspelt knob would otherwise set nothing and measure the defaults."""
-    setting = {}
-    for item in filter(None, text.split(",")):
-        name, _, value = item.partition("=")
-        if name not in scan_triton._PLAN_KNOBS or not value.lstrip("-").isdigit():
-            sys.exit(f"scan_short.py: setting {text!r}: {item!r} is not KNOB=integer with a knob of "
-                     f"kernels/scan_triton.py ({', '.join(scan_triton._PLAN_KNOBS)})")
-        setting[name] = int(value)
-    return setting
+    """'KNOB=value,...' -> {KNOB: value}; stops with one line on a misspelt knob or a value not an integer."""
+    return scan.parse_setting(text, "scan_short.py")
 
 
 def main() -> None:
@@ -88,24 +84,22 @@ def main() -> None:
     settings = [parse_setting(a) for a in args if not a.startswith("--")] or [{}]
     device = torch.device("cuda")  # after the settings are read: a bad one stops before any GPU work
     inputs = [make_inputs(*shape, 16, dtype, device) for shape in SHAPES]
-    defaults = {name: getattr(scan_triton, name) for setting in settings for name in setting}
     kind = "eager (queued)" if "--queued" in args else "eager"
     columns = ("graph fwd / fwd+bwd ms" if graph_only else f"{kind} fwd / fwd+bwd ms" if eager_only
                else f"{kind} fwd / fwd+bwd, graph fwd / fwd+bwd ms")
     print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}; {str(dtype)[6:]}; {columns}")
     print("setting | " + " | ".join("x".join(map(str, shape)) for shape in SHAPES))
     for setting in settings:
-        for name, value in {**defaults, **setting}.items():
-            setattr(scan_triton, name, value)
+        tuned_scan = partial(selective_scan, tuning=tuned(setting, device))
         cells = []
         for x in inputs:
-            fwd, fwd_bwd = scan_fns(x, "triton")
+            fwd, fwd_bwd = scan_fns(x, "triton", scan=tuned_scan)
             times = [] if graph_only else [eager(f) for f in (fwd, fwd_bwd)]
             if not eager_only:
                 times += [do_bench(graphed(f), return_mode="median") for f in (fwd, fwd_bwd)]
             cells.append(", ".join(f"{a:.3f} / {b:.3f}" for a, b in zip(times[::2], times[1::2])))
             torch.cuda.empty_cache()
-        label = ",".join(f"{k}={v}" for k, v in setting.items()) or "defaults"
+        label = ",".join(f"{k}={v}" for k, v in setting.items()) or "preset"
         print(f"{label} | " + " | ".join(cells), flush=True)
 
 

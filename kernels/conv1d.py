@@ -11,7 +11,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .backend import choose_backend
+
 ACTIVATIONS = (None, "silu")
+BACKENDS = ("auto", "reference", "triton")
 
 
 def depthwise_conv1d_ref(
@@ -46,7 +49,8 @@ def depthwise_conv1d(
     """Depthwise conv over time (+ activation), x (batch, dim, L) -> (batch, dim, L) in x's dtype.
 
     ``backend``: ``"auto"`` (Triton on CUDA tensors, the torch reference elsewhere), ``"reference"`` or
-    ``"triton"`` (also on CPU tensors under ``TRITON_INTERPRET=1``). Both differentiate x, weight and bias.
+    ``"triton"`` (also on CPU tensors under ``TRITON_INTERPRET=1``); `backend.choose_backend` decides. Both
+    differentiate x, weight and bias.
 
     Example:
         >>> x = torch.randn(2, 8, 100)
@@ -60,14 +64,8 @@ def depthwise_conv1d(
     if x.dim() != 3 or weight.shape[0] != x.shape[1] or weight.dim() not in (2, 3):
         raise ValueError(f"depthwise_conv1d: x must be (batch, dim, L) and weight (dim, K) or (dim, 1, K), got "
                          f"{tuple(x.shape)} and {tuple(weight.shape)}")
-    if backend == "auto":
-        from .scan import triton_usable
-
-        backend = "triton" if x.device.type == "cuda" and triton_usable(x.device) else "reference"
-    if backend == "reference":
+    if choose_backend("depthwise_conv1d", backend, x.device, x.shape[-1], BACKENDS) == "reference":
         return depthwise_conv1d_ref(x, weight, bias, reverse, activation)
-    if backend != "triton":
-        raise ValueError(f"depthwise_conv1d: backend must be 'auto', 'reference' or 'triton', got {backend!r}")
     from .conv1d_triton import depthwise_conv1d_triton
 
     return depthwise_conv1d_triton(x, weight, bias, reverse, activation)

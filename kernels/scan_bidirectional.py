@@ -9,12 +9,16 @@ the chunks each direction would need alone. Elsewhere it is the two `selective_s
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
 from ._validate import check_scan_args
-from .scan import BACKENDS, _auto_backend, selective_scan, triton_usable
+from .backend import choose_backend
+from .scan import selective_scan
+
+if TYPE_CHECKING:
+    from .scan_tuning import ScanTuning
 
 # Above this many elements per direction (batch * dim * L) the two directions run as two Triton calls:
 # each fills the GPU alone, and one kernel compiled for both ways holds more registers.
@@ -63,42 +67,35 @@ def fuses(u: torch.Tensor, backend: str = "auto") -> bool:
     Where it does not, a caller that builds the directions' inputs can build and scan them one at a time,
     so that only one direction's inputs are alive at once."""
     if backend == "auto":
-        backend = _auto_backend(u)
+        backend = choose_backend("selective_scan_bidirectional", backend, u.device, u.shape[-1])
     return backend == "triton" and u.numel() <= FUSED_MAX_ELEMENTS
 
 
 def selective_scan_bidirectional_ref(
     fwd: ScanDirection, rev: ScanDirection, z: torch.Tensor | None = None, delta_softplus: bool = False,
-    backend: str = "reference",
+    backend: str = "reference", tuning: ScanTuning | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The two scans one after the other: the forward's and the reverse's y, (batch, dim, L) each."""
-    kwargs = dict(z=z, delta_softplus=delta_softplus, backend=backend)
+    kwargs = dict(z=z, delta_softplus=delta_softplus, backend=backend, tuning=tuning)
     return (selective_scan(**fwd._asdict(), **kwargs), selective_scan(**rev._asdict(), reverse=True, **kwargs))
 
 
 def selective_scan_bidirectional(
     fwd: ScanDirection, rev: ScanDirection, z: torch.Tensor | None = None, delta_softplus: bool = False,
-    backend: str = "auto",
+    backend: str = "auto", tuning: ScanTuning | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scan `fwd` from t = 0 up and `rev` from t = L-1 down, both gated by the same z.
 
     Returns (y_fwd, y_rev), (batch, dim, L) each: ``selective_scan(**fwd._asdict(), z=z)`` and
     ``selective_scan(**rev._asdict(), z=z, reverse=True)`` (from the fused path, views of one
     (2, batch, dim, L) buffer). The backends are `selective_scan`'s; "triton" runs both directions in one
-    launch per pass up to `FUSED_MAX_ELEMENTS` per direction, and as two calls beyond.
+    launch per pass up to `FUSED_MAX_ELEMENTS` per direction, and as two calls beyond. tuning: the Triton
+    backend's knobs, as `selective_scan` takes them.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"selective_scan_bidirectional: backend must be one of {BACKENDS}, got {backend!r}")
     _check(fwd, rev, z)
-    if backend == "auto":
-        backend = _auto_backend(fwd.u)
+    backend = choose_backend("selective_scan_bidirectional", backend, fwd.u.device, fwd.u.shape[-1])
     if not fuses(fwd.u, backend):
-        return selective_scan_bidirectional_ref(fwd, rev, z, delta_softplus, backend)
-    if not triton_usable(fwd.u.device):
-        raise ValueError(
-            "selective_scan_bidirectional: backend='triton' needs CUDA tensors (or TRITON_INTERPRET=1 and an"
-            f" importable triton), got tensors on {fwd.u.device}"
-        )
+        return selective_scan_bidirectional_ref(fwd, rev, z, delta_softplus, backend, tuning)
     from .scan_triton import selective_scan_bidirectional_triton
 
-    return selective_scan_bidirectional_triton(fwd, rev, z, delta_softplus)
+    return selective_scan_bidirectional_triton(fwd, rev, z, delta_softplus, tuning)

@@ -11,13 +11,14 @@ Chunks are made independent in three steps:
 
 A single chunk (enough programs already) skips 1 and 2. The backward (`scan_triton_bwd.py`) mirrors this
 for g = dL/dh, which runs against the walking order, in its own longer tiles, and recomputes each
-tile's states from the saved tile-entering states (O(batch*dim*L*N/BWD_BLOCK_L)): no
+tile's states from the saved tile-entering states (O(batch*dim*L*N/bwd_block_l)): no
 (batch, dim, L, N) tensor is ever kept.
 `reverse=True` walks chunks, tiles and scans backwards in place: no flipped copies.
 
 Computation is in float32 (float64 for float64 inputs); loads and stores keep the tensors' dtypes.
-Runs on CUDA, or on a CPU under TRITON_INTERPRET=1. The readable reference is `scan_reference.py`;
-tests/kernels holds every backend equal to it.
+Block sizes, chunk targets and code paths come from a `ScanTuning` (`scan_tuning.py`: a preset per
+architecture), passed down from the caller. Runs on CUDA, or on a CPU under TRITON_INTERPRET=1. The readable
+reference is `scan_reference.py`; tests/kernels holds every backend equal to it.
 """
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ import torch
 from ._fast_launch import interpreting, launch
 from ._launch_math import cdiv, next_power_of_2
 from ._validate import grouped, state_dtype
+from .scan_tuning import ScanTuning, preset
 
 try:
     import triton
-    import triton.language as tl
 except ImportError:  # pragma: no cover - exercised only where triton is missing
     triton = None
 
@@ -48,88 +49,6 @@ if triton is not None:
     from .scan_triton_summary import fwd_summary_kernel as _fwd_summary_kernel
 
 
-# Tuning knobs (benchmarks/scan_tune.py sweeps them; docs/benchmarks/scan_tune_h100.txt has the sweeps).
-# Enough programs to fill the GPU several times over; beyond that, more chunks only add carry work.
-TARGET_PROGRAMS = 1024
-# No forward (backward) chunk shorter than this many steps. Below a few thousand steps a sequence otherwise
-# runs in few chunks, each on one or two warps walking its tiles one after another with the GPU nearly
-# empty. H100, GPU time (CUDA-graph replays), floors 512 / 512 -> 32 / 128, bf16 fwd / fwd+bwd ms: batch 32,
-# dim 256, L 300 0.257 / 1.733 -> 0.107 / 1.068; 4 x 256 x 1024 0.245 / 0.670 -> 0.046 / 0.186; 1 x 256 x 16384
-# 0.272 / 0.791 -> 0.110 / 0.503. The one loss measured: 1 x 256 x 65,536 in float32, forward 0.405 -> 0.465
-# (bf16 0.403 -> 0.349). A backward floor of 64 was better at L 1024-4096 but worse at L 300 (scan_tune_h100.txt).
-MIN_CHUNK_STEPS = 32
-BWD_MIN_CHUNK_STEPS = 128
-# The forward's tile: 0 = one 16-byte load of the input's dtype per row (8 bf16, 4 float32 steps), which
-# keeps a tile's scan inside one thread. The backward's tiles are coarser (states are saved per backward
-# tile and it sums over channels), and must be a multiple of the forward's.
-BLOCK_L = 0
-BWD_BLOCK_L = 32
-# Channels per forward program (its tile is (BLOCK_D, BLOCK_L)), on NUM_WARPS warps: one tile row per thread.
-BLOCK_D = 64
-NUM_WARPS = 2
-# Where halving the block of channels (down to this; 0: never) fills the GPU, the forward does that instead
-# of cutting L into chunks, and so needs no summary pass (see _Plan._forward_block).
-MIN_BLOCK_D = 16
-# The backward's own program target for its chunking (0: it uses the forward's chunks). Its programs are
-# smaller (BWD_TILE_VALUES // BWD_BLOCK_L channels), so it reaches a target with fewer chunks: at batch 32,
-# dim 1024, L 2048 one chunk instead of two took forward+backward from 7.68 to 7.07 ms (bf16, H100).
-BWD_TARGET_PROGRAMS = 2048
-# The forward loads a tile's u, delta and z one trip of its loop ahead (1; 0: as it works the tile) where its
-# tiles are short (float32) or it runs in chunks. H100, fwd ms at S1 / S2 / S3: float32 4.26 / 9.52 / 1.70
-# without, 3.79 / 8.43 / 1.47 with; bf16 2.57 / 5.30 / 0.97 without, 2.58 / 5.10 / 1.07 with (S3 is one chunk).
-PREFETCH = 1
-# Where its tiles are short (float32), the forward loads the next state's B and C rows before working a state
-# (BC_AHEAD) and asks L1 to keep their lines (BC_KEEP, evict_last: the next tiles read the rest of them). ptxas
-# otherwise issues each load just before its use, and a 4-step tile leaves too little work to hide it (ncu, S2:
-# long-scoreboard stalls, 0.30 instructions issued per cycle). H100 float32 forward ms, S1 / S2 / S3: neither
-# 4.00 / 8.96 / 1.92, BC_AHEAD 3.49 / 7.89 / 1.43, both 3.47 / 7.55 / 1.39. In bf16 they measured slower
-# (BC_AHEAD S3 0.97 -> 1.12, two registers spilled; BC_KEEP S1 / S2 2.42 / 4.89 -> 2.62 / 5.25).
-BC_AHEAD = 1
-BC_KEEP = 1
-# Tiles per trip of the forward's loop where its tiles are short (float32): two give ptxas a longer stretch to
-# interleave. H100 float32 forward S1 / S2 / S3 3.44 / 7.65 / 1.40 -> 3.32 / 7.57 / 1.22 ms; bf16 with two
-# measured slower (2.45 / 4.90 / 0.97 -> 2.75 / 5.46 / 1.03), so it keeps one.
-SHORT_TILE_UNROLL = 2
-# Where the forward reads bf16 B and C of even length as 32-bit words (scan_triton_common.bf16_word_rows):
-# 0 never, 1 where it measured faster (the forward keeps tile states for a backward, or works blocks smaller than
-# BLOCK_D), 2 always. It takes about 26 more registers (local sm_90 compile). H100, bf16 ms, S1 / S2 / S3, never ->
-# always: forward 2.39 / 4.84 / 0.97 -> 3.16 / 6.45 / 0.94, fwd+bwd 13.14 / 26.70 / 5.52 -> 12.93 / 26.27 / 5.52; with
-# the forward's fast softplus too (FAST_SOFTPLUS 15) forward 2.92 / 6.03 / 0.85, fwd+bwd 12.67 / 26.07 / 5.38.
-# The backward reading words measured slower (fwd+bwd 12.76 / 26.25 / 5.42 -> 13.21 / 27.21 / 5.59, though its
-# spills fell from 52 to 40 registers), so it reads value by value.
-BC_WORDS = 1
-# Chunks the carry pass scans at once (kernels/scan_triton_carry.py).
-CARRY_BLOCK_CHUNKS = 64
-# The summary pass's (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its steps and its size in values.
-SUMMARY_BLOCK_L = 16
-SUMMARY_TILE_VALUES = 2048
-# The backward's own block, in values: BWD_TILE_VALUES // BWD_BLOCK_L channels. It keeps many tiles alive,
-# so registers bound it.
-BWD_TILE_VALUES = 512
-BWD_NUM_WARPS = 1
-# States per trip of the backward's loop over states (more registers, more overlap; a full unroll measured
-# slower); the forward always unrolls.
-BWD_STATES_PER_ITER = 1
-# Register caps of the forward and backward kernels (0: the compiler's choice); fewer registers fit more
-# warps on an SM, at the price of spills.
-MAXNREG = 0
-BWD_MAXNREG = 0
-# Which kernels take softplus with the hardware's approximate log2 (float32 work on an NVIDIA GPU; see
-# scan_triton_common.softplus), as a sum of the SOFTPLUS_IN_* bits below. The backward takes it three times per
-# (channel, step). H100 fwd+bwd ms, bf16 S1 / S2 / S3: none 13.73 / 27.68 / 5.75, 13 13.17 / 26.80 / 5.55 (float32
-# 16.15 / 33.14 / 7.31 -> 15.62 / 32.27 / 7.16). The forward's bit (2) applies only where the forward reads B and C
-# as words (BC_WORDS): alone it cost S3 (0.97 -> 1.02 ms) and every float32 shape (S1 3.32 -> 3.60); with the
-# words it took S3 from 0.94 to 0.85 (see BC_WORDS). The backward recomputes the forward's states from a delta
-# within about 3e-7 of the forward's; gradients stay as close to the reference as with the exact softplus
-# (test_triton_fast_softplus_against_exact).
-FAST_SOFTPLUS = 15
-# 1: launch the compiled kernels directly once a call of their kind was made (kernels/_fast_launch.py); 0: every
-# launch through Triton's own per-call argument binding.
-FAST_LAUNCH = 1
-# Every knob above, by name: a plan is made once per sizes and knob values.
-_PLAN_KNOBS = tuple(name for name, value in dict(globals()).items() if name.isupper() and type(value) is int)
-
-
 def _options(cap: int = 0) -> dict:
     """Compile options of every launch; cap: a register cap (0: the compiler's choice).
 
@@ -138,12 +57,10 @@ def _options(cap: int = 0) -> dict:
     return dict(enable_fp_fusion=True, **(dict(maxnreg=cap) if cap and not interpreting() else {}))
 
 
-def _tile_steps(element_size: int) -> tuple[int, int]:
+def _tile_steps(element_size: int, tuning: ScanTuning) -> tuple[int, int]:
     """Forward and backward tile lengths (powers of two, the backward's a multiple of the forward's)."""
-    if interpreting():
-        return 8, 16  # small enough that the tests' short sequences cross tiles, state tiles and chunks
-    fwd = BLOCK_L or max(2, 16 // element_size)
-    return fwd, max(fwd, BWD_BLOCK_L)
+    fwd = tuning.block_l or max(2, 16 // element_size)
+    return fwd, max(fwd, tuning.bwd_block_l)
 
 
 def _chunking(n_tiles: int, tile_steps: int, programs: int, target: int, min_steps: int,
@@ -161,11 +78,13 @@ def _chunking(n_tiles: int, tile_steps: int, programs: int, target: int, min_ste
 
 
 class _Plan:
-    """Block sizes and grids of one scan call. Chunks are whole backward tiles, which are whole forward
-    tiles; the summary pass walks chunks in its own (smaller) steps. The forward and the backward may cut
-    L into different chunks: the backward's saved states are per backward tile, whatever the chunks."""
+    """Block sizes and grids of one scan call under one tuning. Chunks are whole backward tiles, which are
+    whole forward tiles; the summary pass walks chunks in its own (smaller) steps. The forward and the
+    backward may cut L into different chunks: the backward's saved states are per backward tile, whatever
+    the chunks."""
 
-    def __init__(self, u, A, groups, directions: int = 1):
+    def __init__(self, u, A, groups: int, directions: int, tuning: ScanTuning):
+        t = self.tuning = tuning
         batch, self.dim, self.length = u.shape
         batch *= directions  # both directions of a bidirectional call share the batch grid axis
         self.batch = batch
@@ -174,36 +93,37 @@ class _Plan:
         self.groups = groups
         self.per_group = self.dim // groups
         self.block_n = next_power_of_2(max(self.d_state, 1))
-        self.block_l, self.bwd_block_l = _tile_steps(u.element_size())
+        self.block_l, self.bwd_block_l = _tile_steps(u.element_size(), t)
         self.state_every = self.bwd_block_l // self.block_l
         self.block_d, self.num_warps = self._forward_block(batch)
         self.blocks_per_group = cdiv(self.per_group, self.block_d)
         self.n_bwd_tiles = cdiv(self.length, self.bwd_block_l)
         programs = batch * groups * self.blocks_per_group
         self.bwd_tiles_per_chunk, self.n_chunks = _chunking(self.n_bwd_tiles, self.bwd_block_l, programs,
-                                                             TARGET_PROGRAMS, MIN_CHUNK_STEPS, 3 if interpret else None)
+                                                             t.target_programs, t.min_chunk_steps,
+                                                             3 if interpret else None)
         self.n_tiles = cdiv(self.length, self.block_l)
         self.tiles_per_chunk = self.bwd_tiles_per_chunk * self.state_every
         self.chunk_len = self.bwd_tiles_per_chunk * self.bwd_block_l
         self.grid = (batch, groups * self.blocks_per_group, self.n_chunks)
-        self.prefetch = bool(PREFETCH) and (self.block_l < 8 or self.n_chunks > 1)
-        self.bc_ahead = bool(BC_AHEAD) and self.block_l < 8
-        self.bc_keep = bool(BC_KEEP) and self.block_l < 8
+        self.prefetch = bool(t.prefetch) and (self.block_l < 8 or self.n_chunks > 1)
+        self.bc_ahead = bool(t.bc_ahead) and self.block_l < 8
+        self.bc_keep = bool(t.bc_keep) and self.block_l < 8
         # A trip past a chunk's tiles must lie past the sequence's end (every step masked): whole trips per chunk.
-        unroll = max(1, SHORT_TILE_UNROLL) if self.block_l < 8 else 1
+        unroll = max(1, t.short_tile_unroll) if self.block_l < 8 else 1
         self.unroll = unroll if self.n_chunks == 1 or self.tiles_per_chunk % unroll == 0 else 1
         # The summary pass keeps a (BLOCK_D, BLOCK_N, BLOCK_L) accumulator: its own, smaller tiles, which
         # must divide the chunk (powers of two no longer than the backward tile do).
-        self.summary_block_l = min(SUMMARY_BLOCK_L, self.bwd_block_l)
+        self.summary_block_l = min(t.summary_block_l, self.bwd_block_l)
         self.summary_block_d = max(1, min(next_power_of_2(self.per_group),
-                                          SUMMARY_TILE_VALUES // (self.summary_block_l * self.block_n)))
+                                          t.summary_tile_values // (self.summary_block_l * self.block_n)))
         self.summary_blocks_per_group = cdiv(self.per_group, self.summary_block_d)
-        self.bwd_block_d = max(1, min(next_power_of_2(self.per_group), BWD_TILE_VALUES // self.bwd_block_l))
+        self.bwd_block_d = max(1, min(next_power_of_2(self.per_group), t.bwd_tile_values // self.bwd_block_l))
         self.bwd_blocks_per_group = cdiv(self.per_group, self.bwd_block_d)
-        if BWD_TARGET_PROGRAMS:
+        if t.bwd_target_programs:
             bwd_programs = batch * groups * self.bwd_blocks_per_group
             self.bwd_chunk_tiles, self.bwd_n_chunks = _chunking(self.n_bwd_tiles, self.bwd_block_l, bwd_programs,
-                                                                BWD_TARGET_PROGRAMS, BWD_MIN_CHUNK_STEPS,
+                                                                t.bwd_target_programs, t.bwd_min_chunk_steps,
                                                                 2 if interpret else None)
         else:
             self.bwd_chunk_tiles, self.bwd_n_chunks = self.bwd_tiles_per_chunk, self.n_chunks
@@ -212,30 +132,30 @@ class _Plan:
         self.carry_grid = (batch * self.dim,)
 
     def _forward_block(self, batch: int) -> tuple[int, int]:
-        """(channels, warps) of a forward program: BLOCK_D on NUM_WARPS, or a smaller block (down to
-        MIN_BLOCK_D) on proportionally fewer warps, at least one, where that alone brings the grid to the
-        warps of TARGET_PROGRAMS full programs. In a block smaller than a warp's threads a tile row is
-        split across threads (16 channels on one warp: 4 steps in each of two). At batch 32, dim 1024,
-        L 2048 (bf16, H100) 16 channels on one warp ran the forward in 0.97 ms, against 1.28 ms for 64
-        channels in 2 chunks and 1.37 ms for 32 channels in one."""
-        block_d = max(1, min(next_power_of_2(self.per_group), BLOCK_D))
+        """(channels, warps) of a forward program: block_d on num_warps, or a smaller block (down to
+        min_block_d) on proportionally fewer warps, at least one, where that alone brings the grid to the
+        warps of target_programs full programs, so that the forward needs no summary pass. In a block smaller
+        than a warp's threads a tile row is split across threads (16 channels on one warp: 4 steps in each of
+        two)."""
+        t = self.tuning
+        block_d = max(1, min(next_power_of_2(self.per_group), t.block_d))
 
         def warps(block: int) -> int:
-            return max(1, NUM_WARPS * block // BLOCK_D)
+            return max(1, t.num_warps * block // t.block_d)
 
         def grid_warps(block: int) -> int:
             return batch * self.groups * cdiv(self.per_group, block) * warps(block)
 
-        want = TARGET_PROGRAMS * NUM_WARPS
+        want = t.target_programs * t.num_warps
         smaller = block_d
-        while MIN_BLOCK_D and smaller > MIN_BLOCK_D and grid_warps(smaller) < want:
+        while t.min_block_d and smaller > t.min_block_d and grid_warps(smaller) < want:
             smaller //= 2
         if grid_warps(block_d) < want <= grid_warps(smaller):
             return smaller, warps(smaller)
-        return block_d, NUM_WARPS
+        return block_d, t.num_warps
 
     def carry_blocks(self, n_chunks: int):
-        block_k = 2 if interpreting() else min(CARRY_BLOCK_CHUNKS, next_power_of_2(n_chunks))
+        block_k = min(self.tuning.carry_block_chunks, next_power_of_2(n_chunks))
         return dict(BLOCK_K=block_k, BLOCK_N=self.block_n, num_warps=1, **_options())
 
     def sizes(self):
@@ -251,12 +171,12 @@ class _Plan:
 
     def summary_blocks(self):
         return dict(BLOCK_D=self.summary_block_d, BLOCK_L=self.summary_block_l, BLOCK_N=self.block_n,
-                    num_warps=NUM_WARPS, **_options())
+                    num_warps=self.tuning.num_warps, **_options())
 
     def blocks(self):
         return dict(STATE_EVERY=self.state_every, PREFETCH=self.prefetch, BC_AHEAD=self.bc_ahead, BC_KEEP=self.bc_keep,
                     UNROLL=self.unroll, BLOCK_D=self.block_d, BLOCK_L=self.block_l, BLOCK_N=self.block_n,
-                    num_warps=self.num_warps, **_options(MAXNREG))
+                    num_warps=self.num_warps, **_options(self.tuning.maxnreg))
 
     def bwd_sizes(self):
         return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.bwd_blocks_per_group,
@@ -264,26 +184,27 @@ class _Plan:
 
     def bwd_blocks(self):
         return dict(BLOCK_D=self.bwd_block_d, BLOCK_L=self.bwd_block_l, BLOCK_N=self.block_n,
-                    num_warps=BWD_NUM_WARPS, **_options(BWD_MAXNREG))
+                    num_warps=self.tuning.bwd_num_warps, **_options(self.tuning.bwd_maxnreg))
 
 
-SOFTPLUS_IN_FWD_SUMMARY, SOFTPLUS_IN_FWD, SOFTPLUS_IN_BWD_SUMMARY, SOFTPLUS_IN_BWD = 1, 2, 4, 8  # FAST_SOFTPLUS bits
+SOFTPLUS_IN_FWD_SUMMARY, SOFTPLUS_IN_FWD, SOFTPLUS_IN_BWD_SUMMARY, SOFTPLUS_IN_BWD = 1, 2, 4, 8  # fast_softplus bits
 
 
-def _softplus_mode(delta_softplus: bool, acc, kernel_bit: int) -> int:
+def _softplus_mode(delta_softplus: bool, work: torch.dtype, kernel_bit: int, tuning: ScanTuning) -> int:
     """A kernel's SOFTPLUS: 0 none, 1 exact, 2 with the approximate log2 (PTX: float32 on an NVIDIA GPU only)."""
     if not delta_softplus:
         return 0
     nvidia = not interpreting() and torch.version.hip is None
-    return 2 if FAST_SOFTPLUS & kernel_bit and acc == tl.float32 and nvidia else 1
+    return 2 if tuning.fast_softplus & kernel_bit and work == torch.float32 and nvidia else 1
 
 
 def _bc_words(plan: _Plan, keep: bool, length: int, *bc: torch.Tensor) -> bool:
-    """Whether the forward reads B and C as 32-bit words (BC_WORDS): all bf16, rows of whole words (even length),
-    and, under 1, a forward that keeps its tile states or works a smaller block than BLOCK_D."""
-    if not BC_WORDS or length % 2 or any(t.dtype != torch.bfloat16 for t in bc):
+    """Whether the forward reads B and C as 32-bit words (bc_words): all bf16, rows of whole words (even length),
+    and, under 1, a forward that keeps its tile states or works a smaller block than block_d."""
+    words = plan.tuning.bc_words
+    if not words or length % 2 or any(t.dtype != torch.bfloat16 for t in bc):
         return False
-    return BC_WORDS == 2 or keep or plan.block_d < BLOCK_D
+    return words == 2 or keep or plan.block_d < plan.tuning.block_d
 
 
 def _stacked(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.Tensor | None:
@@ -298,13 +219,12 @@ class _TritonScan(torch.autograd.Function):
     with its own inputs, and the outputs come stacked (2, batch, dim, L)."""
 
     @staticmethod
-    def forward(ctx, delta_softplus, reverse, z, initial_state, u, delta, A, B, C, D, delta_bias, *rev):
+    def forward(ctx, tuning, delta_softplus, reverse, z, initial_state, u, delta, A, B, C, D, delta_bias, *rev):
         dirs = 2 if rev else 1
         u_r, delta_r, A_r, B_r, C_r, D_r, bias_r = rev if rev else (None,) * 7
         batch, dim, length = u.shape
         d_state = A.shape[1]
         work = state_dtype(u, delta, A, B, C, D, z, delta_bias, initial_state, *rev)
-        acc = tl.float64 if work == torch.float64 else tl.float32
         Bg, Cg = grouped(B).contiguous(), grouped(C).contiguous()
         u, delta = u.contiguous(), delta.contiguous()
         Bg_r, Cg_r = (grouped(B_r).contiguous(), grouped(C_r).contiguous()) if rev else (Bg, Cg)
@@ -312,7 +232,7 @@ class _TritonScan(torch.autograd.Function):
         A_all, D_all, bias_all = _stacked(A, A_r), _stacked(D, D_r), _stacked(delta_bias, bias_r)
         z = z.contiguous() if z is not None else None
         h0 = initial_state.contiguous() if initial_state is not None else None
-        plan = _plan(u, A, Bg.shape[1], dirs)
+        plan = _plan(u, A, Bg.shape[1], dirs, tuning)
         rows = dirs * batch
         f = dict(device=u.device, dtype=work)
 
@@ -325,8 +245,8 @@ class _TritonScan(torch.autograd.Function):
         bias_arg = bias_all if bias_all is not None else dummy
         words = _bc_words(plan, keep, length, Bg, Cg, Bg_r, Cg_r)
         flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                     SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_FWD if words else 0), REVERSE=reverse,
-                     BIDIRECTIONAL=bool(rev), ACC=acc, BC_WORDS=words, **plan.blocks())
+                     SOFTPLUS=_softplus_mode(delta_softplus, work, SOFTPLUS_IN_FWD if words else 0, tuning),
+                     REVERSE=reverse, BIDIRECTIONAL=bool(rev), BC_WORDS=words, **plan.blocks())
         A2 = (A_all.to(work) * LOG2E).contiguous()  # (dirs, dim, N) or (dim, N)
         args = (u, u_r, delta, delta_r, A2, Bg, Bg_r, Cg, Cg_r, D_arg, z if z is not None else dummy, bias_arg)
         if plan.n_chunks == 1:
@@ -340,18 +260,18 @@ class _TritonScan(torch.autograd.Function):
                    (u, u_r, delta, delta_r, A2, Bg, Bg_r, bias_arg, local, decay,
                     *plan.summary_sizes(plan.chunk_len, plan.n_chunks)),
                    dict(HAS_BIAS=delta_bias is not None,
-                        SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_FWD_SUMMARY), REVERSE=reverse,
-                        BIDIRECTIONAL=bool(rev), ACC=acc, **plan.summary_blocks()), FAST_LAUNCH)
+                        SOFTPLUS=_softplus_mode(delta_softplus, work, SOFTPLUS_IN_FWD_SUMMARY, tuning),
+                        REVERSE=reverse, BIDIRECTIONAL=bool(rev), **plan.summary_blocks()), tuning.fast_launch)
             launch(_chunk_carry_kernel, plan.carry_grid,
                    (h0 if h0 is not None else dummy, local, decay, enter, last, d_state, plan.n_chunks),
-                   dict(HAS_H0=h0 is not None, BACKWARD=False, ACC=acc, **plan.carry_blocks(plan.n_chunks)),
-                   FAST_LAUNCH)
+                   dict(HAS_H0=h0 is not None, BACKWARD=False, **plan.carry_blocks(plan.n_chunks)),
+                   tuning.fast_launch)
         launch(_scan_fwd_kernel, plan.grid, (*args, enter, out, tile_states, last, *plan.sizes()),
-               dict(STORE_STATES=keep, STORE_LAST=plan.n_chunks == 1, **flags), FAST_LAUNCH)
+               dict(STORE_STATES=keep, **flags), tuning.fast_launch)
         ctx.save_for_backward(u, delta, A_all, A2, Bg, Cg, D_all, z, bias_all, initial_state, tile_states,
                               *((u_r, delta_r, Bg_r, Cg_r) if rev else ()))
         shared = (B.dim() == 3, C.dim() == 3)
-        ctx.settings = (delta_softplus, reverse, acc, work, shared, plan, dirs, (A.dtype, Bg.dtype, Cg.dtype))
+        ctx.settings = (delta_softplus, reverse, work, shared, plan, dirs, (A.dtype, Bg.dtype, Cg.dtype))
         ctx.set_materialize_grads(False)
         if rev:
             return out.view(dirs, batch, dim, length), last.view(dirs, batch, dim, d_state)
@@ -360,7 +280,8 @@ class _TritonScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout, dlast):
         u, delta, A_all, A2, Bg, Cg, D_all, z, bias_all, initial_state, tile_states, *rev = ctx.saved_tensors
-        delta_softplus, reverse, acc, work, shared, plan, dirs, dtypes = ctx.settings
+        delta_softplus, reverse, work, shared, plan, dirs, dtypes = ctx.settings
+        tuning = plan.tuning
         u_r, delta_r, Bg_r, Cg_r = rev if rev else (u, delta, Bg, Cg)
         batch, dim, length = u.shape
         rows = dirs * batch
@@ -379,8 +300,9 @@ class _TritonScan(torch.autograd.Function):
         dh0 = torch.empty(batch, dim, d_state, **f) if initial_state is not None else None
         dummy = u
         flags = dict(HAS_D=D_all is not None, HAS_Z=z is not None, HAS_BIAS=bias_all is not None,
-                     SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_BWD), HAS_H0=initial_state is not None,
-                     REVERSE=reverse, STATES_PER_ITER=BWD_STATES_PER_ITER, BIDIRECTIONAL=bool(rev), ACC=acc,
+                     SOFTPLUS=_softplus_mode(delta_softplus, work, SOFTPLUS_IN_BWD, tuning),
+                     HAS_H0=initial_state is not None, REVERSE=reverse, STATES_PER_ITER=tuning.bwd_states_per_iter,
+                     BIDIRECTIONAL=bool(rev),
                      **plan.bwd_blocks())
         A_work = A_all.to(work).contiguous()
         bias_or_dummy = bias_all if bias_all is not None else dummy
@@ -404,14 +326,15 @@ class _TritonScan(torch.autograd.Function):
                    (delta, delta_r, A2, Cg, Cg_r, z_or_dummy, bias_or_dummy, dout, g_local, g_decay,
                     *plan.summary_sizes(plan.bwd_chunk_len, n_chunks)),
                    dict(HAS_Z=z is not None, HAS_BIAS=bias_all is not None,
-                        SOFTPLUS=_softplus_mode(delta_softplus, acc, SOFTPLUS_IN_BWD_SUMMARY), REVERSE=reverse,
-                        BIDIRECTIONAL=bool(rev), ACC=acc, **plan.summary_blocks()), FAST_LAUNCH)
+                        SOFTPLUS=_softplus_mode(delta_softplus, work, SOFTPLUS_IN_BWD_SUMMARY, tuning),
+                        REVERSE=reverse, BIDIRECTIONAL=bool(rev), **plan.summary_blocks()), tuning.fast_launch)
             launch(_chunk_carry_kernel, plan.carry_grid,
                    (dlast.view(rows, dim, d_state) if dlast is not None else dummy, g_local, g_decay, g_enter,
                     torch.empty(rows, dim, d_state, **f), d_state, n_chunks),
-                   dict(HAS_H0=dlast is not None, BACKWARD=True, ACC=acc, **plan.carry_blocks(n_chunks)),
-                   FAST_LAUNCH)
-        launch(_scan_bwd_kernel, plan.bwd_grid, (*inputs, g_carry, *outputs, *plan.bwd_sizes()), flags, FAST_LAUNCH)
+                   dict(HAS_H0=dlast is not None, BACKWARD=True, **plan.carry_blocks(n_chunks)),
+                   tuning.fast_launch)
+        launch(_scan_bwd_kernel, plan.bwd_grid, (*inputs, g_carry, *outputs, *plan.bwd_sizes()), flags,
+               tuning.fast_launch)
         A_dtype, B_dtype, C_dtype = dtypes
 
         def per_direction(part: torch.Tensor) -> torch.Tensor:
@@ -437,40 +360,42 @@ class _TritonScan(torch.autograd.Function):
         if dz is not None and dirs == 2:
             dz = dz.view(dirs, batch, dim, length).sum(0)
         dh0 = dh0.to(initial_state.dtype) if dh0 is not None else None
-        return (None, None, dz, dh0, *grads)
+        return (None, None, None, dz, dh0, *grads)
 
 
-_plans: dict = {}  # launch plans by sizes and knob values
+_plans: dict = {}  # launch plans by sizes and tuning
 
 
-def _plan(u: torch.Tensor, A: torch.Tensor, groups: int, directions: int) -> _Plan:
+def _plan(u: torch.Tensor, A: torch.Tensor, groups: int, directions: int, tuning: ScanTuning) -> _Plan:
     """The launch plan for these sizes, made once: at short L the host's Python is what the GPU waits on."""
-    g = globals()
-    key = (tuple(u.shape), u.element_size(), A.shape[1], groups, directions, interpreting(), _tile_steps,
-           tuple(g[k] for k in _PLAN_KNOBS))
+    key = (tuple(u.shape), u.element_size(), A.shape[1], groups, directions, interpreting(), tuning)
     plan = _plans.get(key)
     if plan is None:
         if len(_plans) > 256:  # many distinct lengths (variable-length inference): keep it bounded
             _plans.clear()
-        plan = _plans[key] = _Plan(u, A, groups, directions)
+        plan = _plans[key] = _Plan(u, A, groups, directions, tuning)
     return plan
 
 
 def scan_checked(
     u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor | None,
     z: torch.Tensor | None, delta_bias: torch.Tensor | None, delta_softplus: bool, return_last_state: bool, *,
-    reverse: bool, initial_state: torch.Tensor | None,
+    reverse: bool, initial_state: torch.Tensor | None, tuning: ScanTuning | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The Triton scan, same contract as `seqmamba.kernels.selective_scan`, which validates the arguments and
-    checks that triton is there (validated once: at short L every microsecond shows)."""
-    out, last = _TritonScan.apply(delta_softplus, reverse, z, initial_state, u, delta, A, B, C, D, delta_bias)
+    checks that triton is there (validated once: at short L every microsecond shows). tuning: the knobs
+    (default: `scan_tuning.preset` of u's device)."""
+    tuning = tuning or preset(u.device)
+    out, last = _TritonScan.apply(tuning, delta_softplus, reverse, z, initial_state, u, delta, A, B, C, D,
+                                  delta_bias)
     return (out, last) if return_last_state else out
 
 
-def selective_scan_bidirectional_triton(fwd, rev, z: torch.Tensor | None, delta_softplus: bool
-                                        ) -> tuple[torch.Tensor, torch.Tensor]:
+def selective_scan_bidirectional_triton(fwd, rev, z: torch.Tensor | None, delta_softplus: bool,
+                                        tuning: ScanTuning | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Both directions in one launch per pass; see `seqmamba.kernels.selective_scan_bidirectional`."""
     if triton is None:
         raise RuntimeError("selective_scan_bidirectional: backend='triton' needs the triton package")
-    out, _last = _TritonScan.apply(delta_softplus, False, z, None, *fwd, *rev)  # (2, batch, dim, L)
+    tuning = tuning or preset(fwd.u.device)
+    out, _last = _TritonScan.apply(tuning, delta_softplus, False, z, None, *fwd, *rev)  # (2, batch, dim, L)
     return out[0], out[1]

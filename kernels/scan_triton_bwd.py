@@ -19,6 +19,7 @@ from .scan_triton_common import (
     load_delta,
     program_channels,
     tile_positions,
+    working_dtype,
 )
 
 
@@ -66,6 +67,7 @@ def _state_grads(n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_bas
     return y, gB_sum, ddt_decay, dA_acc
 
 
+@triton.heuristics({"ACC": working_dtype("A2")})
 @triton.jit
 def scan_bwd_kernel(
     U, U_R, DELTA, DELTA_R, A, A2, B, B_R, C, C_R, D, Z, BIAS, DOUT, TILE_STATES,  # inputs; A2 = A * log2(e)

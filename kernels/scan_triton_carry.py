@@ -13,9 +13,10 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .scan_triton_common import combine
+from .scan_triton_common import combine, working_dtype
 
 
+@triton.heuristics({"ACC": working_dtype("CHUNK_LOCAL")})
 @triton.jit
 def chunk_carry_kernel(
     H0, CHUNK_LOCAL, CHUNK_DECAY, ENTER, FINAL,  # (batch, dim, n_chunks, N) but H0 and FINAL (batch, dim, N)

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
+
+
+def working_dtype(name: str):
+    """A @triton.heuristics rule for ACC, the kernels' working dtype: float64 where the tensor argument `name`,
+    which the launcher allocates in that dtype, is float64; float32 otherwise."""
+    return lambda args: tl.float64 if args[name].dtype == torch.float64 else tl.float32
 
 
 @triton.jit

@@ -31,9 +31,11 @@ from .scan_triton_common import (
     tile_positions,
     tile_scan,
     with_column,
+    working_dtype,
 )
 
 
+@triton.heuristics({"ACC": working_dtype("A2"), "STORE_LAST": lambda args: args["n_chunks"] == 1})
 @triton.jit
 def scan_fwd_kernel(
     U, U_R, DELTA, DELTA_R, A2, B, B_R, C, C_R, D, Z, BIAS,  # inputs; A2 = A * log2(e), (dim, N), working dtype
@@ -48,7 +50,8 @@ def scan_fwd_kernel(
     ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """BIDIRECTIONAL: the second half of the batch programs scans U_R, DELTA_R, B_R, C_R the other way, with
-    the second rows of A2, D and BIAS, the same z, into the second half of ENTER and of the outputs."""
+    the second rows of A2, D and BIAS, the same z, into the second half of ENTER and of the outputs.
+    Heuristics: ACC from A2's dtype; STORE_LAST (the last state straight from the tiles) in a single chunk."""
     pid = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
     rows = tl.num_programs(0).to(tl.int64) // 2  # BIDIRECTIONAL: the batch of each direction
     if BIDIRECTIONAL and pid >= rows:  # the second half scans the other way

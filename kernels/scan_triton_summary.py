@@ -13,7 +13,14 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .scan_triton_common import channel_params, delta_after, load_delta, program_channels, tile_positions
+from .scan_triton_common import (
+    channel_params,
+    delta_after,
+    load_delta,
+    program_channels,
+    tile_positions,
+    working_dtype,
+)
 
 
 @triton.jit
@@ -51,6 +58,7 @@ def _summary_inputs(U, DELTA, B, row, bc_offs, n_ok, tile, length, d_mask, BLOCK
     return u, delta, B_tile, mask
 
 
+@triton.heuristics({"ACC": working_dtype("A2")})
 @triton.jit
 def fwd_summary_kernel(
     U, U_R, DELTA, DELTA_R, A2, B, B_R, BIAS, CHUNK_LOCAL, CHUNK_DECAY,
@@ -111,6 +119,7 @@ def _fwd_summary_program(
     tl.store(CHUNK_DECAY + chunk_offs, tl.exp2(A2_tile * later[:, None]), mask=dn_mask)
 
 
+@triton.heuristics({"ACC": working_dtype("A2")})
 @triton.jit
 def bwd_summary_kernel(
     DELTA, DELTA_R, A2, C, C_R, Z, BIAS, DOUT, G_LOCAL, G_DECAY,

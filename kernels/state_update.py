@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ._validate import check_state_update_args
+from .backend import choose_backend
 
 
 def selective_state_update_ref(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False):
@@ -47,7 +48,7 @@ def selective_state_update(
     """Advance ``state`` (batch, dim, N) by one token in place and return y (batch, dim).
 
     The same step as `selective_scan` at one position: x, dt, z are (batch, dim); B, C are (batch, N)
-    or (batch, G, N). A Triton kernel on CUDA tensors, torch ops elsewhere.
+    or (batch, G, N). A Triton kernel where `choose_backend` takes Triton (CUDA tensors), torch ops elsewhere.
 
     Example:
         >>> import torch
@@ -58,11 +59,8 @@ def selective_state_update(
         >>> y.shape
         torch.Size([1, 4])
     """
-    if state.device.type == "cuda":
-        from . import scan_triton
+    if choose_backend("selective_state_update", "auto", state.device, 1) == "triton":
+        from .state_update_triton import selective_state_update_triton
 
-        if scan_triton.available():
-            from .state_update_triton import selective_state_update_triton
-
-            return selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
+        return selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
     return selective_state_update_ref(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import torch
 
-from . import scan_triton
 from ._fast_launch import launch
 from ._launch_math import cdiv, next_power_of_2
 from ._validate import check_state_update_args
-from .scan_triton import triton
+from .scan_tuning import ScanTuning, preset
+
+try:
+    import triton
+except ImportError:  # pragma: no cover - exercised only where triton is missing
+    triton = None
 
 if triton is not None:
     import triton.language as tl
 
     from .scan_triton_common import softplus as _softplus
 
+    def _working_dtype(args) -> tl.dtype:
+        """ACC: float64 where the state or the input is, float32 otherwise."""
+        return tl.float64 if torch.float64 in (args["STATE"].dtype, args["X"].dtype) else tl.float32
+
+    @triton.heuristics({"ACC": _working_dtype})
     @triton.jit
     def _state_update_kernel(
         STATE, X, DT, A, B, C, D, Z, BIAS, OUT,
@@ -52,13 +61,14 @@ if triton is not None:
         tl.store(OUT + pid_b * dim + d, y.to(OUT.dtype.element_ty), mask=d_mask)
 
 
-def selective_state_update_triton(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False):
-    """One recurrent step on the GPU; updates ``state`` in place, returns y (batch, dim)."""
+def selective_state_update_triton(state, x, dt, A, B, C, D=None, z=None, dt_bias=None, dt_softplus=False,
+                                  tuning: ScanTuning | None = None):
+    """One recurrent step on the GPU; updates ``state`` in place, returns y (batch, dim). Of the tuning (default:
+    the preset of the state's device) only fast_launch applies."""
     groups = check_state_update_args(state, x, dt, A, B, C, D, z, dt_bias)
     if not state.is_contiguous():
         raise ValueError("selective_state_update: state must be contiguous (it is updated in place)")
     batch, dim, d_state = state.shape
-    work = torch.float64 if state.dtype == torch.float64 or x.dtype == torch.float64 else torch.float32
     block_n = next_power_of_2(d_state)
     block_d = max(1, min(64, 2048 // block_n))
     out = torch.empty_like(x)
@@ -69,7 +79,6 @@ def selective_state_update_triton(state, x, dt, A, B, C, D=None, z=None, dt_bias
             D if D is not None else dummy, z.contiguous() if z is not None else dummy,
             dt_bias if dt_bias is not None else dummy, out, dim, d_state, dim // groups, groups),
            dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
-                ACC=tl.float64 if work == torch.float64 else tl.float32, BLOCK_D=block_d, BLOCK_N=block_n,
-                enable_fp_fusion=True),  # FMAs, whatever Triton's default (off from 3.10)
-           scan_triton.FAST_LAUNCH)
+                BLOCK_D=block_d, BLOCK_N=block_n, enable_fp_fusion=True),  # FMAs, whatever the default (off from 3.10)
+           (tuning or preset(state.device)).fast_launch)
     return out

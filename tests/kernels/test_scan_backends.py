@@ -12,8 +12,14 @@ from scan_cases import DEVICE, Case, assert_close, run
 
 from seqmamba.kernels import selective_scan
 from seqmamba.kernels.scan import triton_usable
+from seqmamba.kernels.scan_tuning import preset
 
 BACKENDS = ["torch"] + (["triton"] if triton_usable(DEVICE) else [])
+
+
+def tuning(**knobs):
+    """The tuning a Triton call on DEVICE takes by default, with these knobs changed."""
+    return dataclasses.replace(preset(DEVICE), **knobs)
 
 CASES = {
     "default": Case(),
@@ -185,163 +191,149 @@ def test_triton_backend_random_shapes(length, d_state, groups, reverse):
 
 @pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
 @pytest.mark.parametrize("reverse", [False, True])
-def test_triton_knobs_unrolled_backward_and_its_own_block(monkeypatch, reverse):
+def test_triton_knobs_unrolled_backward_and_its_own_block(reverse):
     """The non-default knobs still compute the same scan: the backward's loop over states taken 2 at a
     time (3 states: the last trip is half masked), and a backward channel block (2) smaller than the
     forward's (8), with groups."""
-    from seqmamba.kernels import scan_triton
-
-    monkeypatch.setattr(scan_triton, "BWD_STATES_PER_ITER", 2)
-    monkeypatch.setattr(scan_triton, "BWD_TILE_VALUES", 32)
+    knobs = tuning(bwd_states_per_iter=2, bwd_tile_values=32)
     case = Case(dim=16, groups=2, length=150, d_state=3, batch=1, reverse=reverse)
     expected = run(case, case.inputs(seed=5), "reference")
-    got = run(case, case.inputs(seed=5), "triton")
+    got = run(case, case.inputs(seed=5), "triton", tuning=knobs)
     assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"knobs reverse={reverse}")
 
 
 @pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
 @pytest.mark.parametrize(("fwd_steps", "bwd_steps"), [(8, 8), (4, 32)])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_triton_forward_and_backward_tiles_of_other_lengths(monkeypatch, fwd_steps, bwd_steps, reverse):
+def test_triton_forward_and_backward_tiles_of_other_lengths(fwd_steps, bwd_steps, reverse):
     """The forward saves states for the backward every bwd_steps // fwd_steps tiles: every ratio (1, and
     8 with 4-step tiles, as float32 inputs get on a GPU) gives the same scan."""
-    from seqmamba.kernels import scan_triton
-
-    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: (fwd_steps, bwd_steps))
+    knobs = tuning(block_l=fwd_steps, bwd_block_l=bwd_steps)
     case = Case(dim=5, length=90, d_state=3, batch=1, reverse=reverse)
     expected = run(case, case.inputs(seed=7), "reference")
-    got = run(case, case.inputs(seed=7), "triton")
+    got = run(case, case.inputs(seed=7), "triton", tuning=knobs)
     assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"tiles {fwd_steps}/{bwd_steps} reverse={reverse}")
 
 
 @pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize(("bwd_target", "chunks"), [(2, (3, 2)), (0, (3, 3))])
-def test_triton_backward_in_chunks_of_its_own(monkeypatch, reverse, bwd_target, chunks):
-    """With BWD_TARGET_PROGRAMS set the backward cuts L into other chunks than the forward (2 against 3),
+def test_triton_backward_in_chunks_of_its_own(reverse, bwd_target, chunks):
+    """With bwd_target_programs set the backward cuts L into other chunks than the forward (2 against 3),
     with its own summary and carry; with 0 it shares the forward's. The gradients do not change."""
     from seqmamba.kernels import scan_triton
 
     # One program each way: the targets are the chunks (on a GPU; the interpreter's are 3 and 2 anyway).
-    monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", 1)
-    monkeypatch.setattr(scan_triton, "BWD_MIN_CHUNK_STEPS", 1)  # (floor 128: one backward chunk at L 200 on a GPU)
-    monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", 3)
-    monkeypatch.setattr(scan_triton, "BWD_TARGET_PROGRAMS", bwd_target)
+    # (bwd_min_chunk_steps 128 would give one backward chunk at L 200 on a GPU.)
+    knobs = tuning(min_chunk_steps=1, bwd_min_chunk_steps=1, target_programs=3, bwd_target_programs=bwd_target)
     case = Case(length=200, dim=3, d_state=3, batch=1, reverse=reverse)
-    plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1)
+    plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1, 1, knobs)
     assert (plan.n_chunks, plan.bwd_n_chunks) == chunks
     expected = run(case, case.inputs(seed=11), "reference")
-    got = run(case, case.inputs(seed=11), "triton")
+    got = run(case, case.inputs(seed=11), "triton", tuning=knobs)
     assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"own backward chunks reverse={reverse}")
 
 
 @pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
-def test_triton_forward_shrinks_its_block_before_chunking(monkeypatch):
-    """MIN_BLOCK_D: a smaller block of channels (and warps) where that fills TARGET_PROGRAMS programs'
-    warps; the scan is unchanged, and BLOCK_D stays where even the smallest block falls short."""
+def test_triton_forward_shrinks_its_block_before_chunking():
+    """min_block_d: a smaller block of channels (and warps) where that fills target_programs programs'
+    warps; the scan is unchanged, and block_d stays where even the smallest block falls short."""
     from seqmamba.kernels import scan_triton
 
-    monkeypatch.setattr(scan_triton, "BLOCK_D", 8)
-    monkeypatch.setattr(scan_triton, "NUM_WARPS", 4)
-    monkeypatch.setattr(scan_triton, "MIN_BLOCK_D", 2)
+    knobs = tuning(block_d=8, num_warps=4, min_block_d=2)
     case = Case(dim=8, batch=2, length=60, d_state=3)
     A = torch.zeros(case.dim, case.d_state)
 
     def block(target):
-        monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", target)
-        blocks = scan_triton._Plan(case.inputs()["u"], A, 1).blocks()
+        plan = scan_triton._Plan(case.inputs()["u"], A, 1, 1, dataclasses.replace(knobs, target_programs=target))
+        blocks = plan.blocks()
         return blocks["BLOCK_D"], blocks["num_warps"]
 
     # batch 2 x dim 8: 2 programs of 8 channels (4 warps each), 4 of 4 (2), 8 of 2 (1): 8, 8, 8 warps.
     assert block(1) == (8, 4)  # 2 programs already enough
     assert block(2) == (8, 4)
     assert block(3) == (8, 4)  # 12 warps wanted: no block gives them
-    monkeypatch.setattr(scan_triton, "NUM_WARPS", 1)  # now 2, 4 and 8 warps (one per program)
+    knobs = dataclasses.replace(knobs, num_warps=1)  # now 2, 4 and 8 warps (one per program)
     assert block(2) == (8, 1)
     assert block(3) == (4, 1)  # the largest block that is enough
     assert block(5) == (2, 1)
     assert block(9) == (8, 1)
-    block(5)
     expected = run(case, case.inputs(seed=13), "reference")
-    got = run(case, case.inputs(seed=13), "triton")
+    got = run(case, case.inputs(seed=13), "triton", tuning=dataclasses.replace(knobs, target_programs=5))
     assert_close(expected, got, rtol=1e-10, atol=1e-10, label="shrunk forward block")
 
 
 @pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
 @pytest.mark.parametrize("prefetch", [0, 1])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_triton_forward_with_and_without_loading_a_tile_ahead(monkeypatch, prefetch, reverse):
-    """PREFETCH: the forward loads the next tile's inputs one trip ahead, across chunk ends (3 chunks here),
+def test_triton_forward_with_and_without_loading_a_tile_ahead(prefetch, reverse):
+    """prefetch: the forward loads the next tile's inputs one trip ahead, across chunk ends (3 chunks here),
     or each tile as it works it; the scan and its gradients are the same either way."""
     from seqmamba.kernels import scan_triton
 
-    monkeypatch.setattr(scan_triton, "PREFETCH", prefetch)
-    monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", 1)  # 3 chunks on a GPU too, as under the interpreter
-    monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", 3)
+    # 3 chunks on a GPU too, as under the interpreter
+    knobs = tuning(prefetch=prefetch, min_chunk_steps=1, target_programs=3)
     case = Case(length=200, dim=3, d_state=3, batch=1, reverse=reverse)
-    plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1)
+    plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1, 1, knobs)
     assert (plan.n_chunks, plan.prefetch) == (3, bool(prefetch))
     expected = run(case, case.inputs(seed=13), "reference")
-    got = run(case, case.inputs(seed=13), "triton")
+    got = run(case, case.inputs(seed=13), "triton", tuning=knobs)
     assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"prefetch={prefetch} reverse={reverse}")
 
 
 @pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
 @pytest.mark.parametrize(("ahead", "keep"), [(0, 0), (1, 0), (1, 1)])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_triton_forward_loading_b_and_c_a_state_ahead(monkeypatch, ahead, keep, reverse):
-    """BC_AHEAD / BC_KEEP (4-step tiles, as float32 inputs get on a GPU): B and C of the next state are loaded
+def test_triton_forward_loading_b_and_c_a_state_ahead(ahead, keep, reverse):
+    """bc_ahead / bc_keep (4-step tiles, as float32 inputs get on a GPU): B and C of the next state are loaded
     before the current one is worked, the padded state beyond d_state (3 of 4) included; same scan."""
     from seqmamba.kernels import scan_triton
 
-    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: (4, 16))
-    monkeypatch.setattr(scan_triton, "BC_AHEAD", ahead)
-    monkeypatch.setattr(scan_triton, "BC_KEEP", keep)
+    knobs = tuning(block_l=4, bwd_block_l=16, bc_ahead=ahead, bc_keep=keep)
     case = Case(length=90, dim=5, d_state=3, batch=2, reverse=reverse)
-    plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1)
+    plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1, 1, knobs)
     assert (plan.blocks()["BC_AHEAD"], plan.blocks()["BC_KEEP"]) == (bool(ahead), bool(keep))
     expected = run(case, case.inputs(seed=17), "reference")
-    got = run(case, case.inputs(seed=17), "triton")
+    got = run(case, case.inputs(seed=17), "triton", tuning=knobs)
     assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"ahead={ahead} keep={keep} reverse={reverse}")
 
 
-def test_triton_launch_plan_is_made_once_per_sizes_and_knobs(monkeypatch):
-    """The plan is cached by sizes and knob values: the same sizes reuse it, other sizes or a changed knob
-    (as benchmarks/scan_tune.py and these tests set them) make a new one."""
+def test_triton_launch_plan_is_made_once_per_sizes_and_knobs():
+    """The plan is cached by sizes and tuning: the same sizes and knob values reuse it, other sizes or a
+    changed knob (as benchmarks/scan_tune.py and these tests set them) make a new one."""
     from seqmamba.kernels import scan_triton
 
     u, A = torch.zeros(2, 8, 100), torch.zeros(8, 4)
-    first = scan_triton._plan(u, A, 1, 1)
-    assert scan_triton._plan(torch.ones(2, 8, 100), A, 1, 1) is first
-    assert scan_triton._plan(torch.zeros(2, 8, 101), A, 1, 1) is not first
-    assert scan_triton._plan(u, A, 1, 2) is not first
-    monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", scan_triton.TARGET_PROGRAMS + 1)
-    assert scan_triton._plan(u, A, 1, 1) is not first
-    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: (4, 16))
-    assert scan_triton._plan(u, A, 1, 1).block_l == 4
+    knobs = tuning()
+    first = scan_triton._plan(u, A, 1, 1, knobs)
+    assert scan_triton._plan(torch.ones(2, 8, 100), A, 1, 1, knobs) is first
+    assert scan_triton._plan(u, A, 1, 1, dataclasses.replace(knobs)) is first  # equal knobs, another object
+    assert scan_triton._plan(torch.zeros(2, 8, 101), A, 1, 1, knobs) is not first
+    assert scan_triton._plan(u, A, 1, 2, knobs) is not first
+    more = dataclasses.replace(knobs, target_programs=knobs.target_programs + 1)
+    assert scan_triton._plan(u, A, 1, 1, more) is not first
+    assert scan_triton._plan(u, A, 1, 1, dataclasses.replace(knobs, block_l=4, bwd_block_l=16)).block_l == 4
 
 
 @pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
 @pytest.mark.parametrize("unroll", [1, 2])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize(("steps", "length", "tiles"), [((4, 16), 90, (23, 8)), ((4, 4), 44, (11, 4))])
-def test_triton_forward_two_short_tiles_a_trip(monkeypatch, unroll, reverse, steps, length, tiles):
-    """SHORT_TILE_UNROLL: 4-step tiles (float32 on a GPU) two a trip of the forward's loop. The last of 3
+def test_triton_forward_two_short_tiles_a_trip(unroll, reverse, steps, length, tiles):
+    """short_tile_unroll: 4-step tiles (float32 on a GPU) two a trip of the forward's loop. The last of 3
     chunks has an odd number of tiles, so its last trip runs past the sequence's end; with 4-step backward
     tiles that tile would save a state for the backward, out of bounds. Values, last state and gradients are
     those of one tile a trip."""
     from seqmamba.kernels import scan_triton
 
-    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: steps)
-    monkeypatch.setattr(scan_triton, "SHORT_TILE_UNROLL", unroll)
     # 3 chunks on a GPU too, as under the interpreter: 2 programs (batch 2, one block of channels) x 3
-    monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", 1)
-    monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", 6)
+    knobs = tuning(block_l=steps[0], bwd_block_l=steps[1], short_tile_unroll=unroll, min_chunk_steps=1,
+                   target_programs=6)
     case = Case(length=length, dim=3, d_state=3, batch=2, reverse=reverse)
-    plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1)
+    plan = scan_triton._Plan(case.inputs()["u"], torch.zeros(case.dim, case.d_state), 1, 1, knobs)
     assert (plan.n_tiles, plan.tiles_per_chunk, plan.n_chunks, plan.unroll) == (*tiles, 3, unroll)
     expected = run(case, case.inputs(seed=19), "reference")
-    got = run(case, case.inputs(seed=19), "triton")
+    got = run(case, case.inputs(seed=19), "triton", tuning=knobs)
     assert_close(expected, got, rtol=1e-10, atol=1e-10, label=f"unroll={unroll} reverse={reverse} steps={steps}")
 
 
@@ -350,10 +342,10 @@ def test_triton_forward_unrolls_only_whole_trips_per_chunk(monkeypatch):
     from seqmamba.kernels import scan_triton
 
     monkeypatch.setattr(scan_triton, "interpreting", lambda: True)  # 3 chunks, on a GPU too
-    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: (4, 4))  # 1 tile per backward tile
+    knobs = tuning(block_l=4, bwd_block_l=4)  # 1 tile per backward tile; 2 short tiles a trip
     A = torch.zeros(1, 2)
     for length, per_chunk, unroll in ((48, 4, 2), (60, 5, 1), (4, 1, 2)):  # 12, 15 tiles; 1, in one chunk
-        plan = scan_triton._Plan(torch.zeros(1, 1, length), A, 1)
+        plan = scan_triton._Plan(torch.zeros(1, 1, length), A, 1, 1, knobs)
         assert (plan.tiles_per_chunk, plan.unroll) == (per_chunk, unroll), length
 
 
@@ -361,8 +353,8 @@ def test_triton_forward_unrolls_only_whole_trips_per_chunk(monkeypatch):
                     reason="the approximate log2 is PTX: needs an NVIDIA GPU")
 @pytest.mark.parametrize("bc_dtype", [torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("reverse", [False, True])
-def test_triton_fast_softplus_against_exact(monkeypatch, reverse, bc_dtype):
-    """FAST_SOFTPLUS in every kernel (float32 work, 3 chunks so both summaries run; bf16 B and C so that the
+def test_triton_fast_softplus_against_exact(reverse, bc_dtype):
+    """fast_softplus in every kernel (float32 work, 3 chunks so both summaries run; bf16 B and C so that the
     forward reads words and takes it too): the softplus itself within 1e-6 of float64 from -30 to 30, and
     values, last state and gradients as close to the reference as the exact softplus gets them."""
     import triton
@@ -381,11 +373,10 @@ def test_triton_fast_softplus_against_exact(monkeypatch, reverse, bc_dtype):
     softplus_kernel[(x.numel() // 1024,)](x, fast, True, 1024)
     assert (fast.double() - torch.nn.functional.softplus(x.double())).abs().max() < 1e-6
 
-    monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", 1)
-    monkeypatch.setattr(scan_triton, "TARGET_PROGRAMS", 6)
-    monkeypatch.setattr(scan_triton, "BWD_TARGET_PROGRAMS", 0)
+    knobs = tuning(min_chunk_steps=1, target_programs=6, bwd_target_programs=0)
     case = Case(length=300, dim=3, d_state=4, batch=2, reverse=reverse)
-    plan = scan_triton._Plan(case.inputs(dtype=torch.float32)["u"], torch.zeros(case.dim, case.d_state), 1)
+    plan = scan_triton._Plan(case.inputs(dtype=torch.float32)["u"], torch.zeros(case.dim, case.d_state), 1, 1,
+                             knobs)
     assert (plan.n_chunks, plan.bwd_n_chunks) == (3, 3)
 
     def inputs(dtype):  # B and C hold bf16 values in either case, stored as bc_dtype for the triton runs
@@ -400,9 +391,10 @@ def test_triton_fast_softplus_against_exact(monkeypatch, reverse, bc_dtype):
     results = {}
     every_kernel = 15  # all four SOFTPLUS_IN_* bits
     for bits in (0, every_kernel):
-        monkeypatch.setattr(scan_triton, "FAST_SOFTPLUS", bits)
-        assert scan_triton._softplus_mode(True, tl.float32, scan_triton.SOFTPLUS_IN_FWD) == (2 if bits else 1)
-        results[bits] = run(case, inputs(torch.float32), "triton")
+        with_bits = dataclasses.replace(knobs, fast_softplus=bits)
+        assert scan_triton._softplus_mode(True, torch.float32, scan_triton.SOFTPLUS_IN_FWD, with_bits) == (
+            2 if bits else 1)
+        results[bits] = run(case, inputs(torch.float32), "triton", tuning=with_bits)
     for key, exact in results[0].items():
         scale = max(expected[key].abs().max().item(), 1e-12)
         exact_error = (exact.double() - expected[key]).abs().max().item() / scale
@@ -411,67 +403,65 @@ def test_triton_fast_softplus_against_exact(monkeypatch, reverse, bc_dtype):
 
 
 def test_triton_chunk_floors_set_the_chunks_of_each_pass(monkeypatch):
-    """MIN_CHUNK_STEPS and BWD_MIN_CHUNK_STEPS bound each pass's chunks where the program targets would cut
+    """min_chunk_steps and bwd_min_chunk_steps bound each pass's chunks where the program targets would cut
     shorter ones (the GPU's plan: bf16 tiles of 8 and 32 steps)."""
     from seqmamba.kernels import scan_triton
 
     monkeypatch.setattr(scan_triton, "interpreting", lambda: False)
-    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: (8, 32))
     u, A = torch.empty(32, 256, 300, device="meta"), torch.empty(256, 16, device="meta")
     # 10 backward tiles; the forward's 128 programs want 8 chunks, the backward's 512 want 4.
     for floors, chunks in (((512, 512), (1, 1)), ((32, 128), (5, 2)), ((128, 128), (2, 2)), ((32, 32), (5, 4))):
-        monkeypatch.setattr(scan_triton, "MIN_CHUNK_STEPS", floors[0])
-        monkeypatch.setattr(scan_triton, "BWD_MIN_CHUNK_STEPS", floors[1])
-        plan = scan_triton._Plan(u, A, 1)
+        knobs = tuning(block_l=8, bwd_block_l=32, min_chunk_steps=floors[0], bwd_min_chunk_steps=floors[1])
+        plan = scan_triton._Plan(u, A, 1, 1, knobs)
         assert (plan.n_chunks, plan.bwd_n_chunks) == chunks, floors
         assert plan.n_chunks * plan.bwd_tiles_per_chunk >= plan.n_bwd_tiles  # every tile in some chunk
 
 
 def test_triton_fast_softplus_only_where_its_ptx_runs(monkeypatch):
-    """The approximate log2 is PTX: float32 work on an NVIDIA GPU and the kernels FAST_SOFTPLUS names; never in
+    """The approximate log2 is PTX: float32 work on an NVIDIA GPU and the kernels fast_softplus names; never in
     the interpreter, in float64 or on ROCm. (A choice made on the host: needs the triton package only.)"""
-    tl = pytest.importorskip("triton.language")
+    pytest.importorskip("triton")
 
     from seqmamba.kernels import scan_triton
 
-    monkeypatch.setattr(scan_triton, "FAST_SOFTPLUS", 13)
+    knobs = tuning(fast_softplus=13)
     monkeypatch.setattr(scan_triton, "interpreting", lambda: False)
     monkeypatch.setattr(torch.version, "hip", None)
     bits = (scan_triton.SOFTPLUS_IN_FWD_SUMMARY, scan_triton.SOFTPLUS_IN_FWD, scan_triton.SOFTPLUS_IN_BWD_SUMMARY,
             scan_triton.SOFTPLUS_IN_BWD)
-    assert [scan_triton._softplus_mode(True, tl.float32, bit) for bit in bits] == [2, 1, 2, 2]
-    assert scan_triton._softplus_mode(False, tl.float32, 8) == 0
-    assert scan_triton._softplus_mode(True, tl.float64, 8) == 1
+    assert [scan_triton._softplus_mode(True, torch.float32, bit, knobs) for bit in bits] == [2, 1, 2, 2]
+    assert scan_triton._softplus_mode(False, torch.float32, 8, knobs) == 0
+    assert scan_triton._softplus_mode(True, torch.float64, 8, knobs) == 1
     monkeypatch.setattr(torch.version, "hip", "6.2")
-    assert scan_triton._softplus_mode(True, tl.float32, 8) == 1
+    assert scan_triton._softplus_mode(True, torch.float32, 8, knobs) == 1
     monkeypatch.setattr(torch.version, "hip", None)
     monkeypatch.setattr(scan_triton, "interpreting", lambda: True)
-    assert scan_triton._softplus_mode(True, tl.float32, 8) == 1
+    assert scan_triton._softplus_mode(True, torch.float32, 8, knobs) == 1
 
 
 @pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
 @pytest.mark.parametrize("words", [0, 2])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize(("length", "groups"), [(90, None), (64, 2), (37, None)])
-def test_triton_forward_reads_bf16_b_and_c_as_words(monkeypatch, words, reverse, length, groups):
-    """BC_WORDS: bf16 B and C of even length are read two steps to a 32-bit word and widened by hand. Each
+def test_triton_forward_reads_bf16_b_and_c_as_words(words, reverse, length, groups):
+    """bc_words: bf16 B and C of even length are read two steps to a 32-bit word and widened by hand. Each
     value must land on its own step: against the reference on the same values in float64, to float32's
     precision (a swapped pair of steps would be off by far more). L 90 ends in a part tile; L 37 is odd
     and reads value by value."""
     from seqmamba.kernels import scan_triton
 
-    monkeypatch.setattr(scan_triton, "BC_WORDS", words)
+    knobs = tuning(bc_words=words)
     case = Case(length=length, dim=6, d_state=3, batch=2, reverse=reverse, groups=groups)
     values = {k: (v.detach() if v is not None else None) for k, v in case.inputs(seed=23).items()}
     for key in ("B", "C"):
         values[key] = values[key].to(torch.bfloat16)
-    plan = scan_triton._Plan(values["u"], values["A"], 1)
+    plan = scan_triton._Plan(values["u"], values["A"], 1, 1, knobs)
     assert scan_triton._bc_words(plan, False, length, values["B"], values["C"]) == (words and length % 2 == 0)
     fast = {k: (v.float() if v is not None and k not in ("B", "C") else v) for k, v in values.items()}
     exact = {k: (v.double() if v is not None else None) for k, v in values.items()}
     with torch.no_grad():
         y, last = selective_scan(**fast, delta_softplus=True, return_last_state=True, reverse=reverse,
-                                 backend="triton")
+                                 backend="triton", tuning=knobs)
         y_ref, last_ref = selective_scan(**exact, delta_softplus=True, return_last_state=True, reverse=reverse,
                                          backend="reference")
     torch.testing.assert_close(y.double(), y_ref, rtol=2e-5, atol=2e-5)
@@ -500,27 +490,32 @@ def test_triton_repeated_calls_and_views_off_the_16_byte_grid():
 
 
 def test_triton_forward_reads_words_where_they_measured_faster(monkeypatch):
-    """BC_WORDS=1: words where the forward keeps tile states (training) or works a block smaller than BLOCK_D;
+    """bc_words=1: words where the forward keeps tile states (training) or works a block smaller than block_d;
     a forward of full blocks that keeps none (long-L inference) measured slower with them. Never for other
     dtypes or an odd length."""
     from seqmamba.kernels import scan_triton
 
     monkeypatch.setattr(scan_triton, "interpreting", lambda: False)
-    monkeypatch.setattr(scan_triton, "_tile_steps", lambda element_size: (8, 32))
-    monkeypatch.setattr(scan_triton, "BC_WORDS", 1)
     bf16 = torch.empty(2, 16, 64, dtype=torch.bfloat16, device="meta")
     A = torch.empty(512, 16, device="meta")
-    long_l = scan_triton._Plan(torch.empty(2, 512, 131072, device="meta"), A, 1)  # S1: 64-channel blocks
-    many_rows = scan_triton._Plan(torch.empty(32, 1024, 2048, device="meta"), torch.empty(1024, 16), 1)  # S3
-    assert long_l.block_d == scan_triton.BLOCK_D and many_rows.block_d < scan_triton.BLOCK_D
+
+    def plans(words):
+        knobs = tuning(block_l=8, bwd_block_l=32, bc_words=words)
+        long_l = scan_triton._Plan(torch.empty(2, 512, 131072, device="meta"), A, 1, 1, knobs)  # S1: 64-channel blocks
+        many_rows = scan_triton._Plan(torch.empty(32, 1024, 2048, device="meta"), torch.empty(1024, 16), 1, 1,
+                                      knobs)  # S3
+        return knobs, long_l, many_rows
+
+    knobs, long_l, many_rows = plans(1)
+    assert long_l.block_d == knobs.block_d and many_rows.block_d < knobs.block_d
     assert scan_triton._bc_words(long_l, True, 131072, bf16, bf16)
     assert not scan_triton._bc_words(long_l, False, 131072, bf16, bf16)
     assert scan_triton._bc_words(many_rows, False, 2048, bf16, bf16)
     assert not scan_triton._bc_words(many_rows, False, 2047, bf16, bf16)
     assert not scan_triton._bc_words(many_rows, False, 2048, bf16, bf16.half())
-    monkeypatch.setattr(scan_triton, "BC_WORDS", 2)
+    _knobs, long_l, many_rows = plans(2)
     assert scan_triton._bc_words(long_l, False, 131072, bf16, bf16)
-    monkeypatch.setattr(scan_triton, "BC_WORDS", 0)
+    _knobs, long_l, many_rows = plans(0)
     assert not scan_triton._bc_words(many_rows, True, 2048, bf16, bf16)
 
 
