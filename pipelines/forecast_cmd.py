@@ -6,11 +6,15 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import InputError
 from .options import device_option, quiet_option, threads_option
+
+if TYPE_CHECKING:
+    from ..datasets.timeseries import TimeSeries
 
 
 def _load(model_dir: str, device: str = "auto", threads: int | None = None):
@@ -119,7 +123,7 @@ def evaluate(model_dir: str, data: str, protocol: str, start: int | None, end: i
                    err=True)
 
 
-def check_fitted_rows(series, train: slice, end: int, data: str) -> None:
+def check_fitted_rows(series: TimeSeries, train: slice, end: int, data: str) -> None:
     """The rows `train forecast` fits on (``[0, end)``), z-scored with the training rows' statistics as fit
     will: a value the network cannot compute with is named here by file, column, row and line (fit sees
     only the validation slice, whose row numbers are not the file's)."""
