@@ -40,7 +40,13 @@ _BGZF_MAGIC = b"\x1f\x8b\x08\x04"
 
 @dataclass(frozen=True)
 class FaiRecord:
-    """One line of a ``.fai``: name, length in bases, byte offset of the first base, bases and bytes a line."""
+    """One line of a ``.fai``: name, length in bases, byte offset of the first base, bases and bytes a line.
+
+    Example:
+        >>> record = FaiRecord("r1", length=15, offset=10, line_bases=10, line_bytes=11)
+        >>> record.end  # ">r1 first\\n" is bytes 0-9, then ACGTACGTAC\\n and ACGTA: the last base is byte 25
+        26
+    """
 
     name: str
     length: int

@@ -13,6 +13,8 @@ MODULES = [
     "seqmamba.baselines.kmer",
     "seqmamba.datasets.synthetic",
     "seqmamba.datasets.labelled",
+    "seqmamba.datasets.fai_check",
+    "seqmamba.model_dir",
 ]
 
 
