@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from .timeseries import TimeSeries
+    from .ts_read import TimeSeries
 
 Protocol = Literal["auto", "etth", "ettm", "ratio"]
 
@@ -132,7 +132,7 @@ def _name_and_length(source: object, n_rows: int | None) -> tuple[str, int | Non
 
 def _count_rows(source: object) -> int:
     if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
-        from .timeseries import read_timeseries  # a path: read it once, checks included
+        from .ts_read import read_timeseries  # a path: read it once, checks included
 
         return len(read_timeseries(source, irregular="ignore"))
     raise ValueError(f"the ratio protocol needs the series length: pass n_rows= with the name {source!r}")

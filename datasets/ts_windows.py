@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from .ts_splits import Protocol, Span, Splits, standard_splits
 
 if TYPE_CHECKING:
-    from .timeseries import TimeSeries
+    from .ts_read import TimeSeries
 
 
 class SlidingWindows(Dataset):
