@@ -214,6 +214,39 @@ def _stacked(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.T
     return first.contiguous() if second is None else torch.stack((first, second)).contiguous()
 
 
+def _states_entering_chunks(plan: _Plan, inputs: tuple, flags: dict, h0: torch.Tensor, has_h0: bool,
+                            last: torch.Tensor) -> torch.Tensor:
+    """The forward's passes 1 and 2: each chunk's summary from a zero start, then the carry over the chunks.
+    Returns the state entering every chunk, (rows, dim, n_chunks, N), and writes the last state into `last`."""
+    rows, n_chunks, d_state = last.shape[0], plan.n_chunks, plan.d_state
+    local = torch.empty(rows, plan.dim, n_chunks, d_state, device=last.device, dtype=last.dtype)
+    decay, enter = torch.empty_like(local), torch.empty_like(local)
+    fast = plan.tuning.fast_launch
+    launch(_fwd_summary_kernel, plan.summary_grid(n_chunks),
+           (*inputs, local, decay, *plan.summary_sizes(plan.chunk_len, n_chunks)),
+           dict(**flags, **plan.summary_blocks()), fast)
+    launch(_chunk_carry_kernel, plan.carry_grid, (h0, local, decay, enter, last, d_state, n_chunks),
+           dict(HAS_H0=has_h0, BACKWARD=False, **plan.carry_blocks(n_chunks)), fast)
+    return enter
+
+
+def _grads_entering_chunks(plan: _Plan, inputs: tuple, flags: dict, dlast: torch.Tensor, has_dlast: bool,
+                           g_enter: torch.Tensor) -> None:
+    """The backward's passes 1 and 2, against the walking order: each chunk's g = dL/dh at its first step from
+    a zero start at its far end, then the carry over the chunks into `g_enter` (rows, dim, n_chunks, N)."""
+    rows, dim, n_chunks, d_state = g_enter.shape
+    g_local = torch.empty_like(g_enter)
+    g_decay = torch.empty_like(g_enter)
+    fast = plan.tuning.fast_launch
+    launch(_bwd_summary_kernel, plan.summary_grid(n_chunks),
+           (*inputs, g_local, g_decay, *plan.summary_sizes(plan.bwd_chunk_len, n_chunks)),
+           dict(**flags, **plan.summary_blocks()), fast)
+    launch(_chunk_carry_kernel, plan.carry_grid,
+           (dlast, g_local, g_decay, g_enter, torch.empty(rows, dim, d_state, device=g_enter.device,
+                                                          dtype=g_enter.dtype), d_state, n_chunks),
+           dict(HAS_H0=has_dlast, BACKWARD=True, **plan.carry_blocks(n_chunks)), fast)
+
+
 class _TritonScan(torch.autograd.Function):
     """One scan, or two over the same z in one launch per pass (`rev` given): the second runs the other way
     with its own inputs, and the outputs come stacked (2, batch, dim, L)."""
@@ -253,19 +286,10 @@ class _TritonScan(torch.autograd.Function):
             enter = (h0.view(batch, dim, 1, d_state).to(work) if h0 is not None
                      else torch.zeros(rows, dim, 1, d_state, **f))
         else:
-            local = torch.empty(rows, dim, plan.n_chunks, d_state, **f)
-            decay = torch.empty_like(local)
-            enter = torch.empty_like(local)
-            launch(_fwd_summary_kernel, plan.summary_grid(plan.n_chunks),
-                   (u, u_r, delta, delta_r, A2, Bg, Bg_r, bias_arg, local, decay,
-                    *plan.summary_sizes(plan.chunk_len, plan.n_chunks)),
-                   dict(HAS_BIAS=delta_bias is not None,
-                        SOFTPLUS=_softplus_mode(delta_softplus, work, SOFTPLUS_IN_FWD_SUMMARY, tuning),
-                        REVERSE=reverse, BIDIRECTIONAL=bool(rev), **plan.summary_blocks()), tuning.fast_launch)
-            launch(_chunk_carry_kernel, plan.carry_grid,
-                   (h0 if h0 is not None else dummy, local, decay, enter, last, d_state, plan.n_chunks),
-                   dict(HAS_H0=h0 is not None, BACKWARD=False, **plan.carry_blocks(plan.n_chunks)),
-                   tuning.fast_launch)
+            summary_flags = dict(HAS_BIAS=delta_bias is not None, REVERSE=reverse, BIDIRECTIONAL=bool(rev),
+                                 SOFTPLUS=_softplus_mode(delta_softplus, work, SOFTPLUS_IN_FWD_SUMMARY, tuning))
+            enter = _states_entering_chunks(plan, (u, u_r, delta, delta_r, A2, Bg, Bg_r, bias_arg), summary_flags,
+                                            h0 if h0 is not None else dummy, h0 is not None, last)
         launch(_scan_fwd_kernel, plan.grid, (*args, enter, out, tile_states, last, *plan.sizes()),
                dict(STORE_STATES=keep, **flags), tuning.fast_launch)
         ctx.save_for_backward(u, delta, A_all, A2, Bg, Cg, D_all, z, bias_all, initial_state, tile_states,
@@ -302,8 +326,7 @@ class _TritonScan(torch.autograd.Function):
         flags = dict(HAS_D=D_all is not None, HAS_Z=z is not None, HAS_BIAS=bias_all is not None,
                      SOFTPLUS=_softplus_mode(delta_softplus, work, SOFTPLUS_IN_BWD, tuning),
                      HAS_H0=initial_state is not None, REVERSE=reverse, STATES_PER_ITER=tuning.bwd_states_per_iter,
-                     BIDIRECTIONAL=bool(rev),
-                     **plan.bwd_blocks())
+                     BIDIRECTIONAL=bool(rev), **plan.bwd_blocks())
         A_work = A_all.to(work).contiguous()
         bias_or_dummy = bias_all if bias_all is not None else dummy
         z_or_dummy = z if z is not None else dummy
@@ -320,19 +343,12 @@ class _TritonScan(torch.autograd.Function):
             else:
                 g_enter.zero_()
         else:
-            g_local = torch.empty(rows, dim, n_chunks, d_state, **f)
-            g_decay = torch.empty_like(g_local)
-            launch(_bwd_summary_kernel, plan.summary_grid(n_chunks),
-                   (delta, delta_r, A2, Cg, Cg_r, z_or_dummy, bias_or_dummy, dout, g_local, g_decay,
-                    *plan.summary_sizes(plan.bwd_chunk_len, n_chunks)),
-                   dict(HAS_Z=z is not None, HAS_BIAS=bias_all is not None,
-                        SOFTPLUS=_softplus_mode(delta_softplus, work, SOFTPLUS_IN_BWD_SUMMARY, tuning),
-                        REVERSE=reverse, BIDIRECTIONAL=bool(rev), **plan.summary_blocks()), tuning.fast_launch)
-            launch(_chunk_carry_kernel, plan.carry_grid,
-                   (dlast.view(rows, dim, d_state) if dlast is not None else dummy, g_local, g_decay, g_enter,
-                    torch.empty(rows, dim, d_state, **f), d_state, n_chunks),
-                   dict(HAS_H0=dlast is not None, BACKWARD=True, **plan.carry_blocks(n_chunks)),
-                   tuning.fast_launch)
+            summary_flags = dict(HAS_Z=z is not None, HAS_BIAS=bias_all is not None, REVERSE=reverse,
+                                 BIDIRECTIONAL=bool(rev),
+                                 SOFTPLUS=_softplus_mode(delta_softplus, work, SOFTPLUS_IN_BWD_SUMMARY, tuning))
+            _grads_entering_chunks(plan, (delta, delta_r, A2, Cg, Cg_r, z_or_dummy, bias_or_dummy, dout),
+                                   summary_flags, dlast.view(rows, dim, d_state) if dlast is not None else dummy,
+                                   dlast is not None, g_enter)
         launch(_scan_bwd_kernel, plan.bwd_grid, (*inputs, g_carry, *outputs, *plan.bwd_sizes()), flags,
                tuning.fast_launch)
         A_dtype, B_dtype, C_dtype = dtypes
