@@ -1,7 +1,9 @@
 """`seqmamba pretrain` and `seqmamba.pretraining.pretrain`: genome windows, objectives, the model directory,
 resume, bad input, and two torchrun processes against one."""
 
+import doctest
 import gzip
+import importlib
 import json
 import os
 import subprocess
@@ -332,6 +334,12 @@ def test_a_directory_that_is_not_ours_is_refused(genome, tmp_path, capsys):
     a_file.write_text("x")
     assert main(["pretrain", str(genome[0]), "-o", str(a_file), *TINY]) in (1, 2)
     assert a_file.read_text() == "x"
+
+
+@pytest.mark.parametrize("name", ["seqmamba.objectives", "seqmamba.pretraining", "seqmamba.datasets.genome_tokens"])
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
 
 
 # ------------------------------------------------------------------------------------------- torchrun
