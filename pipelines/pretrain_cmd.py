@@ -69,7 +69,7 @@ class Duration(click.ParamType):
               help="Steps between evaluations (each with a checkpoint and a metrics.jsonl record).")
 @click.option("--save-every", type=click.IntRange(min=1), default=None, help="Also checkpoint every N steps.")
 @click.option("--grad-checkpointing", is_flag=True, help="Recompute layers in the backward pass (long windows).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, callback=_check_device, help="auto, cpu, cuda or cuda:N.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads [default: the cores that other running tasks leave idle].")

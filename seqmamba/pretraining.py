@@ -187,6 +187,8 @@ def pretrain(
                          "model the bases it predicts")
     if resume and overwrite:
         raise ValueError("resume continues the run in out_dir, overwrite discards it: give one")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     for name, value in (("d_model", d_model), ("n_layers", n_layers), ("d_state", d_state), ("grad_accum", grad_accum),
                         ("max_steps", max_steps), ("valid_windows", valid_windows), ("eval_every", eval_every)):
         _check_positive(name, value)
@@ -256,10 +258,10 @@ def pretrain(
         log_every=max(1, eval_every // 10), gradient_checkpointing=True if gradient_checkpointing else None,
         quiet=not verbose, overwrite=overwrite,
     )
-    callbacks = [TimeLimit(seconds)] if seconds is not None else []
+    throughput = _Throughput()
+    callbacks = [throughput, *([TimeLimit(seconds)] if seconds is not None else [])]
     trainer = Trainer(module, task, batches, val_data=val_batches, config=config_t, run_dir=run_dir,
                       callbacks=callbacks)
-    started = time.perf_counter()
     with cpu_threads(threads, resolve_device(device)):
         state = trainer.fit(resume=resume)  # without a checkpoint the trainer starts afresh
 
@@ -271,9 +273,11 @@ def pretrain(
     if main:
         embedder.save(out)
     metrics = dict(state.last_metrics)
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-    say(f"{state.global_step:,} steps in {time.perf_counter() - started:,.0f} s"
-        + (f"; {shown}" if shown else "") + f"; model in {out}")
+    shown = "".join(f"; {k} {v:.4g}" for k, v in metrics.items())
+    steps, seconds_run = throughput.done(state.global_step)
+    tokens = steps * batch_size * grad_accum * trainer.ctx.world_size * window
+    rate = f" ({tokens / seconds_run:,.0f} tokens/s)" if steps and seconds_run > 0 else ""
+    say(f"{state.global_step:,} steps; this run {steps:,} in {seconds_run:,.0f} s{rate}{shown}; model in {out}")
     return PretrainResult(out, embedder, state.global_step, metrics, state)
 
 
@@ -432,6 +436,18 @@ class TimeLimit(Callback):
             trainer.should_stop = True
 
 
+class _Throughput(Callback):
+    """Where this run started (step, clock), for the summary's tokens/s."""
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.step, self.clock = trainer.state.global_step, time.perf_counter()
+
+    def done(self, step: int) -> tuple[int, float]:
+        if not hasattr(self, "clock"):
+            return 0, 0.0
+        return step - self.step, time.perf_counter() - self.clock
+
+
 # ----------------------------------------------------------------------------------- the directory
 
 def claim_pretrain_dir(out_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> bool:
@@ -458,10 +474,12 @@ def claim_pretrain_dir(out_dir: str | os.PathLike, *, resume: bool = False, over
                          "another directory")
     checkpoint = find_checkpoint(path / "training") if (path / "training").is_dir() else None
     if resume:
-        if checkpoint is None:
+        if checkpoint is not None:
+            return False
+        if (path / "estimator.json").is_file():
             raise InputError(f"{path}: holds {what} without a training checkpoint; nothing to resume (pass "
                              "overwrite=True / --overwrite to start again)")
-        return False
+        return True  # a run stopped before its first checkpoint: it starts again
     if not overwrite:
         step = _checkpoint_step(checkpoint)
         raise InputError(f"{path}: already holds {what}" + (f" (step {step:,})" if step is not None else "")
