@@ -7,15 +7,7 @@ from typing import Any
 
 import click
 
-
-def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from ..training.device import resolve_device
-
-    try:
-        resolve_device(value)
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from None
-    return value
+from .options import device_option, quiet_option, threads_option
 
 
 class Duration(click.ParamType):
@@ -70,13 +62,12 @@ class Duration(click.ParamType):
 @click.option("--save-every", type=click.IntRange(min=1), default=None, help="Also checkpoint every N steps.")
 @click.option("--grad-checkpointing", is_flag=True, help="Recompute layers in the backward pass (long windows).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, callback=_check_device, help="auto, cpu, cuda or cuda:N.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads [default: the cores that other running tasks leave idle].")
+@device_option
+@threads_option
 @click.option("--resume", is_flag=True,
               help="Continue the run in DIR (after an interrupt, or with a larger --max-steps); same options.")
 @click.option("--overwrite", is_flag=True, help="Discard the model or run in DIR and start again.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
+@quiet_option()
 def pretrain(genomes: tuple[str, ...], out_dir: str, causal: bool, rc_equivariant: bool, d_model: int, n_layers: int,
              d_state: int, window: int | None, batch_size: int | None, grad_accum: int, lr: float,
              weight_decay: float, warmup_steps: int | None, max_steps: int, max_time: float | None,
