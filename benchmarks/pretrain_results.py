@@ -40,7 +40,7 @@ GUE_TASKS = ("prom_core_tata", "prom_300_tata", "mouse_tfbs_2", "mouse_tfbs_3")
 
 # Sizes: the full run fits one H100 call per stage; --smoke checks the plumbing on a CPU in a minute.
 FULL = {"pretrain": {"d_model": 128, "n_layers": 4, "d_state": 16, "window": 2048, "batch_size": 64,
-                     "lr": 2e-3, "max_steps": 4000, "max_time": 330},
+                     "lr": 2e-3, "max_steps": 4000, "max_time": 270},
         "mlm_windows": 256, "ecoli_window": 200, "ecoli_per_class": (1500, 250, 500),
         "finetune": {"batch_size": 64, "lr": 2e-3, "max_epochs": 12, "n_iter_no_change": 4, "max_time": 60.0},
         "encoder_lr_scale": 0.25, "gue_limit": None}
