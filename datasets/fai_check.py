@@ -36,6 +36,8 @@ from typing import BinaryIO
 SAMPLE = 256  # records (and .gzi blocks) checked against the file's bytes
 _HEADER_WINDOW = 64 * 1024  # a header line longer than this is not looked at in full
 _BGZF_MAGIC = b"\x1f\x8b\x08\x04"
+# The empty block every BGZF file ends with (SAM/BAM specification, section 4.1.2).
+_BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ class _BgzfData:
         if file_size - self.compressed[-1] > 2 * (1 << 16) + 28:  # one block of data, then the end-of-file block
             self.problem = f"{gzi.name} does not cover {Path(handle.name).name} (its last block is not near the end)"
             return
-        if os.pread(handle.fileno(), 28, file_size - 28) != bgzf._bgzf_eof:
+        if os.pread(handle.fileno(), 28, file_size - 28) != _BGZF_EOF:
             self.problem = f"{Path(handle.name).name} does not end with a BGZF end-of-file block"
             return
         for i in _spread(len(pairs), SAMPLE):
