@@ -17,10 +17,8 @@ from pathlib import Path
 
 from torch import nn
 
-from .. import checkpoint as ckpt
 from ..errors import InputError
-from ._base import ESTIMATOR_NAME, read_estimator_record
-from ._heads import build_module
+from ._base import ESTIMATOR_NAME, read_estimator_record, read_module
 
 
 def pretrained_encoder(source: str | os.PathLike) -> nn.Module:
@@ -36,11 +34,7 @@ def pretrained_encoder(source: str | os.PathLike) -> nn.Module:
     """
     path = Path(source)
     if (path / ESTIMATOR_NAME).is_file():
-        record = read_estimator_record(path)
-        head = record["head"]
-        module = build_module(head["kind"], ckpt.load_config(path), head["n_outputs"], head["pooling"])
-        ckpt.load_weights(module, path)
-        return module.encoder.eval()
+        return read_module(path, read_estimator_record(path)["head"]).encoder.eval()
     from ..caduceus import is_caduceus_source, load_caduceus_encoder
 
     if is_caduceus_source(source):
