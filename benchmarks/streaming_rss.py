@@ -95,6 +95,7 @@ def main() -> None:
             fasta = folder / f"{n}.fa"
             bases = write_fasta(fasta, n)
             for command, output in (("classify", "out.tsv"), ("embed", "emb.parquet")):
+                (folder / output).unlink(missing_ok=True)  # an existing output is refused (--overwrite: new code)
                 seconds, rss_kb = child_run(args.repo, [command, str(model), str(fasta), "-o",
                                                         str(folder / output), "-q"])
                 print(f"| {n:,} | {bases / 1e6:.2f} | {command} | {seconds:.1f} | {n / seconds:,.0f} | "

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..tokenizers.dna import AMBIGUITY, NUCLEOTIDES
 from .fasta import FastaFile
 
 SEQUENCE_COLUMN, LABEL_COLUMN = "sequence", "label"
@@ -65,7 +67,8 @@ def read_labelled_table(path: str | os.PathLike) -> tuple[list[str], list[str]]:
             raise InputError(f"{path}: line 1: empty file, expected a header with 'sequence' and 'label'")
         tab = path.suffix.lower() in (".tsv", ".tab") or "\t" in header_line
         handle.seek(0)
-        reader = csv.reader(handle, delimiter="\t" if tab else ",")
+        lines = _LastLine(handle)
+        reader = csv.reader(lines, delimiter="\t" if tab else ",")
         header = [name.strip().lower() for name in next(reader)]
         missing = [c for c in (SEQUENCE_COLUMN, LABEL_COLUMN) if c not in header]
         if missing:
@@ -83,6 +86,9 @@ def read_labelled_table(path: str | os.PathLike) -> tuple[list[str], list[str]]:
             seq, label = row[si].strip(), row[li].strip()
             if not seq:
                 raise InputError(f"{path}: line {line}: empty sequence")
+            bad = _NOT_A_BASE.search(seq)
+            if bad:  # here, with the line and column: the model would name only 'sequence 4', position 20
+                raise _bad_base(path, line, lines.last, row, si, "\t" if tab else ",", seq, bad)
             if not label:
                 raise InputError(f"{path}: line {line}: empty label")
             if is_missing_label(label):
@@ -93,6 +99,42 @@ def read_labelled_table(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     if not sequences:
         raise InputError(f"{path}: no rows after the header")
     return sequences, labels
+
+
+# What the DNA tokenizer reads: A C G T U N and the IUPAC ambiguity codes, either case.
+_BASES = NUCLEOTIDES + "U" + AMBIGUITY
+_NOT_A_BASE = re.compile(f"[^{_BASES}{_BASES.lower()}]")
+
+
+class _LastLine:
+    """Lines of ``handle``, remembering the last one read (for the column of an error)."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.last = handle, ""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self.handle)
+        return self.last
+
+
+def _bad_base(path: Path, line: int, raw: str, row: list[str], index: int, delimiter: str, seq: str,
+              bad: re.Match) -> InputError:
+    """InputError naming the file, the 1-based line and column of a character that is not a base."""
+    text = raw.rstrip("\r\n")
+    cell = row[index]
+    if delimiter.join(row) == text:  # no quoting: the fields lie side by side
+        start = sum(len(c) + 1 for c in row[:index]) + len(cell) - len(cell.lstrip())
+    else:
+        start = text.find(seq)
+    char = bad.group()
+    shown = {" ": "space", "\t": "tab"}.get(char, repr(char))
+    where = (f"line {line}, column {start + bad.start() + 1}" if start >= 0
+             else f"line {line}, sequence position {bad.start() + 1}")
+    return InputError(f"{path}: {where}: {shown} is not a nucleotide code in the sequence "
+                      "(A C G T U N, IUPAC ambiguity codes, either case)")
 
 
 def read_class_fastas(pairs: Iterable[tuple[str, str | os.PathLike]]) -> tuple[list[str], list[str], list[str]]:

@@ -16,9 +16,10 @@ from .options import device_option, quiet_option, threads_option
 @click.option("--batch-size", type=click.IntRange(min=1), help="Windows per batch [default: the model's].")
 @device_option
 @threads_option
+@click.option("--overwrite", is_flag=True, help="Replace the -o file if it exists (atomically) [default: refuse].")
 @quiet_option()
 def classify(model_dir: str, fasta: tuple[str, ...], output: str | None, per_window: bool, batch_size: int | None,
-             device: str, threads: int | None, quiet: bool) -> None:
+             device: str, threads: int | None, overwrite: bool, quiet: bool) -> None:
     """Classify every record of FASTA files (plain, gzip or bgzip) with a trained model.
 
     Records of any length: long ones are cut into the model's windows and the window logits pooled,
@@ -38,12 +39,15 @@ def classify(model_dir: str, fasta: tuple[str, ...], output: str | None, per_win
     """
     import time
 
+    from ..datasets.output_safety import check_output_free, refuse_same_file
     from ..estimators import MambaSequenceClassifier
     from .dna_jobs import write_predictions
     from .memory import bound_kernel_caches
     from .progress import RecordProgress
     from .record_stream import RecordTally, record_chunks, survey_records
 
+    refuse_same_file([model_dir, *fasta], output)
+    check_output_free(output, overwrite)
     start = time.perf_counter()
     bound_kernel_caches()  # before the model first runs: flat memory over long runs
     survey = survey_records(fasta)  # every file validated before the model loads (streams: as they come)

@@ -18,9 +18,10 @@ from .options import device_option, quiet_option, threads_option
 @click.option("--batch-size", type=click.IntRange(min=1), help="Windows per batch [default: the model's].")
 @device_option
 @threads_option
+@click.option("--overwrite", is_flag=True, help="Replace the -o file if it exists (atomically) [default: refuse].")
 @quiet_option()
 def embed(model_dir: str, fasta: tuple[str, ...], output: str, per_window: bool, pooling: str,
-          batch_size: int | None, device: str, threads: int | None, quiet: bool) -> None:
+          batch_size: int | None, device: str, threads: int | None, overwrite: bool, quiet: bool) -> None:
     """Write an embedding per record (or per window) of FASTA files, from a trained model.
 
     MODEL_DIR is a classifier (`seqmamba train dna`) or an embedder saved from Python. Rows follow
@@ -35,6 +36,7 @@ def embed(model_dir: str, fasta: tuple[str, ...], output: str, per_window: bool,
       seqmamba embed model/ genome.fa.gz --per-window -o windows.parquet
       python -c "import polars as pl; print(pl.read_parquet('embeddings.parquet'))"
     """
+    from ..datasets.output_safety import check_output_free, refuse_same_file
     from ..estimators import MambaEmbedder, load_model_dir
     from .dna_jobs import write_embeddings
     from .embedding_files import check_embedding_output
@@ -43,6 +45,8 @@ def embed(model_dir: str, fasta: tuple[str, ...], output: str, per_window: bool,
     from .record_stream import record_chunks, survey_records
 
     check_embedding_output(output)
+    refuse_same_file([model_dir, *fasta], output)
+    check_output_free(output, overwrite)
     bound_kernel_caches()  # before the model first runs: flat memory over long runs
     survey = survey_records(fasta)  # every file validated before the model loads
     source = load_model_dir(model_dir, device=device)

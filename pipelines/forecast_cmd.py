@@ -40,8 +40,10 @@ def _load(model_dir: str, device: str = "auto", threads: int | None = None):
 @device_option
 @threads_option
 @quiet_option("No summary on stderr.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the -o file and the --plot image if they exist (atomically) [default: refuse].")
 def forecast(model_dir: str, data: str, output: str | None, plot_path: str | None, history: int | None,
-             missing: str, device: str, threads: int | None, quiet: bool) -> None:
+             missing: str, device: str, threads: int | None, quiet: bool, overwrite: bool) -> None:
     """Forecast the rows after the end of DATA with the model in MODEL_DIR.
 
     \b
@@ -49,8 +51,13 @@ def forecast(model_dir: str, data: str, output: str | None, plot_path: str | Non
       seqmamba forecast etth1_model/ ETTh1.csv -o forecast.csv --plot forecast.png
     """
     from ..datasets.atomic import output_or_stdout
+    from ..datasets.output_safety import check_output_free, refuse_same_file
     from ..datasets.timeseries import read_timeseries
 
+    for path in (output, plot_path):
+        refuse_same_file([model_dir, data], path)
+        check_output_free(path, overwrite)
+    refuse_same_file([output], plot_path, role="the -o output")
     if plot_path is not None:
         _require_matplotlib()
     started = time.perf_counter()

@@ -11,6 +11,7 @@ import click
 
 from ..datasets.fasta import FastaFile
 from ..datasets.fasta_scan import random_access_error
+from ..datasets.output_safety import check_output_free, refuse_same_file
 from ..datasets.stats import RecordStats, StatsCollector
 from ..errors import InputError
 from .progress import file_progress
@@ -50,8 +51,10 @@ def format_table(records: list[RecordStats], tsv: bool) -> str:
               help="Bases per line in the copy.")
 @click.option("--strict", is_flag=True, help="Records of length 0 are errors, not warnings.")
 @click.option("--tsv", is_flag=True, help="Print the summary as tab-separated values.")
+@click.option("--overwrite", is_flag=True, help="Replace the copy in DIR if it exists (atomically) [default: refuse].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or log lines on stderr.")
-def ingest(fasta: str, out_dir: str | None, line_width: int, strict: bool, tsv: bool, quiet: bool) -> None:
+def ingest(fasta: str, out_dir: str | None, line_width: int, strict: bool, tsv: bool, overwrite: bool,
+           quiet: bool) -> None:
     """Validate FASTA, make it randomly accessible, and print a table of its records.
 
     Checks every line (header, nucleotide codes, duplicate names, gzip integrity; errors give the
@@ -71,8 +74,10 @@ def ingest(fasta: str, out_dir: str | None, line_width: int, strict: bool, tsv: 
     collector = StatsCollector()
     copy_to: Path | None = None
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
         copy_to = copy_name(source.path, Path(out_dir))
+        refuse_same_file([fasta], copy_to)
+        check_output_free(copy_to, overwrite)
+        os.makedirs(out_dir, exist_ok=True)
     elif source.is_stream:
         raise random_access_error(fasta, "'ingest' without -o", "give a file path, or -o DIR for an indexed "
                                   "bgzip copy")

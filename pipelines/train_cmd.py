@@ -40,12 +40,18 @@ def train() -> None:
 def selftest(run_dir: str, device: str, max_steps: int, batch_size: int, grad_accum: int, lr: float, seed: int,
              save_every: int | None, resume: bool, overwrite: bool, quiet: bool, step_delay: float) -> None:
     """Train a tiny model on synthetic data through the training engine (checks it works here)."""
+    from ..datasets.output_safety import lock_output_dir
+    from ..errors import naming_output
     from ..training.selftest import run_selftest
 
+    with naming_output(run_dir):
+        os.makedirs(run_dir, exist_ok=True)
     try:
-        trainer, state = run_selftest(run_dir, device=device, max_steps=max_steps, batch_size=batch_size,
-                                      grad_accum_steps=grad_accum, lr=lr, seed=seed, save_every=save_every,
-                                      quiet=quiet, resume=resume, step_delay=step_delay, overwrite=overwrite)
+        # One run at a time in RUN_DIR (torchrun's ranks are one run: rank 0 holds the lock).
+        with lock_output_dir(run_dir, enabled=os.environ.get("RANK", "0") == "0"):
+            trainer, state = run_selftest(run_dir, device=device, max_steps=max_steps, batch_size=batch_size,
+                                          grad_accum_steps=grad_accum, lr=lr, seed=seed, save_every=save_every,
+                                          quiet=quiet, resume=resume, step_delay=step_delay, overwrite=overwrite)
     except FileExistsError as err:  # a run directory in use: say how to go on, no traceback
         raise click.ClickException(str(err)) from None
     # torchrun's ranks share stdout: rank 0 speaks for the run.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -60,7 +61,9 @@ def _parse_class(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run from MODEL_DIR/training/checkpoint (give the same options).")
-@click.option("--overwrite", is_flag=True, help="Start again in a MODEL_DIR that holds an interrupted run.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a DNA model already in MODEL_DIR, or start again where a run was interrupted "
+                   "(any other non-empty directory is refused).")
 @quiet_option("No progress bar.")
 def dna(train_path: str | None, classes: list[tuple[str, str]], valid_path: str | None, model_dir: str,
         d_model: int, n_layers: int, d_state: int, rc_equivariant: bool, init: str | None, freeze_encoder: bool,
@@ -82,14 +85,21 @@ def dna(train_path: str | None, classes: list[tuple[str, str]], valid_path: str 
       seqmamba classify model/ genome.fa -o predictions.tsv
     """
     from ..datasets.labelled import check_classes, read_class_fastas, read_labelled_table
+    from ..datasets.output_safety import DNA_MODEL, check_not_busy, claim_model_dir, lock_output_dir, refuse_same_file
     from ..estimators import MambaSequenceClassifier
+    from ..training.state import find_checkpoint
     from .dna_jobs import check_output_dir
 
     if (train_path is None) == (not classes):
         raise click.UsageError("give either --train TABLE or --class LABEL=FASTA (repeated), not both or neither")
     if resume and overwrite:
         raise click.UsageError("--resume continues the run in MODEL_DIR, --overwrite discards it: give one")
+    check_not_busy(model_dir)  # a run writing MODEL_DIR now: say so, not "an interrupted run"
     run_dir = training_run_dir(model_dir, resume, overwrite)
+    # Before any work: MODEL_DIR holds no input, and is new, empty or a DNA model (finished: --overwrite).
+    refuse_same_file([train_path, valid_path, init, *(path for _, path in classes)], model_dir, directory=True)
+    resuming = resume and run_dir.is_dir() and find_checkpoint(run_dir) is not None
+    claim_model_dir(model_dir, DNA_MODEL, overwrite, resume=resuming)
     if train_path is not None:
         X, y = read_labelled_table(train_path)
         source = train_path
@@ -113,15 +123,18 @@ def dna(train_path: str | None, classes: list[tuple[str, str]], valid_path: str 
         random_state=seed,
         verbose=0 if quiet else 1,
     )
-    if overwrite:
-        shutil.rmtree(run_dir, ignore_errors=True)
     # What decides the trained model; device and the progress bar may change between the two halves.
     run_options = {name: value for name, value in click.get_current_context().params.items()
                    if name not in ("resume", "overwrite", "quiet", "device", "threads")}
-    check_run_options(run_dir, run_options, model_dir, resume)
-    clf.fit(X, y, eval_set=eval_set, run_dir=run_dir, resume=resume)
-    clf.save(model_dir)
-    finish_training_run(run_dir)
+    # One run at a time in MODEL_DIR (torchrun's ranks are one run: rank 0 holds the lock).
+    with lock_output_dir(model_dir, enabled=os.environ.get("RANK", "0") == "0"):
+        claim_model_dir(model_dir, DNA_MODEL, overwrite, resume=resuming)  # again: another run may have ended
+        if overwrite:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        check_run_options(run_dir, run_options, model_dir, resume)
+        clf.fit(X, y, eval_set=eval_set, run_dir=run_dir, resume=resume)
+        clf.save(model_dir)
+        finish_training_run(run_dir)
     message = (f"trained on {len(X)} sequences, classes {', '.join(map(str, clf.classes_))}; "
                f"{clf.n_iter_} steps; model in {model_dir}")
     if eval_set is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ..datasets.output_safety import FORECASTER, check_not_busy, claim_model_dir, lock_output_dir, refuse_same_file
 from ..errors import InputError, naming_output
 from .forecast_cmd import _naming, check_fitted_rows, warned_once
 from .options import device_option, quiet_option, threads_option
@@ -49,7 +50,8 @@ from .train_cmd import train
                                       "network is kept only if it beats the linear start there (0: off).")
 @threads_option
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace a model already in MODEL_DIR.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a forecaster already in MODEL_DIR (any other non-empty directory is refused).")
 @quiet_option("No progress bar.")
 def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, architecture: str, d_model: int,
                    n_layers: int, d_state: int, patch_len: int, max_epochs: int, batch_size: int, lr: float,
@@ -67,10 +69,11 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
     from ..forecasting import MambaForecaster
 
     target = Path(model_dir)
-    if target.exists() and not target.is_dir():  # a file or a device (/dev/full): never renamed away
-        raise InputError(f"{target}: exists and is not a directory")
-    if (target / "config.json").exists() and not overwrite:
-        raise click.ClickException(f"{target} already holds a model; pass --overwrite to replace it")
+    # Before any work: never the directory holding DATA, never a directory that is not a forecaster (".",
+    # a folder of data: it would be replaced whole), a forecaster only with --overwrite.
+    refuse_same_file([data], target, directory=True)
+    check_not_busy(target)
+    claim_model_dir(target, FORECASTER, overwrite)
     series = read_timeseries(data, missing=missing, irregular="warn", lookback=lookback, horizon=horizon)
     frame = _frame(series)
     val = None
@@ -84,10 +87,10 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
                             linear_path=linear_path, linear_init=linear_init, confirm_fraction=confirm_fraction,
                             device=device, n_threads=threads,
                             random_state=seed, verbose=0 if quiet else 1)
-    with warned_once():
+    with _claimed(target, overwrite), warned_once():
         with _naming(data):  # X's rows are the file's (from row 0)
             model.fit(frame, X_val=val)
-    write_model_dir(model, target)
+        write_model_dir(model, target)
     best = "" if model.best_val_mse_ is None else f"; best validation MSE {model.best_val_mse_:.4f}"
     if model.start_val_mse_ is not None:
         best += f" (linear start: {model.start_val_mse_:.4f})"
@@ -107,6 +110,24 @@ def _frame(series):
     if series.timestamps is not None:
         frame.insert(0, "date", series.timestamps)
     return frame
+
+
+@contextlib.contextmanager
+def _claimed(target: Path, overwrite: bool):
+    """MODEL_DIR created if absent and locked for this run (a second run into it fails at once), claimed
+    again under the lock; a MODEL_DIR this run created goes again if the run fails."""
+    created = not target.exists()
+    with naming_output(target):
+        target.mkdir(parents=True, exist_ok=True)
+    try:
+        with lock_output_dir(target):
+            claim_model_dir(target, FORECASTER, overwrite)
+            yield
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                target.rmdir()  # only if empty: a model another run put there stays
+        raise
 
 
 def write_model_dir(model, target: Path) -> None:

@@ -9,6 +9,7 @@ import click
 
 from ..datasets.atomic import output_or_stdout
 from ..datasets.bed import read_bed
+from ..datasets.output_safety import check_output_free, refuse_same_file
 from ..datasets.windows import WindowedGenome
 from .progress import file_progress
 
@@ -32,9 +33,10 @@ log = logging.getLogger(__name__)
               help="BED file: tile these regions instead of whole records.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="BED file to write [default: stdout].")
+@click.option("--overwrite", is_flag=True, help="Replace the -o file if it exists (atomically) [default: refuse].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 def windows(fasta: str, size: int, stride: int | None, max_n_frac: float, partial: str, strand: str,
-            regions: str | None, output: str | None, quiet: bool) -> None:
+            regions: str | None, output: str | None, overwrite: bool, quiet: bool) -> None:
     """Write windows over FASTA as BED6 (0-based, half-open; name '.', score 0).
 
     FASTA may be plain, gzip or bgzip, a file, - (standard input) or a pipe; it is read once as a
@@ -50,6 +52,8 @@ def windows(fasta: str, size: int, stride: int | None, max_n_frac: float, partia
       seqmamba windows genome.fa --size 100000 --regions peaks.bed
       zcat genome.fa.gz | seqmamba windows - --size 100000 > windows.bed
     """
+    refuse_same_file([fasta, regions], output)
+    check_output_free(output, overwrite)
     genome = WindowedGenome(fasta, size, stride, partial=partial, max_n_frac=max_n_frac, strand=strand,
                             regions=read_bed(regions) if regions else None)
     count = 0

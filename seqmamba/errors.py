@@ -34,6 +34,27 @@ class OutputError(OSError):
         return (OutputError, (self.path, self.errno, self.reason))
 
 
+class OutputExistsError(OutputError, FileExistsError):
+    """An output is refused before any work: it exists (a file, a model, a directory of something else)
+    and was not to be replaced, or it is one of the inputs. ``str(error)``: ``<path>: <why>; <what to do>``."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(path, errno.EEXIST, reason)
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason))
+
+
+class OutputBusyError(OutputError):
+    """Another run is writing the same output directory right now (it holds the directory's lock)."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(path, errno.EBUSY, reason)
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason))
+
+
 # Failures that only writing can cause: inside a block that also reads, these still name the output.
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 

@@ -60,7 +60,7 @@ def test_embed_parquet_and_npy(model_dir, tmp_path):
     assert main(["embed", str(model_dir), str(fa), "-o", str(out), "-q"]) == 0
     frame = pl.read_parquet(out)
     assert frame.columns == ["id", "file", *[f"emb_{i}" for i in range(8)]] and frame["id"].to_list() == ["a", "b"]
-    assert main(["embed", str(model_dir), str(fa), "-o", str(out), "--per-window", "-q"]) == 0
+    assert main(["embed", str(model_dir), str(fa), "-o", str(out), "--per-window", "--overwrite", "-q"]) == 0
     frame = pl.read_parquet(out)
     assert frame.columns[:4] == ["id", "start", "end", "file"] and frame.height == 3
     npy = tmp_path / "e.npy"

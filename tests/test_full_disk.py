@@ -143,7 +143,7 @@ def test_full_disk_mid_write_keeps_the_old_output(data, tmp_path, capfd, monkeyp
         monkeypatch.setattr(embedding_files, "open", full_disk_after(2048), raising=False)
     else:  # pyarrow writes natively: the fsync before the rename finds the disk full
         monkeypatch.setattr(os, "fsync", no_space_fsync)
-    assert main(argv) == 1
+    assert main([*argv, "--overwrite"]) == 1  # the user asked to replace it; the full disk keeps it
     assert one_error_line(capfd) == f"Error: {tmp_path / name}: {NO_SPACE}"
     assert (tmp_path / name).read_text() == PRECIOUS
     assert listing(tmp_path) == [name]
@@ -214,7 +214,7 @@ def test_a_real_file_size_limit(data, tmp_path, command, name, named):
         argv = ["train", "dna", "--train", str(data / "train.csv"), "-o", str(out), *TINY_DNA]
     else:
         out.write_text(PRECIOUS)
-        argv = [command, str(data / "dna"), str(data / "in.fa"), "-o", str(out), "-q"]
+        argv = [command, str(data / "dna"), str(data / "in.fa"), "-o", str(out), "--overwrite", "-q"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(torch.get_num_threads()),
            "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run([sys.executable, "-m", "seqmamba.pipelines.cli", *argv], capture_output=True, text=True,

@@ -61,8 +61,17 @@ def test_resume_with_the_same_options_passes_the_check(tmp_path, monkeypatch):
     assert seen == {"resume": True}
 
 
-def test_a_finished_run_does_not_bind_the_next_one(tmp_path):
-    """Only an interrupted run's options bind --resume; a finished run's options.json is a record."""
+def test_a_finished_run_does_not_bind_the_next_one(tmp_path, capsys):
+    """Only an interrupted run's options bind --resume; a finished run's options.json is a record.
+
+    A finished model is replaced only with --overwrite (issue 25, case 3): --resume, with nothing to
+    resume, is refused for that, not for its options; --overwrite then trains with the new ones.
+    """
     argv, model = finished_run(tmp_path)
-    assert main([*argv, "--lr", "0.01", "--resume"]) == 0  # no checkpoint: trains afresh, with a warning
+    weights = (model / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--lr", "0.01", "--resume"]) == 1
+    assert capsys.readouterr().err == f"Error: {model}: already holds a DNA model; pass --overwrite to replace it\n"
+    assert (model / "model.safetensors").read_bytes() == weights
+    assert main([*argv, "--lr", "0.01", "--overwrite"]) == 0
     assert json.loads((model / "training" / "options.json").read_text())["lr"] == 0.01

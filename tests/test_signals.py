@@ -44,7 +44,7 @@ def test_inference_stops_cleanly(data, tmp_path, command, sig, message, code):
     name = "out.tsv" if command == "classify" else "emb.parquet"
     out = tmp_path / name
     out.write_text(PRECIOUS)
-    argv = [command, str(data / "model"), str(data / "in.fa"), "-o", str(out), "-q"]
+    argv = [command, str(data / "model"), str(data / "in.fa"), "-o", str(out), "--overwrite", "-q"]
     returncode, err = run_until(argv, tmp_path, temporary_with_rows(tmp_path, name), sig)
     assert (returncode, err) == (code, f"{message}\n")
     assert out.read_text() == PRECIOUS  # the old output is untouched, and no new half of one replaced it

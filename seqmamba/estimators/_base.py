@@ -29,6 +29,7 @@ from .. import checkpoint as ckpt
 from .. import model_dir
 from ..config import MambaConfig
 from ..datasets.atomic import atomic_output, staged_files
+from ..datasets.output_safety import API_HINT, DNA_MODEL, claim_model_dir
 from ..errors import InputError
 from ..model_dir import ESTIMATOR_NAME, TOKENIZER_NAME  # the layout: model_dir.py's
 from ..tokenizers.dna import DNATokenizer
@@ -197,15 +198,19 @@ class DNAEstimatorBase(BaseEstimator):
         return {"format": ESTIMATOR_FORMAT, "estimator": type(self).__name__, "params": params,
                 "head": self.head_}
 
-    def save(self, directory: str | os.PathLike) -> Path:
+    def save(self, directory: str | os.PathLike, overwrite: bool = True) -> Path:
         """Write the fitted estimator as a checkpoint directory (no pickle), all files or none.
 
         A failure (`OutputError` on a full disk) or an interrupt leaves ``directory`` as it was.
+        ``directory`` must be new, empty, or a DNA model directory (this estimator's or the other DNA
+        estimator's, or ``seqmamba train dna``'s): a model there is replaced (``overwrite=False`` refuses
+        it, as the command line does without ``--overwrite``). Any other directory (data, a forecaster,
+        a model directory holding other files) is refused with `OutputExistsError`, whatever ``overwrite``.
         """
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self, "model_")
-        directory = Path(directory)
+        directory = claim_model_dir(directory, DNA_MODEL, overwrite, hint=API_HINT)
         text = json.dumps(self._estimator_record(), indent=2) + "\n"
         # estimator.json goes in last: a directory holding it holds the matching weights and tokenizer.
         with staged_files(directory, last=ESTIMATOR_NAME) as staging:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
+from ..datasets.output_safety import API_HINT, FORECASTER, claim_model_dir
 from ..datasets.timeseries import SlidingWindows, Span, standard_splits
 from ..errors import InputError
 from ..tokenizers.timeseries import TimeSeriesTokenizer
@@ -466,10 +467,17 @@ class MambaForecaster(BaseEstimator):
 
     # -- persistence -------------------------------------------------------------------------
 
-    def save(self, directory: str | os.PathLike) -> None:
+    def save(self, directory: str | os.PathLike, overwrite: bool = True) -> None:
         """Write ``config.json`` (hyperparameters, scaler, columns, time axis) and ``model.safetensors``
-        into ``directory``, atomically; no pickle."""
+        into ``directory``, atomically; no pickle.
+
+        ``directory`` must be new, empty, or a forecaster's directory: a forecaster there is replaced
+        (``overwrite=False`` refuses it, as ``seqmamba train forecast`` does without ``--overwrite``). Any
+        other directory (data, a DNA model, a forecaster's directory holding other files) is refused with
+        `OutputExistsError`, whatever ``overwrite``.
+        """
         self._check_fitted()
+        claim_model_dir(directory, FORECASTER, overwrite, hint=API_HINT)
         save_dir(self, directory)
 
     @classmethod
