@@ -388,11 +388,17 @@ def main() -> None:
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--pretrain-time", type=float, help="Seconds of pretraining (overrides the preset).")
+    parser.add_argument("--finetune-time", type=float, help="Seconds per fine-tuning run (overrides the preset).")
     args = parser.parse_args()
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     args.model = args.model or str(results / "model")
-    sizes = SMOKE if args.smoke else FULL
+    sizes = json.loads(json.dumps(SMOKE if args.smoke else FULL))  # a copy to override
+    if args.pretrain_time:
+        sizes["pretrain"]["max_time"] = args.pretrain_time
+    if args.finetune_time:
+        sizes["finetune"]["max_time"] = args.finetune_time
     stages = ["pretrain", "ecoli", "gue", "report"] if "all" in args.stages else args.stages
 
     import torch
