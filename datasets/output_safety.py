@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import re
 import socket
@@ -57,24 +56,30 @@ class ModelKind:
 DNA_MODEL = ModelKind("DNA model", "estimator.json",
                       frozenset({"config.json", "model.safetensors", "tokenizer.json", "estimator.json", "training"}))
 FORECASTER = ModelKind("forecaster", "config.json", frozenset({"config.json", "model.safetensors"}))
+ENCODER = ModelKind("encoder checkpoint", "config.json", frozenset({"config.json", "model.safetensors"}))
 QUICKSTART = ModelKind("quickstart directory", ".seqmamba-quickstart", None)
-KINDS = (QUICKSTART, DNA_MODEL, FORECASTER)
+KINDS = (QUICKSTART, DNA_MODEL, FORECASTER, ENCODER)
 
 
 def recognise_model_dir(directory: str | os.PathLike) -> ModelKind | None:
-    """The kind of directory ``directory`` is (`DNA_MODEL`, `FORECASTER`, `QUICKSTART`), or None.
+    """The kind of directory ``directory`` is (`DNA_MODEL`, `FORECASTER`, `ENCODER`, `QUICKSTART`), or None.
 
     A DNA model has ``estimator.json`` (or, stopped before its save, only ``training/`` with the run's
-    files); a forecaster a ``config.json`` whose ``model_type`` is ``MambaForecaster``; the quickstart's
-    folder its marker file. Cheap: one small JSON read at most.
+    files); a forecaster or an encoder checkpoint says so in ``config.json`` (`seqmamba.model_dir`'s kind
+    tag); the quickstart's folder has its marker file. Cheap: one small JSON read at most.
     """
     path = Path(directory)
     if (path / QUICKSTART.record).is_file():
         return QUICKSTART
     if (path / DNA_MODEL.record).is_file():
         return DNA_MODEL
-    if _model_type(path / FORECASTER.record) == "MambaForecaster":
-        return FORECASTER
+    if (path / FORECASTER.record).is_file():
+        from ..model_dir import directory_kind  # here: it loads torch, which `windows` does without
+
+        found = directory_kind(path)
+        labels = {kind.label: kind for kind in (DNA_MODEL, FORECASTER, ENCODER)}
+        if found is not None and found[0] in labels:
+            return labels[found[0]]
     run = path / "training"
     if run.is_dir() and any((run / name).exists() for name in ("options.json", "checkpoint", ".checkpoint.old")):
         return DNA_MODEL  # an interrupted `seqmamba train dna` run (the model not saved yet)
@@ -106,13 +111,13 @@ def claim_model_dir(directory: str | os.PathLike, kind: ModelKind, overwrite: bo
     if kind.entries is None:  # writes its own named files only
         if found is kind or overwrite:
             return path
-        raise OutputExistsError(path, f"exists and was not written by this command (it holds {_some(entries)}); "
+        raise OutputExistsError(path, f"exists and is not a {kind.label} (it holds {_some(entries)}); "
                                       f"{hint.replace('replace it', 'write into it')}, or choose another directory")
     if found is None:
         raise OutputExistsError(path, f"exists and is not a {kind.label} directory (it holds {_some(entries)}); "
                                       "choose a new or empty directory")
     if found is not kind:
-        raise OutputExistsError(path, f"holds a {found.label}, not a {kind.label}; choose another directory "
+        raise OutputExistsError(path, f"holds {_a(found.label)}, not a {kind.label}; choose another directory "
                                       f"(only a {kind.label} is ever replaced here)")
     extra = [name for name in entries if name not in kind.entries]
     if extra:
@@ -284,14 +289,8 @@ def _same_inode(a: str, b: str) -> bool:
     return stat.S_ISREG(sa.st_mode) and os.path.samestat(sa, sb)
 
 
-def _model_type(path: Path) -> str | None:
-    try:
-        if path.stat().st_size > 1 << 20:  # a forecaster's config.json is a few kB
-            return None
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record.get("model_type") if isinstance(record, dict) else None
+def _a(label: str) -> str:
+    return f"{'an' if label[0] in 'aeiou' else 'a'} {label}"
 
 
 def _some(names: list[str]) -> str:
@@ -299,6 +298,6 @@ def _some(names: list[str]) -> str:
     return shown if len(names) <= 3 else f"{shown} and {len(names) - 3} more"
 
 
-__all__ = ["API_HINT", "CLI_HINT", "DNA_MODEL", "FORECASTER", "KINDS", "LOCK_NAME", "QUICKSTART", "ModelKind",
-           "check_not_busy", "check_output_free", "claim_model_dir", "lock_output_dir", "model_dir_files",
+__all__ = ["API_HINT", "CLI_HINT", "DNA_MODEL", "ENCODER", "FORECASTER", "KINDS", "LOCK_NAME", "QUICKSTART",
+           "ModelKind", "check_not_busy", "check_output_free", "claim_model_dir", "lock_output_dir", "model_dir_files",
            "recognise_model_dir", "refuse_same_file"]

@@ -12,6 +12,7 @@
 Every refusal: exit 1, exactly one `Error: ...` line naming the path, no traceback, the user's files unchanged.
 """
 
+import errno
 import os
 import shutil
 import signal
@@ -28,7 +29,7 @@ from process_helpers import env, run_until
 
 from seqmamba.datasets.labelled import read_labelled_table
 from seqmamba.datasets.output_safety import lock_output_dir, refuse_same_file
-from seqmamba.errors import InputError, OutputBusyError, OutputExistsError
+from seqmamba.errors import InputError, OutputBusyError, OutputError, OutputExistsError
 from seqmamba.pipelines.cli import main
 
 TINY_DNA = ["--d-model", "8", "--n-layers", "1", "--d-state", "4", "--max-len", "64", "--epochs", "1",
@@ -157,6 +158,12 @@ def test_case1_forecaster_save_refuses_a_foreign_directory(models, tmp_path):
     assert (folder / "config.json").read_text() == '{"mine": true}\n'
     with pytest.raises(OutputExistsError, match="holds a DNA model, not a forecaster"):
         fc.save(copy(models, "dna", tmp_path), overwrite=True)
+    from seqmamba import DNAEncoder, MambaConfig
+
+    encoder = tmp_path / "encoder"
+    DNAEncoder(MambaConfig(d_model=8, n_layers=1, d_state=4, vocab_size=5)).save_pretrained(encoder)
+    with pytest.raises(OutputExistsError, match="encoder: holds an encoder checkpoint, not a forecaster"):
+        fc.save(encoder, overwrite=True)
     fc.save(tmp_path / "new")  # new, empty, or a forecaster's: as before
     fc.save(tmp_path / "new")  # the default replaces its own kind (documented)
     with pytest.raises(OutputExistsError, match="already holds a forecaster; pass overwrite=True to replace it"):
@@ -362,7 +369,7 @@ def test_case4_quickstart_reruns_into_its_own_directory(small_quickstart, capfd)
 def test_case4_quickstart_refuses_a_foreign_directory_of_its_name(small_quickstart, capfd):
     small_quickstart.mkdir()
     (small_quickstart / "test.fa").write_text(">mine\nACGT\n")
-    refused(["quickstart", "-q"], capfd, "seqmamba-quickstart: exists and was not written by this command (it holds "
+    refused(["quickstart", "-q"], capfd, "seqmamba-quickstart: exists and is not a quickstart directory (it holds "
                                          "'test.fa'); pass --overwrite to write into it, or choose another directory")
     assert os.listdir(small_quickstart) == ["test.fa"]
     (small_quickstart / "test.fa").unlink()
@@ -429,11 +436,11 @@ def test_case5_a_failed_train_forecast_leaves_no_directory(models, tmp_path, cap
 
     def fails(self, *args, **kwargs):
         assert (tmp_path / "fc" / ".seqmamba.lock").is_file()  # held while training
-        raise InputError("training failed")
+        raise OutputError(tmp_path / "fc", errno.ENOSPC, "no space left on device")
 
     monkeypatch.setattr(MambaForecaster, "fit", fails)
     refused(["train", "forecast", str(models / "toy.csv"), "-o", str(tmp_path / "fc"), *TINY_FORECAST], capfd,
-            "training failed")
+            f"{tmp_path / 'fc'}: no space left on device")
     assert os.listdir(tmp_path) == []
 
 
