@@ -86,6 +86,17 @@ class CaduceusSpec:
 
     ``config`` describes a `DNAEncoder` over `DNATokenizer` ids; ``vocab_size`` is Caduceus's padded vocabulary
     (rows of its embedding); ``fused_add_norm`` only matters with ``rcps`` (``config.rc_strand_swap``).
+
+    Example:
+        >>> import tempfile
+        >>> from seqmamba import MambaConfig
+        >>> cfg = MambaConfig(d_model=16, n_layers=2, d_state=4, bidirectional=True, vocab_size=10,
+        ...                   rc_equivariant=True, rc_strand_swap=True, complement_map=seqmamba_complement())
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = write_caduceus(tmp, DNAEncoder(cfg))  # a Caduceus-PS checkpoint directory
+        ...     spec = read_caduceus_config(tmp)
+        >>> spec.rcps, spec.fused_add_norm, spec.vocab_size, spec.config == cfg
+        (True, True, 16, True)
     """
 
     path: Path
@@ -103,9 +114,14 @@ def read_caduceus_config(directory: str | os.PathLike) -> CaduceusSpec:
     """Read and check a Caduceus ``config.json``; an `InputError` names the file and the field.
 
     Example:
-        >>> spec = read_caduceus_config("tests/data/caduceus/ps")  # doctest: +SKIP
-        >>> spec.rcps, spec.config.rc_strand_swap, spec.vocab_size  # doctest: +SKIP
-        (True, True, 16)
+        >>> import json, tempfile
+        >>> from pathlib import Path
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = Path(tmp, "config.json").write_text(json.dumps(
+        ...         {"model_type": "caduceus", "d_model": 16, "n_layer": 2, "vocab_size": 12, "rms_norm": False}))
+        ...     read_caduceus_config(tmp)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        seqmamba.errors.InputError: .../config.json: field 'rms_norm': false (LayerNorm) is not supported: ...
     """
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():

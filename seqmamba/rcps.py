@@ -76,6 +76,15 @@ def rcps_strands(
     forward strand's stream in the sequence's order, rows batch..2*batch-1 the RC strand's in its own order;
     the swap (each takes the other's stream, reversed along L and channels) keeps that, so each strand keeps
     its padding mask: ``mask_rc`` is ``mask_fwd`` reversed.
+
+    Example:
+        >>> from seqmamba import MambaConfig, MambaEncoder
+        >>> encoder = MambaEncoder(MambaConfig(d_model=8, n_layers=2, d_state=4, bidirectional=True)).double()
+        >>> emb_fwd, emb_rc = torch.randn(2, 30, 8, dtype=torch.float64), torch.randn(2, 30, 8, dtype=torch.float64)
+        >>> fwd, rc = rcps_strands(encoder, emb_fwd, emb_rc)
+        >>> stacked = torch.cat([fwd, rc_channels(rc)], dim=-1)  # (batch, L, 2*d_model), Caduceus's layout
+        >>> torch.allclose(stacked, rcps_reference(encoder, emb_fwd, emb_rc, strand_swap=True))
+        True
     """
     batch = emb_fwd.shape[0]
     stream = torch.cat([emb_fwd, emb_rc])  # (2*batch, L, d_model)

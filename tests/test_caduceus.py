@@ -7,6 +7,8 @@ their README and benchmarks/caduceus_golden.py); nothing here needs the network 
 from __future__ import annotations
 
 import dataclasses
+import doctest
+import importlib
 import json
 import shutil
 import sys
@@ -66,6 +68,12 @@ def randomize(model: torch.nn.Module, seed: int) -> None:
 def rc_config(swap: bool, **kw) -> MambaConfig:
     return MambaConfig(d_model=16, n_layers=2, d_state=4, bidirectional=True, vocab_size=10, rc_equivariant=True,
                        rc_strand_swap=swap, complement_map=seqmamba_complement(), **kw)
+
+
+@pytest.mark.parametrize("name", ["seqmamba.caduceus", "seqmamba.rcps", "seqmamba.estimators.caduceus_mlm"])
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
 
 
 # -- equivalence with Caduceus's code -----------------------------------------------------------------
@@ -369,3 +377,16 @@ def test_embedder_on_a_caduceus_ps_directory_is_strand_symmetric():
     z, z_rc = emb.transform([seq, rc])
     assert z.shape == (24,)
     torch.testing.assert_close(torch.from_numpy(z), torch.from_numpy(z_rc), rtol=1e-5, atol=1e-6)
+
+
+def test_caduceus_embedder_saves_and_pickles_as_a_seqmamba_model(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    emb = MambaEmbedder(model=str(DATA / "ps"), device="cpu", max_len=64).fit()
+    X = ["ACGTTGCAAGGCTNNACGATTACA", "GGGCCCATAT"]
+    z = emb.transform(X)
+    emb.save(tmp_path / "model")
+    np.testing.assert_array_equal(MambaEmbedder.load(tmp_path / "model").transform(X), z)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(emb)).transform(X), z)

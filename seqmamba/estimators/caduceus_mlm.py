@@ -33,13 +33,16 @@ def load_caduceus(
     embedding, as Caduceus ties it, with a zero bias.
 
     Example:
-        >>> import torch
-        >>> from seqmamba import load_caduceus
-        >>> model, tokenizer = load_caduceus("tests/data/caduceus/ps")  # doctest: +SKIP
-        >>> batch = tokenizer.encode_batch(["ACGTNACGT"])  # doctest: +SKIP
-        >>> ids, mask = torch.as_tensor(batch["input_ids"]), torch.as_tensor(batch["attention_mask"])  # doctest: +SKIP
-        >>> model(ids, mask).shape, model.embed(ids, mask).shape  # doctest: +SKIP
-        (torch.Size([1, 9, 10]), torch.Size([1, 24]))
+        >>> import tempfile
+        >>> from seqmamba import DNAEncoder, MambaConfig, load_caduceus, save_caduceus
+        >>> cfg = MambaConfig(d_model=16, n_layers=2, d_state=4, bidirectional=True, vocab_size=10)
+        >>> with tempfile.TemporaryDirectory() as tmp:  # or "kuleshov-group/caduceus-ph_seqlen-131k_..."
+        ...     _ = save_caduceus(DNAEncoder(cfg), tmp)  # a Caduceus-Ph checkpoint directory
+        ...     model, tokenizer = load_caduceus(tmp)
+        >>> batch = tokenizer.encode_batch(["ACGTNACGT", "GGCA"])
+        >>> ids, mask = torch.as_tensor(batch["input_ids"]), torch.as_tensor(batch["attention_mask"])
+        >>> model(ids, mask).shape, model.embed(ids, mask).shape
+        (torch.Size([2, 9, 10]), torch.Size([2, 16]))
     """
     spec, state, head = load_caduceus_parts(source, revision)
     model = MaskedLMModel(spec.config)
@@ -67,11 +70,18 @@ def save_caduceus(model: Any, directory: str | os.PathLike) -> Path:
     written (a head with a bias, an untied Caduceus-PS head).
 
     Example:
+        >>> import json, tempfile
+        >>> from pathlib import Path
         >>> from seqmamba import MambaConfig, save_caduceus
-        >>> from seqmamba.estimators._heads import MaskedLMModel
         >>> cfg = MambaConfig(d_model=16, n_layers=2, d_state=4, bidirectional=True, vocab_size=10)
-        >>> save_caduceus(MaskedLMModel(cfg), "caduceus-ph")  # doctest: +SKIP
-        PosixPath('caduceus-ph')
+        >>> model = MaskedLMModel(cfg)
+        >>> model.head.weight = model.encoder.embedding.weight  # Caduceus ties its head...
+        >>> _ = torch.nn.init.zeros_(model.head.bias)  # ...and it has no bias
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     written = save_caduceus(model, tmp)
+        ...     config = json.loads(Path(tmp, "config.json").read_text())
+        >>> config["model_type"], config["rcps"], config["vocab_size"]
+        ('caduceus', False, 16)
     """
     module = getattr(model, "model_", model)  # a fitted estimator holds its module in model_
     if isinstance(module, DNAEncoder):
