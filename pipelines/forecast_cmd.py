@@ -42,58 +42,89 @@ def _load(model_dir: str, device: str = "auto", threads: int | None = None):
 @quiet_option("No summary on stderr.")
 @click.option("--overwrite", is_flag=True,
               help="Replace the -o file and the --plot image if they exist (atomically) [default: refuse].")
+@click.option("--future", "future", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV/Parquet of the future covariates over the forecast's rows (the time column, the "
+                   "covariates; the id column too for many series): needed by a model trained with "
+                   "--future-covariates.")
 def forecast(model_dir: str, data: str, output: str | None, plot_path: str | None, history: int | None,
-             missing: str, device: str, threads: int | None, quiet: bool, overwrite: bool) -> None:
-    """Forecast the rows after the end of DATA with the model in MODEL_DIR.
+             missing: str, device: str, threads: int | None, quiet: bool, overwrite: bool,
+             future: str | None) -> None:
+    """Forecast the rows after the end of DATA with the model in MODEL_DIR (of each series of DATA for a
+    model of many series: a long table out, the id and time columns first). Quantile columns follow the
+    targets, and --plot shades the interval between the lowest and highest quantile.
 
     \b
     Example:
       seqmamba forecast etth1_model/ ETTh1.csv -o forecast.csv --plot forecast.png
+      seqmamba forecast model/ long.csv --future next.csv -o forecast.csv
     """
     from ..datasets.atomic import output_or_stdout
     from ..datasets.output_safety import check_output_free, refuse_same_file
     from ..datasets.timeseries import read_timeseries
 
     for path in (output, plot_path):
-        refuse_same_file([model_dir, data], path)
+        refuse_same_file([model_dir, data] + ([future] if future else []), path)
         check_output_free(path, overwrite)
     refuse_same_file([output], plot_path, role="the -o output")
     if plot_path is not None:
         _require_matplotlib()
     started = time.perf_counter()
     model = _load(model_dir, device, threads)
-    series = read_timeseries(data, missing=missing, irregular="warn")  # the warning names the file and row
-    frame = _as_frame(series)
-    with _naming(data), warned_once():
-        result = model.predict(frame)  # pandas frame: date column (or row numbers) + variables
-    with output_or_stdout(output) as handle:
-        result.to_csv(handle, index=series.timestamps is None, index_label="row")
-    if plot_path is not None:
-        from .forecast_plot import plot_forecast
+    needs = list(model.future_covariates or [])
+    if needs and future is None:
+        many = " of each series" if model.id_col is not None else ""
+        raise InputError(f"{model_dir}: the model was trained with future covariates {needs}: pass --future FILE "
+                         f"holding them over the next {model.horizon} rows{many} (the forecast's timestamps)")
+    targets = [str(c) for c in model.target_names_]
+    if model.id_col is not None:
+        from ..datasets.ts_panel import read_panel
 
-        plot_forecast(frame, result, plot_path, history or 3 * model.lookback, title=f"{data}: {model_dir}")
+        panel = read_panel(data, model.id_col, missing=missing, irregular="warn")
+        frame = panel.to_frame()
+        with _naming(data, future), warned_once():
+            result = model.predict(frame, future=future)  # id, time column, targets (and quantiles)
+        index, where = False, f"{len(panel)} series x {model.horizon}; after each series' last row in {data}"
+    else:
+        series = read_timeseries(data, missing=missing, irregular="warn")  # the warning names the file and row
+        frame = _as_frame(series)
+        with _naming(data, future), warned_once():
+            result = model.predict(frame, future=future)  # pandas frame: date column (or row numbers) + variables
+        index, where = series.timestamps is None, f"after row {len(frame):,} of {data}"
+    with output_or_stdout(output) as handle:
+        result.to_csv(handle, index=index, index_label="row")
+    if plot_path is not None:
+        from .forecast_plot import plot_forecast, plot_panel_forecast
+
+        n_history, title = history or 3 * model.lookback, f"{data}: {model_dir}"
+        if model.id_col is not None:
+            plot_panel_forecast(frame, result, plot_path, n_history, model.id_col, panel.time_name, targets,
+                                title=title)
+        else:
+            plot_forecast(frame, result, plot_path, n_history, title=title, variables=targets)
     if not quiet:
-        click.echo(f"wrote {len(result):,} forecast rows x {model.n_features_in_} variable(s) (after row "
-                   f"{len(frame):,} of {data}) to {output or 'stdout'} in {time.perf_counter() - started:.1f} s",
-                   err=True)
+        click.echo(f"wrote {len(result):,} forecast rows x {len(targets)} variable(s) ({where}) to "
+                   f"{output or 'stdout'} in {time.perf_counter() - started:.1f} s", err=True)
 
 
 @contextlib.contextmanager
-def _naming(data: str):
+def _naming(data: str, other: str | None = None):
     """Input errors of the estimator name the method, not the file: put the file in front (its rows are the
-    file's; `X` is the estimator's name for them)."""
+    file's; `X` is the estimator's name for them). Errors that name ``other`` (the --future file) are its own."""
     try:
         yield
     except InputError as error:
         message = str(error).removeprefix("X: ")
-        raise InputError(message if message.startswith(data) else f"{data}: {message}") from None
+        if message.startswith(data) or (other is not None and message.startswith(other)):
+            raise InputError(message) from None
+        raise InputError(f"{data}: {message}") from None
 
 
 @contextlib.contextmanager
 def warned_once():
     """The file was read (and warned about) by name: the estimator's warning about the same frame is a repeat."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"DataFrame: irregular timestamps", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r"DataFrame: (series .*: )?irregular timestamps",
+                                category=UserWarning)
         yield
 
 
@@ -110,7 +141,9 @@ def warned_once():
 def evaluate(model_dir: str, data: str, protocol: str, start: int | None, end: int | None, device: str,
              threads: int | None, quiet: bool) -> None:
     """MSE and MAE of the model in MODEL_DIR on DATA's test span (z-scored with the training statistics,
-    every window, every variable).
+    every window, every variable; for a model of many series, the span of each series of DATA, every window
+    of every series alike). A model with quantiles adds the mean pinball loss, the CRPS approximated from the
+    quantiles, and the coverage of the interval between its lowest and highest quantile.
 
     \b
     Example:
@@ -121,8 +154,17 @@ def evaluate(model_dir: str, data: str, protocol: str, start: int | None, end: i
     with _naming(data):
         scores = model.evaluate(data, start=start, end=end, protocol=protocol)
     what = "test span rows" if start is None and end is None else "rows"
-    where = f"{what} [{scores['start']}, {scores['end']})"
-    click.echo(f"mse {scores['mse']:.4f}  mae {scores['mae']:.4f}  ({scores['n_windows']} windows, {where}, "
+    if isinstance(scores["start"], dict):  # many series: each its own span
+        where = f"{what} of {len(scores['series'])} series"
+        if scores.get("skipped"):
+            where += f"; {len(scores['skipped'])} series too short for a window"
+    else:
+        where = f"{what} [{scores['start']}, {scores['end']})"
+    quantile = ""
+    if "pinball" in scores:
+        quantile = (f"  pinball {scores['pinball']:.4f}  crps {scores['crps']:.4f}  coverage {scores['coverage']:.3f} "
+                    f"(of the {scores['interval']:.0%} interval)")
+    click.echo(f"mse {scores['mse']:.4f}  mae {scores['mae']:.4f}{quantile}  ({scores['n_windows']} windows, {where}, "
                f"lookback {model.lookback}, horizon {model.horizon})")
     if not quiet:
         device_used = next(model.model_.parameters()).device

@@ -53,18 +53,40 @@ from .train_cmd import train
 @click.option("--overwrite", is_flag=True,
               help="Replace a forecaster already in MODEL_DIR (any other non-empty directory is refused).")
 @quiet_option("No progress bar.")
+@click.option("--id-col", default=None,
+              help="DATA is a long table of many series: this column names each row's series (e.g. unique_id); "
+                   "one model learns from every series, each scaled by its own training rows.")
+@click.option("--covariates", multiple=True, metavar="COLUMNS",
+              help="Past-observed covariates: columns read as inputs over the lookback, never forecast "
+                   "(comma-separated or repeated).")
+@click.option("--future-covariates", multiple=True, metavar="COLUMNS",
+              help="Future-known covariates (calendar features, a schedule): inputs over the lookback and the "
+                   "horizon; `seqmamba forecast` then needs --future (comma-separated or repeated).")
+@click.option("--quantiles", default=None, metavar="LEVELS",
+              help="Quantile levels, e.g. 0.1,0.5,0.9: a quantile head trained with the pinball loss; the "
+                   "forecast gets a column <target>_q<level> per level, evaluate the pinball loss and coverage.")
 def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, architecture: str, d_model: int,
                    n_layers: int, d_state: int, patch_len: int, max_epochs: int, batch_size: int, lr: float,
                    linear_path: str, linear_init: str, confirm_fraction: float, patience: int, split: str,
-                   missing: str, device: str, threads: int | None, seed: int, overwrite: bool, quiet: bool) -> None:
-    """Train a forecaster on DATA (CSV/Parquet: a date column, numeric variables).
+                   missing: str, device: str, threads: int | None, seed: int, overwrite: bool, quiet: bool,
+                   id_col: str | None, covariates: tuple[str, ...], future_covariates: tuple[str, ...],
+                   quantiles: str | None) -> None:
+    """Train a forecaster on DATA (CSV/Parquet: a date column, numeric variables; with --id-col, a long table
+    of many series).
 
     \b
     Example:
       seqmamba train forecast ETTh1.csv --lookback 96 --horizon 96 -o etth1_model/
       seqmamba forecast etth1_model/ ETTh1.csv -o forecast.csv --plot forecast.png
       seqmamba evaluate etth1_model/ ETTh1.csv
+    \b
+    Many series, covariates, quantiles:
+      seqmamba train forecast long.csv --id-col unique_id --future-covariates hour,weekday \\
+          --quantiles 0.1,0.5,0.9 -o model/
+      seqmamba forecast model/ long.csv --future next.csv -o forecast.csv --plot forecast.png
     """
+    past_names, future_names = column_list(covariates), column_list(future_covariates)
+    levels = quantile_levels(quantiles)
     from ..datasets.timeseries import read_timeseries, standard_splits
     from ..forecasting import MambaForecaster
 
@@ -74,19 +96,25 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
     refuse_same_file([data], target, directory=True)
     check_not_busy(target)
     claim_model_dir(target, FORECASTER, overwrite)
-    series = read_timeseries(data, missing=missing, irregular="warn", lookback=lookback, horizon=horizon)
-    frame = _frame(series)
-    val = None
-    if split == "protocol":
-        splits = standard_splits(series, lookback)
-        check_fitted_rows(series, splits.train.slice, splits.val.end, data)  # named by the file's rows
-        frame, val = frame.iloc[splits.train.slice], frame.iloc[splits.val.slice]
+    if id_col is not None:
+        frame, val, what = _panel_frames(data, id_col, missing, split, lookback)
+    else:
+        series = read_timeseries(data, missing=missing, irregular="warn", lookback=lookback, horizon=horizon)
+        frame = _frame(series)
+        what = f"{series.n_variables} variables"
+        val = None
+        if split == "protocol":
+            splits = standard_splits(series, lookback)
+            check_fitted_rows(series, splits.train.slice, splits.val.end, data)  # named by the file's rows
+            frame, val = frame.iloc[splits.train.slice], frame.iloc[splits.val.slice]
     model = MambaForecaster(lookback=lookback, horizon=horizon, d_model=d_model, n_layers=n_layers,
                             d_state=d_state, patch_len=patch_len, architecture=architecture,
                             max_epochs=max_epochs, batch_size=batch_size, lr=lr, patience=patience,
                             linear_path=linear_path, linear_init=linear_init, confirm_fraction=confirm_fraction,
                             device=device, n_threads=threads,
-                            random_state=seed, verbose=0 if quiet else 1)
+                            random_state=seed, verbose=0 if quiet else 1, id_col=id_col,
+                            past_covariates=list(past_names) or None, future_covariates=list(future_names) or None,
+                            quantiles=levels)
     with _claimed(target, overwrite), warned_once():
         with _naming(data):  # X's rows are the file's (from row 0)
             model.fit(frame, X_val=val)
@@ -98,8 +126,39 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
         held = model.confirm_mse_
         scores = ", ".join(f"{name} {mse:.4f}" for name, mse in held.items())
         best += f"; held-back validation MSE: {scores}; kept the {model.kept_}"
-    click.echo(f"trained {model.n_epochs_} epoch(s) on {len(frame)} rows x {series.n_variables} variables{best}; "
-               f"model in {target}", err=True)
+    click.echo(f"trained {model.n_epochs_} epoch(s) on {len(frame)} rows x {what}{best}; model in {target}",
+               err=True)
+
+
+def column_list(values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--covariates a,b --covariates c`` -> ("a", "b", "c")."""
+    return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+
+
+def quantile_levels(text: str | None) -> list[float] | None:
+    """``"0.1,0.5,0.9"`` -> [0.1, 0.5, 0.9]; a usage error names what is wrong."""
+    if text is None:
+        return None
+    try:
+        from ..forecasting.model import check_quantiles
+
+        return check_quantiles([float(v) for v in text.split(",") if v.strip()]) or None
+    except ValueError as error:
+        raise click.BadParameter(f"{text!r}: {error}", param_hint="--quantiles") from None
+
+
+def _panel_frames(data: str, id_col: str, missing: str, split: str, lookback: int):
+    """A long table's training frame, validation frame (None with --split all) and a summary for the last
+    line; the protocol's spans are taken in each series (ETTh* ids take the ETT months)."""
+    from ..datasets.timeseries import standard_splits
+    from ..datasets.ts_panel import read_panel
+
+    panel = read_panel(data, id_col, missing=missing, irregular="warn")
+    what = f"{len(panel.columns)} columns of {len(panel)} series"
+    if split != "protocol":
+        return panel.to_frame(), None, what
+    splits = [standard_splits(series, lookback) for series in panel.series]
+    return (panel.to_frame([s.train.slice for s in splits]), panel.to_frame([s.val.slice for s in splits]), what)
 
 
 def _frame(series):

@@ -5,7 +5,8 @@ import importlib
 
 import pytest
 
-MODULES = ["seqmamba.forecasting.model", "seqmamba.forecasting.estimator", "seqmamba.forecasting.linear_init"]
+MODULES = ["seqmamba.forecasting.model", "seqmamba.forecasting.estimator", "seqmamba.forecasting.linear_init",
+           "seqmamba.forecasting.quantiles", "seqmamba.forecasting.columns", "seqmamba.forecasting.panel"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,6 +8,7 @@ import pytest
 MODULES = [
     "seqmamba.datasets.timeseries",
     "seqmamba.datasets.ts_read",
+    "seqmamba.datasets.ts_panel",
     "seqmamba.datasets.ts_splits",
     "seqmamba.datasets.ts_windows",
     "seqmamba.tokenizers.timeseries",

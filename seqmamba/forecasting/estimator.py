@@ -9,6 +9,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
@@ -16,15 +17,20 @@ from sklearn.exceptions import NotFittedError
 
 from ..datasets.output_safety import API_HINT, FORECASTER, claim_model_dir
 from ..datasets.timeseries import SlidingWindows, Span, standard_splits
+from ..datasets.ts_panel import PanelWindows
 from ..errors import InputError
 from ..tokenizers.timeseries import TimeSeriesTokenizer
+from .columns import Roles, check_covariate_params, column_roles
 from .confirm import keep_better, split_validation, state_copy
 from .finite import check_forecast, check_window_forecasts, scale_checked
 from .frames import check_columns, future_index, make_output, named, read_table, typical_step
+from .future import future_label, horizon_rows, missing_future, read_future
 from .linear_init import fit_skip, validation_mse
 from .model import ForecastConfig, PatchStream, build_model
 from .overlap import span_of, warn_overlap
+from .panel import FitData, evaluate_panel, predict_panel, prepare_fit, update_panel
 from .persist import load_dir, restore_state, save_dir, state_dict
+from .quantiles import QuantileTask, quantile_columns, residual_offsets, score_windows
 
 LINEAR_PATHS = ("auto", "normalized", "raw")
 LINEAR_INITS = ("ridge", "random")
@@ -80,6 +86,18 @@ class MambaForecaster(BaseEstimator):
             lowered to the cores the load average leaves idle; see :mod:`seqmamba.training.threads`).
         random_state: seed of the weights and the data order (None: a fresh one each fit).
         verbose: 0 silent, 1 a progress bar and one line per evaluation on stderr.
+        id_col: the id column of a long frame of many series (neuralforecast's ``"unique_id"``); None (default):
+            one wide series. With it, fit learns one model from the windows of every series (each z-scored with
+            its own training statistics), and predict / evaluate / update take long frames (see
+            :mod:`seqmamba.forecasting.panel`). Nothing is guessed: without ``id_col`` no column is an id.
+        past_covariates: columns observed up to the forecast's start only (inputs over the lookback, never
+            forecast).
+        future_covariates: columns known over the horizon too (calendar features, a schedule): inputs over the
+            lookback and the horizon; :meth:`predict` needs their values over the horizon (``future=``).
+            Every other value column is a target (forecast). Covariates need ``architecture="variate"``.
+        quantiles: levels in (0, 1), e.g. ``[0.1, 0.5, 0.9]``: a quantile head trained with the pinball loss
+            (see :mod:`seqmamba.forecasting.quantiles`); predict adds a column ``<target>_q<level>`` per level.
+            The point forecast (the target's own column) stays the mean, trained with the MSE.
 
     Fitted attributes: ``model_`` (the network), ``scaler_`` (a fitted TimeSeriesTokenizer),
     ``n_features_in_``, ``feature_names_in_``, ``freq_``, ``context_`` (the last ``lookback`` rows
@@ -90,7 +108,11 @@ class MambaForecaster(BaseEstimator):
     confirmed), ``kept_`` (``"start"``, ``"blend"``, the even mix of the two forecasts, or
     ``"trained"``: which weights the forecaster holds), and ``train_span_`` / ``val_span_`` (first and
     last timestamp of the training rows and of the validation rows scored in fit; None without
-    timestamps): :meth:`evaluate` warns when the rows it scores fall inside them.
+    timestamps): :meth:`evaluate` warns when the rows it scores fall inside them. ``feature_names_in_`` are the
+    input's value columns in its order (targets and covariates); ``target_names_`` the targets. With
+    ``id_col`` the per-series state is ``series_`` (id -> :class:`~seqmamba.forecasting.panel.SeriesState`:
+    scaler, context rows, last timestamp, frequency, fitted spans) and ``ids_`` lists the ids in order; the
+    single-series attributes (``scaler_``, ``context_``, ``last_timestamp_``...) are not set.
 
     Streaming: :meth:`update` appends new rows; it is the only method after fit that changes the
     estimator (``predict(X)`` forecasts from X and keeps nothing). With ``"variate"`` the next
@@ -108,6 +130,21 @@ class MambaForecaster(BaseEstimator):
         (6, 2)
         >>> sorted(model.evaluate(X, start=150))
         ['end', 'mae', 'mse', 'n_windows', 'start']
+
+        Many series in a long frame, a future-known covariate and quantiles:
+
+        >>> import pandas as pd
+        >>> def series(uid, n, start):
+        ...     ds = pd.date_range(start, periods=n, freq="h")
+        ...     return pd.DataFrame({"unique_id": uid, "ds": ds, "y": np.sin(np.arange(n) / 4.0), "hour": ds.hour})
+        >>> long = pd.concat([series("a", 120, "2024-01-01"), series("b", 90, "2024-02-01")])
+        >>> model = MambaForecaster(lookback=24, horizon=6, d_model=8, n_layers=1, max_epochs=1, device="cpu",
+        ...                         verbose=0, id_col="unique_id", future_covariates=["hour"],
+        ...                         quantiles=[0.1, 0.5, 0.9]).fit(long)
+        >>> ahead = pd.concat([series(u, 6, s) for u, s in (("a", "2024-01-06"), ("b", "2024-02-04 18:00"))])
+        >>> out = model.predict(future=ahead)  # the next 6 rows of each series
+        >>> list(out.columns), len(out), str(out["ds"].iloc[0])
+        (['unique_id', 'ds', 'y', 'y_q0.1', 'y_q0.5', 'y_q0.9'], 12, '2024-01-06 00:00:00')
     """
 
     def __init__(self, lookback: int = 96, horizon: int = 96, d_model: int = 64, n_layers: int = 2,
@@ -116,7 +153,9 @@ class MambaForecaster(BaseEstimator):
                  linear_lr_scale: float = 1.0, confirm_fraction: float = 0.5, max_epochs: int = 10,
                  batch_size: int = 32, lr: float = 1e-4, weight_decay: float = 0.01, patience: int | None = 3,
                  validation_fraction: float = 0.1, max_time: float | None = None, device: str = "auto",
-                 n_threads: int | None = None, random_state: int | None = 0, verbose: int = 1) -> None:
+                 n_threads: int | None = None, random_state: int | None = 0, verbose: int = 1,
+                 id_col: str | None = None, past_covariates: list[str] | None = None,
+                 future_covariates: list[str] | None = None, quantiles: list[float] | None = None) -> None:
         self.lookback = lookback
         self.horizon = horizon
         self.d_model = d_model
@@ -141,28 +180,44 @@ class MambaForecaster(BaseEstimator):
         self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
+        self.id_col = id_col
+        self.past_covariates = past_covariates
+        self.future_covariates = future_covariates
+        self.quantiles = quantiles
 
     # -- fit ---------------------------------------------------------------------------------
 
     def fit(self, X: Any, y: Any = None, X_val: Any = None) -> MambaForecaster:
-        """Train on every (lookback, horizon) window of ``X``.
+        """Train on every (lookback, horizon) window of ``X`` (of every series of ``X`` with ``id_col``).
 
         Args:
             X: pandas or polars DataFrame (a datetime column or index; numeric variables), an array
-                ``(T, C)``, or a CSV/Parquet path.
+                ``(T, C)``, or a CSV/Parquet path. With ``id_col``: a long frame (the id column, a time
+                column, the value columns), see :mod:`seqmamba.forecasting.panel`.
             y: ignored (the targets are X's own future rows).
             X_val: rows to validate on, same columns (the first ``lookback`` rows only feed the
-                first window). Without it, ``validation_fraction`` of X is held out.
+                first window; with ``id_col``, of each series). Without it, ``validation_fraction`` of X
+                (of each series) is held out.
 
-        Raises InputError (bad values, too few rows: the message names the file, column, row and
-        timestamp). Timestamps that are not on one frequency give a UserWarning naming the first row off
-        the most common step: the model works on row order, and forecasts are dated by that step.
+        Raises InputError (bad values, too few rows, covariates not in X: the message names the file, series,
+        column, row and timestamp). Timestamps that are not on one frequency give a UserWarning naming the
+        first row off the most common step: the model works on row order, and forecasts are dated by that step.
         """
-        from ..training import Callback, SupervisedTask, Trainer, TrainerConfig, resolve_device
-        from ..training.threads import cpu_threads
-
         self._config(n_variables=1)  # checks the hyperparameters before any reading
+        if self.id_col is not None:
+            data, attributes = prepare_fit(self, X, X_val)
+        else:
+            data, attributes = self._prepare_wide(X, X_val)
+        self._train(data, named(X, "fit"))
+        for name, value in attributes.items():
+            setattr(self, name, value)
+        return self
+
+    def _prepare_wide(self, X: Any, X_val: Any) -> tuple[FitData, dict[str, Any]]:
+        """One wide series: its windows (train, early-stopping validation, held-back confirmation) and the
+        attributes it gives the fitted estimator."""
         series, kind = read_table(X, irregular="warn")
+        roles = self._roles(series.columns, named(X, "X"))
         L, H = self.lookback, self.horizon
         values = series.values  # (T, C)
         if len(values) < L + H:
@@ -182,33 +237,47 @@ class MambaForecaster(BaseEstimator):
             val_where, val_stamps = named(X_val, "X_val"), val_series.timestamps
             val_span = span_of(None if val_stamps is None else val_stamps[L:])  # the first L rows only feed
         elif self.validation_fraction:
-            if not 0 < self.validation_fraction < 1:
-                raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+            self._check_validation_fraction()
             n_val = int(len(values) * self.validation_fraction)
             if n_val >= H and len(values) - n_val >= L + H:
                 train_rows, val_rows = values[:-n_val], values[-n_val - L:]  # (T', C), val with warm-up
                 val_first = len(values) - n_val - L
                 if stamps is not None:
                     train_span, val_span = span_of(stamps[:-n_val]), span_of(stamps[-n_val:])
-        self.scaler_ = TimeSeriesTokenizer().fit(train_rows)
+        scaler = TimeSeriesTokenizer().fit(train_rows)
         # z-scores in float64, checked: validation rows far outside the training scale are named, not inf.
-        train_z = scale_checked(self.scaler_, train_rows, named(X, "X"), series.columns, stamps)
-        val_z = None if val_rows is None else scale_checked(self.scaler_, val_rows, val_where, series.columns,
+        train_z = scale_checked(scaler, train_rows, named(X, "X"), series.columns, stamps)
+        val_z = None if val_rows is None else scale_checked(scaler, val_rows, val_where, series.columns,
                                                             val_stamps, val_first)
         confirm_z = None
-        if val_z is not None and self.linear_init == "ridge" and self.architecture == "variate":
+        if val_z is not None and self._confirms():
             val_z, confirm_z = split_validation(val_z, L, H, self.confirm_fraction)
-        train = SlidingWindows(train_z, L, H)
-        val = None if val_z is None else SlidingWindows(val_z, L, H)
+        train, val, confirm = (None if z is None else self._windows([z], roles) for z in (train_z, val_z, confirm_z))
+        attributes = {"scaler_": scaler, "n_features_in_": series.n_variables,
+                      "feature_names_in_": np.asarray(series.columns, dtype=object),
+                      "target_names_": np.asarray(roles.targets, dtype=object), "kind_": kind, "freq_": series.freq,
+                      "step_": typical_step(series.timestamps), "train_span_": train_span, "val_span_": val_span,
+                      **self._context_of(series)}
+        return FitData(train, val, confirm, len(roles.targets)), attributes
 
+    def _train(self, data: FitData, where: str) -> None:
+        """Build the network (closed-form start), train it, confirm it on the held-back windows; set the fitted
+        network and the training summary."""
+        from ..training import Callback, SupervisedTask, Trainer, TrainerConfig, resolve_device
+        from ..training.threads import cpu_threads
+
+        train, val = data.train, data.val
         seed = self.random_state if self.random_state is not None else int(np.random.SeedSequence().entropy % 2**31)
         device = resolve_device(self.device)
         with cpu_threads(self.n_threads, device):
-            model, config, linear_scores = self._build(series.n_variables, train, val, seed)
+            model, config, linear_scores = self._build(data.n_targets, train, val, seed)
+            if config.quantiles:  # the quantile head starts at the start's error quantiles on the training windows
+                model.start_quantiles(residual_offsets(model, train, config.quantiles))
             start = state_copy(model)
             history: list[dict[str, Any]] = []
             start_metrics: dict[str, float] = {}
             deadline = None if self.max_time is None else time.monotonic() + self.max_time
+            recorded = ("train_loss", "val_loss", "val_mae", "seconds") + (("val_pinball",) if config.quantiles else ())
 
             class _History(Callback):
                 def on_evaluate(self, trainer: Any, metrics: dict[str, float]) -> None:
@@ -216,15 +285,17 @@ class MambaForecaster(BaseEstimator):
                         start_metrics.update(metrics)
 
                 def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
-                    history.append({k: record.get(k) for k in ("train_loss", "val_loss", "val_mae", "seconds")})
+                    history.append({k: record.get(k) for k in recorded})
 
                 def on_step_end(self, trainer: Any) -> None:
                     if deadline is not None and time.monotonic() > deadline:
                         trainer.should_stop = True
 
             early = val is not None and self.patience is not None
+            task = (QuantileTask(config.quantiles) if config.quantiles
+                    else SupervisedTask(F.mse_loss, metric_fns={"mae": F.l1_loss}))
             trainer = Trainer(
-                model, SupervisedTask(F.mse_loss, metric_fns={"mae": F.l1_loss}), train, val_data=val,
+                model, task, train, val_data=val,
                 config=TrainerConfig(max_epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr,
                                      weight_decay=self.weight_decay, device=self.device, seed=seed,
                                      patience=self.patience if early else None, restore_best=val is not None,
@@ -232,34 +303,48 @@ class MambaForecaster(BaseEstimator):
                 callbacks=[_History()])
             state = trainer.fit()
             # best_step 0: no epoch beat the start even on the early-stopping rows (the weights are the start's).
-            self.kept_, self.confirm_mse_ = ("start" if state.best_step == 0 else "trained"), {}
-            if confirm_z is not None:
-                confirm = SlidingWindows(confirm_z, L, H)
-                self.kept_, self.confirm_mse_ = keep_better(model, start, confirm)
+            kept, confirm_mse = ("start" if state.best_step == 0 else "trained"), {}
+            if data.confirm is not None:
+                kept, confirm_mse = keep_better(model, start, data.confirm)
         # A diverged run (NaN loss) would forecast NaN for every input: refuse it here, by tensor.
         diverged = next((name for name, t in model.state_dict().items()
                          if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
         if diverged is not None:
-            raise InputError(f"{named(X, 'fit')}: training diverged: the network's tensor {diverged!r} holds NaN or "
+            raise InputError(f"{where}: training diverged: the network's tensor {diverged!r} holds NaN or "
                              f"inf; lower lr (now {self.lr}) or look for extreme values in the data")
         self.model_ = model.eval()
         self.config_ = config
-        self.n_features_in_ = series.n_variables
-        self.feature_names_in_ = np.asarray(series.columns, dtype=object)
-        self.kind_ = kind
-        self.freq_ = series.freq
-        self.step_ = typical_step(series.timestamps)
+        self.kept_, self.confirm_mse_ = kept, confirm_mse
         self.history_ = history
         self.n_epochs_ = len(history)
         self.best_val_mse_ = state.best_metric
         self.start_val_mse_ = start_metrics.get("val_loss")
         self.linear_val_mse_ = linear_scores
-        self.train_span_, self.val_span_ = train_span, val_span
-        self._set_context(series)
-        return self
 
-    def _build(self, n_variables: int, train: SlidingWindows, val: SlidingWindows | None, seed: int
-               ) -> tuple[torch.nn.Module, ForecastConfig, dict[str, float]]:
+    def _confirms(self) -> bool:
+        """Whether fit holds validation rows back to confirm training against the linear start."""
+        return self.linear_init == "ridge" and self.architecture == "variate"
+
+    def _check_validation_fraction(self) -> None:
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+
+    def _roles(self, columns: tuple[str, ...], where: str) -> Roles:
+        """The value columns' roles (targets, past and future covariates) under this estimator's parameters."""
+        past, future = check_covariate_params(self.past_covariates, self.future_covariates, self.id_col)
+        return column_roles(columns, past, future, where)
+
+    def _windows(self, series: list[np.ndarray], roles: Roles) -> SlidingWindows | PanelWindows:
+        """Training windows of scaled rows (each ``(T_i, n)`` in the table's column order): plain sliding
+        windows for one series without covariates (as always), else windows in the network's column order."""
+        if len(series) == 1 and not roles.has_covariates:
+            return SlidingWindows(series[0], self.lookback, self.horizon)
+        index = list(roles.index)
+        return PanelWindows([z[:, index] for z in series], self.lookback, self.horizon,
+                            n_targets=len(roles.targets), n_future=len(roles.future))
+
+    def _build(self, n_variables: int, train: SlidingWindows | PanelWindows, val: SlidingWindows | PanelWindows | None,
+               seed: int) -> tuple[torch.nn.Module, ForecastConfig, dict[str, float]]:
         """The network to train, its config, and the validation MSE of each closed-form linear path tried.
 
         With ``linear_init="ridge"`` (variate networks) the skip is fitted in closed form for each
@@ -299,26 +384,38 @@ class MambaForecaster(BaseEstimator):
         return model, model.config, scores
 
     def _config(self, n_variables: int) -> ForecastConfig:
+        past, future = check_covariate_params(self.past_covariates, self.future_covariates, self.id_col)
         return ForecastConfig(lookback=self.lookback, horizon=self.horizon, n_variables=n_variables,
                               architecture=self.architecture, d_model=self.d_model, n_layers=self.n_layers,
-                              d_state=self.d_state, patch_len=self.patch_len, dropout=self.dropout)
+                              d_state=self.d_state, patch_len=self.patch_len, dropout=self.dropout,
+                              n_past=len(past), n_future=len(future), quantiles=self.quantiles)
 
-    def _set_context(self, series: Any) -> None:
-        self.context_ = np.array(series.values[-self.lookback:], dtype=np.float32)  # (L, C), original units
-        self.last_timestamp_ = None if series.timestamps is None else series.timestamps[-1]
-        self.n_rows_seen_ = len(series.values)
-        self._stream = None
+    def _context_of(self, series: Any) -> dict[str, Any]:
+        """The streaming state after ``series``: its last ``lookback`` rows (original units, every column)."""
+        return {"context_": np.array(series.values[-self.lookback:], dtype=np.float32),  # (L, n)
+                "last_timestamp_": None if series.timestamps is None else series.timestamps[-1],
+                "n_rows_seen_": len(series.values), "_stream": None}
 
     # -- predict -----------------------------------------------------------------------------
 
-    def predict(self, X: Any = None) -> Any:
+    def predict(self, X: Any = None, future: Any = None) -> Any:
         """The ``horizon`` rows after the end of ``X`` (or of the data seen by fit/update).
 
         Returns the caller's kind of table: an array ``(H, C)`` for an array, else a pandas/polars
-        frame of the fitted columns with the future timestamps (at the inferred frequency) in the
-        input's time column or index (row numbers without timestamps). Irregular timestamps warn, as
-        in :meth:`fit`; the future ones then follow the most common spacing. Raises NotFittedError
-        before fit.
+        frame of the fitted targets with the future timestamps (at the inferred frequency) in the
+        input's time column or index (row numbers without timestamps). With ``quantiles``, one more
+        column per target and level follows the targets (``OT_q0.1``...; an array gets them as more
+        columns, in the same order). Irregular timestamps warn, as in :meth:`fit`; the future ones then
+        follow the most common spacing. Raises NotFittedError before fit.
+
+        With ``id_col``, ``X`` is a long frame and the result is one too: the next ``horizon`` rows of
+        each series of ``X`` (of every fitted series when X is None), with its id and timestamps at its
+        own frequency (see :mod:`seqmamba.forecasting.panel`).
+
+        ``future``: with ``future_covariates``, their values over the horizon (required): a frame with
+        the time column (a long frame with the id column too), or an array of ``horizon`` rows in order;
+        rows are matched by timestamp (see :mod:`seqmamba.forecasting.future`). InputError without it,
+        naming the columns, or naming the series and the first forecast timestamp without a row.
 
         Prediction never changes the estimator (scikit-learn's rule): ``predict(X)`` forecasts from
         X's last ``lookback`` rows without keeping them, so a later ``predict()``, ``save`` or pickle is
@@ -326,6 +423,8 @@ class MambaForecaster(BaseEstimator):
         the training scale (naming its column and row) and for a forecast that is not finite.
         """
         self._check_fitted()
+        if self.id_col is not None:
+            return predict_panel(self, X, future)
         kind, what = self.kind_, "predict"
         context, last, n_rows = self.context_, self.last_timestamp_, self.n_rows_seen_
         freq, step = self.freq_, self.step_
@@ -340,28 +439,84 @@ class MambaForecaster(BaseEstimator):
             last = None if stamps is None else stamps[-1]
             freq, step = series.freq or freq, typical_step(stamps) or step
             first_row = n_rows - self.lookback
-        window = scale_checked(self.scaler_, context, what, self._columns, stamps, first_row)  # (L, C)
-        stream = self._stream if X is None else None  # an update()d patch stream goes on from its state
-        scaled = self._forecast_scaled(window, stream)  # (H, C)
-        with np.errstate(over="ignore"):  # beyond float32 becomes inf, which check_forecast names
-            values = np.asarray(self.scaler_.inverse_transform(scaled.astype(np.float64)), dtype=np.float32)
+        window = scale_checked(self.scaler_, context, what, self._columns, stamps, first_row)  # (L, n)
         index = future_index(last, freq, step, n_rows, self.horizon)
-        check_forecast(values, index, self._columns, what)
-        return make_output(values, index, self._columns, kind)
+        ahead = self._future_block(future, index, self.scaler_, what)  # (H, n) or None
+        stream = self._stream if X is None else None  # an update()d patch stream goes on from its state
+        point, quantiles = self._forecast_scaled(self._network_input(window, ahead)[None], stream)
+        values = self._unscale(point[0], None if quantiles is None else quantiles[0], self.scaler_)
+        columns = self._output_columns()
+        check_forecast(values, index, columns, what)
+        return make_output(values, index, columns, kind)
 
-    def _forecast_scaled(self, window: np.ndarray, stream: PatchStream | None = None) -> np.ndarray:
-        """The network's forecast ``(H, C)`` after ``window`` ``(L, C)`` (z-scored), or after a patch
-        ``stream``'s state when one is given; nothing is stored."""
+    def _forecast_scaled(self, x: np.ndarray, stream: PatchStream | None = None
+                         ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network's forecasts ``(B, H, C)`` (and quantiles ``(B, H, C, Q)`` or None) after windows ``x``
+        ``(B, L[+H], n)`` (z-scored, the network's column order), or after a patch ``stream``'s state when one
+        is given; nothing is stored."""
         from ..training.threads import INFERENCE_REUSE_S, cpu_threads
 
         device = next(self.model_.parameters()).device
         with torch.no_grad(), cpu_threads(getattr(self, "n_threads", None), device, INFERENCE_REUSE_S):
             if stream is not None:
-                return stream.forecast()[0].cpu().numpy()
-            x = torch.as_tensor(window, device=device)[None].float()  # (1, L, C)
+                return stream.forecast().cpu().numpy(), None
+            x = torch.as_tensor(x, device=device).float()  # (B, L[+H], n)
             if self.architecture == "patch":
-                return PatchStream(self.model_, x).forecast()[0].cpu().numpy()
-            return self.model_(x)[0].cpu().numpy()  # (H, C)
+                return PatchStream(self.model_, x).forecast().cpu().numpy(), None
+            if self.config_.quantiles:
+                point, quantiles = self.model_(x, quantiles=True)
+                return point.cpu().numpy(), quantiles.cpu().numpy()
+            return self.model_(x).cpu().numpy(), None  # (B, H, C)
+
+    def _fitted_roles(self) -> Roles:
+        return self._roles(self._columns, "model")
+
+    def _output_columns(self) -> list[str]:
+        """A forecast's value columns: the targets, then each target's quantiles."""
+        targets = list(self._fitted_roles().targets)
+        return targets + quantile_columns(targets, self.config_.quantiles)
+
+    def _network_input(self, window: np.ndarray, ahead: np.ndarray | None) -> np.ndarray:
+        """A scaled window ``(L, n)`` (table order) and the horizon's future covariates ``(H, n)`` (or None)
+        -> the network's input ``(L[+H], n)``: its column order, the horizon's rows after the lookback."""
+        roles = self._fitted_roles()
+        if not roles.has_covariates:
+            return window
+        rows = window if ahead is None else np.concatenate([window, ahead])
+        return np.ascontiguousarray(rows[:, list(roles.index)], dtype=np.float32)
+
+    def _future_block(self, future: Any, index: pd.Index, scaler: Any, what: str, future_rows: Any = None,
+                      series: str = "") -> np.ndarray | None:
+        """The future covariates over the forecast's rows ``index``, z-scored, as ``(H, n)`` rows in the
+        table's column order (zeros in every other column); None for a model without future covariates.
+
+        ``future`` is the caller's table (read here), or ``future_rows`` one series of it already read."""
+        roles = self._fitted_roles()
+        if not roles.future:
+            return None
+        if future is None and future_rows is None:
+            raise missing_future(what, roles.future, self.horizon, panel=self.id_col is not None)
+        label = future_label(future) if future is not None else "future"
+        if future_rows is None:
+            future_rows = read_future(future, roles.future, roles.targets + roles.past)
+        values = horizon_rows(future_rows, index, label, series)  # (H, F)
+        positions = [self._columns.index(c) for c in roles.future]
+        block = np.tile(scaler.mean_, (len(index), 1))  # (H, n) at the training mean: z = 0
+        block[:, positions] = values
+        stamps = index if isinstance(index, pd.DatetimeIndex) else None
+        return scale_checked(scaler, block, f"{label}{series}", self._columns, stamps)
+
+    def _unscale(self, point: np.ndarray, quantiles: np.ndarray | None, scaler: Any) -> np.ndarray:
+        """Forecasts ``(H, C)`` and quantiles ``(H, C, Q)`` (z-scored) in the targets' units, as the output's
+        value columns ``(H, C + C * Q)`` (float32; beyond float32 is inf, which check_forecast names)."""
+        targets = [self._columns.index(c) for c in self._fitted_roles().targets]
+        mean, scale = scaler.mean_[targets], scaler.scale_[targets]  # (C,)
+        with np.errstate(over="ignore"):
+            values = point.astype(np.float64) * scale + mean  # (H, C)
+            if quantiles is not None:
+                q = quantiles.astype(np.float64) * scale[:, None] + mean[:, None]  # (H, C, Q)
+                values = np.concatenate([values, q.reshape(len(q), -1)], axis=1)
+            return np.asarray(values, dtype=np.float32)
 
     def update(self, new_rows: Any) -> MambaForecaster:
         """Append rows that follow the data seen so far (same columns); the next :meth:`predict`
@@ -370,9 +525,15 @@ class MambaForecaster(BaseEstimator):
         update); with ``"variate"`` the last ``lookback`` rows are kept for re-encoding.
 
         The rows must come after the last one seen; on a regular series, a gap after it (rows
-        missing in between) gives a UserWarning, since the model reads the rows as consecutive.
+        missing in between) gives a UserWarning, since the model reads the rows as consecutive. With
+        ``id_col``, ``new_rows`` is a long frame: each series' rows are appended to that series (an unknown
+        id is an InputError), and the next :meth:`predict` re-encodes each series' last ``lookback`` rows
+        (with either architecture).
         """
         self._check_fitted()
+        if self.id_col is not None:
+            update_panel(self, new_rows)
+            return self
         series, _ = read_table(new_rows)
         what = named(new_rows, "update")
         check_columns(series, self._columns, what)
@@ -413,53 +574,77 @@ class MambaForecaster(BaseEstimator):
         ``[11520 - L, 14400)``; other series: the last 20 %, starting L rows early), ``protocol``
         as in :func:`~seqmamba.datasets.timeseries.standard_splits`; a file path keeps its name
         (``ETTh1.csv`` picks the ETT protocol). The span includes the lookback warm-up rows.
-        Returns ``{"mse", "mae", "n_windows", "start", "end"}`` (the span's rows).
-        """
-        from ..baselines import evaluate_windows
+        Returns ``{"mse", "mae", "n_windows", "start", "end"}`` (the span's rows). With ``quantiles`` also
+        ``pinball`` (mean pinball loss), ``crps`` (approximated from the quantiles), ``coverage`` (share of
+        targets inside the central interval of the lowest and highest level) and its nominal ``interval``
+        (see :mod:`seqmamba.forecasting.quantiles`); only the targets are scored.
 
+        With ``id_col``, X is a long frame: the span is taken in each series (rows counted within it; the
+        protocol's test span of each), every window of every series is scored alike, and ``start`` / ``end``
+        map each series' id to its span, ``series`` to its own scores.
+        """
         self._check_fitted()
+        if self.id_col is not None:
+            return evaluate_panel(self, X, start, end, protocol, batch_size)
         series, _ = read_table(X)
-        check_columns(series, self._columns, named(X, "evaluate"))
+        what = named(X, "evaluate")
+        check_columns(series, self._columns, what)
+        span = self._span(series, start, end, protocol, what)
+        fitted = {"training": getattr(self, "train_span_", None), "validation": getattr(self, "val_span_", None)}
+        scores = self._score_span(series, span, self.scaler_, what, fitted, batch_size)
+        return {**scores, "start": span.start, "end": span.end}
+
+    def _span(self, series: Any, start: int | None, end: int | None, protocol: str, what: str) -> Span:
+        """Rows ``[start, end)`` of a series (negative: from its end), or the protocol's test span."""
         if start is None and end is None:
-            span = standard_splits(series, self.lookback, protocol=protocol).test
-        else:
-            start = 0 if start is None else start
-            end = len(series) if end is None else end
-            if start < 0:
-                start += len(series)
-            if end < 0:
-                end += len(series)
-            span = Span("span", start, end)
-            if not 0 <= start <= end <= len(series):
-                raise InputError(f"{named(X, 'evaluate')}: rows [{start}, {end}) are outside the {len(series)} "
-                                 "rows of X")
-        what, L, H = named(X, "evaluate"), self.lookback, self.horizon
-        rows = scale_checked(self.scaler_, series.values[span.slice], what, self._columns, series.timestamps,
+            return standard_splits(series, self.lookback, protocol=protocol).test
+        start = 0 if start is None else start
+        end = len(series) if end is None else end
+        if start < 0:
+            start += len(series)
+        if end < 0:
+            end += len(series)
+        if not 0 <= start <= end <= len(series):
+            raise InputError(f"{what}: rows [{start}, {end}) are outside the {len(series)} rows of X")
+        return Span("span", start, end)
+
+    def _score_span(self, series: Any, span: Span, scaler: Any, what: str, fitted: dict[str, Any],
+                    batch_size: int, depth: int = 1) -> dict[str, float]:
+        """The scores of every window of rows ``span`` of one series (z-scored with ``scaler``); warns when
+        the scored rows overlap the ``fitted`` spans. ``depth``: calls between the user's evaluate() and this one
+        (the warning names the user's line)."""
+        from ..baselines import evaluate_windows
+        from ..training.threads import INFERENCE_REUSE_S, cpu_threads
+
+        L, H = self.lookback, self.horizon
+        rows = scale_checked(scaler, series.values[span.slice], what, self._columns, series.timestamps,
                              span.start)  # only the span's rows: a bad value elsewhere in X does not matter
-        windows = SlidingWindows(rows, L, H)
+        roles, levels = self._fitted_roles(), self.config_.quantiles
+        windows = self._windows([rows], roles)
         if len(windows) == 0:
             raise InputError(f"{what}: rows [{span.start}, {span.end}) hold no window of "
                              f"lookback + horizon = {L + H} rows")
-        warn_overlap(series.timestamps, span.start + L, span.end, L,
-                     {"training": getattr(self, "train_span_", None), "validation": getattr(self, "val_span_", None)},
-                     what)
+        warn_overlap(series.timestamps, span.start + L, span.end, L, fitted, what, stacklevel=3 + depth)
         device = next(self.model_.parameters()).device
         model = self.model_.eval()
-        done = 0  # windows forecast so far: the guard names the rows of a non-finite one
 
-        def forecast(x: np.ndarray) -> torch.Tensor:
-            nonlocal done
-            with torch.no_grad():
-                out = model(torch.from_numpy(x).to(device))
-            check_window_forecasts(out, done, span.start, L, H, what)
-            done += len(x)
-            return out
-
-        from ..training.threads import INFERENCE_REUSE_S, cpu_threads
+        def check(point: torch.Tensor, first: int) -> None:  # names the rows of a non-finite forecast
+            check_window_forecasts(point, first, span.start, L, H, what)
 
         with cpu_threads(getattr(self, "n_threads", None), device, INFERENCE_REUSE_S):
-            scores = evaluate_windows(forecast, windows, batch_size=batch_size)
-        return {**scores, "start": span.start, "end": span.end}
+            if roles.has_covariates or levels:
+                return score_windows(model, windows, levels, batch_size=batch_size, check=check)
+            done = 0
+
+            def forecast(x: np.ndarray) -> torch.Tensor:
+                nonlocal done
+                with torch.no_grad():
+                    out = model(torch.from_numpy(x).to(device))
+                check(out, done)
+                done += len(x)
+                return out
+
+            return evaluate_windows(forecast, windows, batch_size=batch_size)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Negative test-span MSE of :meth:`evaluate` (higher is better, as scikit-learn expects)."""

@@ -26,7 +26,8 @@ from torch import nn
 from ..modules.revin import RevIN
 
 if TYPE_CHECKING:
-    from ..datasets.timeseries import SlidingWindows
+    from ..datasets.ts_panel import PanelWindows
+    from ..datasets.ts_windows import SlidingWindows
 
 
 @dataclass
@@ -138,21 +139,29 @@ def linear_forecast(x: np.ndarray, fit: RidgeFit, revin: RevIN | None, chunk: in
     return np.concatenate(out) if out else np.zeros((0, fit.weight.shape[0], x.shape[2]), np.float32)
 
 
-def fit_skip(train: SlidingWindows, revin: RevIN | None, skip_input: str, alpha: float) -> RidgeFit:
+def target_windows(windows: SlidingWindows | PanelWindows) -> tuple[np.ndarray, np.ndarray]:
+    """The targets' lookback ``(n, L, C)`` and horizon ``(n, H, C)`` of every window: what the skip reads and
+    predicts (windows with covariates carry more columns, and more rows, that the skip never sees)."""
+    if hasattr(windows, "target_arrays"):
+        return windows.target_arrays()
+    return windows.arrays()  # views
+
+
+def fit_skip(train: SlidingWindows | PanelWindows, revin: RevIN | None, skip_input: str, alpha: float) -> RidgeFit:
     """The closed-form skip for one input mode.
 
     ``"normalized"``: on RevIN'd windows, weighted by the RevIN scale (the network's loss exactly);
     ``"raw"``: on the windows as given, unweighted (plain least squares: the same loss, since the
     skip's output is not rescaled). Without RevIN the two coincide.
     """
-    x, y = train.arrays()  # (n, L, C), (n, H, C): views
+    x, y = target_windows(train)  # (n, L, C), (n, H, C)
     if skip_input == "normalized" and revin is not None:
         return fit_linear_path(x, y, revin, alpha=alpha, weighted=True)
     return fit_linear_path(x, y, None, alpha=alpha, weighted=False)
 
 
-def validation_mse(fit: RidgeFit, val: SlidingWindows, revin: RevIN | None, skip_input: str) -> float:
+def validation_mse(fit: RidgeFit, val: SlidingWindows | PanelWindows, revin: RevIN | None, skip_input: str) -> float:
     """MSE of the linear path alone over every validation window (the metric early stopping watches)."""
-    x, y = val.arrays()
+    x, y = target_windows(val)
     forecast = linear_forecast(x, fit, revin if skip_input == "normalized" else None)
     return float(np.mean(np.square(forecast.astype(np.float64) - y)))

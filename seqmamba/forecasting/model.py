@@ -8,7 +8,10 @@ Two architectures, both with instance normalisation (RevIN) around the network:
   the same variable (``linear_skip``, DLinear's model, shared across variables) that reads the
   RevIN-normalised window (``skip_input="normalized"``) or the window as given (``"raw"``). C tokens
   per window make an epoch cheap, and the encoder sees correlations between variables. It is not
-  causal over time: a new row changes every token.
+  causal over time: a new row changes every token. Covariates are more tokens: a past-observed covariate's
+  lookback (``Linear(L, d_model)``, shared with the targets), a future-known covariate's lookback and horizon
+  (``Linear(L + H, d_model)``); only the targets' tokens are read out. With ``quantiles``, a second head
+  gives each target's quantiles as offsets from the point forecast, in units of the window's spread.
 - ``"patch"``: each variable on its own (weights shared), its lookback cut into patches of
   ``patch_len`` rows; a causal Mamba runs over the patch tokens and the last token's state gives
   the H steps. Causal over time, so a stream can be continued token by token (:class:`PatchStream`).
@@ -17,7 +20,8 @@ Two architectures, both with instance normalisation (RevIN) around the network:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -37,10 +41,17 @@ SKIP_INPUTS = ("normalized", "raw")
 class ForecastConfig:
     """Every hyperparameter of a forecasting network, as JSON-able data.
 
+    ``n_variables`` are the targets (the variables forecast); ``n_past`` past-observed and ``n_future``
+    future-known covariates are inputs only (``"variate"`` networks); ``quantiles`` (levels in (0, 1),
+    increasing) adds a quantile head (``"variate"`` networks). A window's columns are the targets, then the
+    past covariates, then the future covariates; with future covariates it holds ``L + H`` rows.
+
     Example:
         >>> cfg = ForecastConfig(lookback=96, horizon=24, n_variables=7)
         >>> ForecastConfig.from_dict(cfg.to_dict()) == cfg
         True
+        >>> ForecastConfig(lookback=96, horizon=24, n_variables=1, n_future=4, quantiles=[0.1, 0.5, 0.9]).n_inputs
+        5
     """
 
     lookback: int
@@ -55,6 +66,9 @@ class ForecastConfig:
     revin: bool = True
     linear_skip: bool = True
     skip_input: str = "normalized"
+    n_past: int = 0
+    n_future: int = 0
+    quantiles: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -69,6 +83,24 @@ class ForecastConfig:
             raise ValueError(f"skip_input must be one of {SKIP_INPUTS}, got {self.skip_input!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("n_past", "n_future"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        self.quantiles = check_quantiles(self.quantiles)
+        if self.architecture != "variate" and (self.n_past or self.n_future or self.quantiles):
+            raise ValueError("covariates and quantiles need architecture='variate' (the patch network forecasts "
+                             "each variable from its own past)")
+
+    @property
+    def n_inputs(self) -> int:
+        """Columns of a window: targets, past covariates, future covariates."""
+        return self.n_variables + self.n_past + self.n_future
+
+    @property
+    def window_rows(self) -> int:
+        """Rows of a window: the lookback, and the horizon too when future covariates are known over it."""
+        return self.lookback + (self.horizon if self.n_future else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -80,6 +112,27 @@ class ForecastConfig:
         if unknown:
             raise ValueError(f"ForecastConfig: unknown keys {unknown}")
         return cls(**data)
+
+
+def check_quantiles(levels: Any) -> list[float]:
+    """Quantile levels as a list of floats, strictly increasing, each in (0, 1); ValueError otherwise.
+
+    Example:
+        >>> check_quantiles((0.1, 0.5, 0.9))
+        [0.1, 0.5, 0.9]
+    """
+    if levels is None:
+        return []
+    if isinstance(levels, (str, bytes)) or not hasattr(levels, "__iter__"):
+        raise ValueError(f"quantiles must be a list of levels in (0, 1), got {levels!r}")
+    out = []
+    for level in levels:
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < float(level) < 1:
+            raise ValueError(f"quantile levels must lie strictly between 0 and 1, got {level!r}")
+        out.append(float(level))
+    if any(b <= a for a, b in itertools.pairwise(out)):
+        raise ValueError(f"quantile levels must be strictly increasing, got {out}")
+    return out
 
 
 def build_model(config: ForecastConfig) -> nn.Module:
@@ -94,6 +147,11 @@ class VariateMamba(nn.Module):
         >>> net = VariateMamba(ForecastConfig(lookback=32, horizon=8, n_variables=3, d_model=16, d_state=4))
         >>> net(torch.randn(2, 32, 3)).shape  # (batch, H, C)
         torch.Size([2, 8, 3])
+        >>> cfg = ForecastConfig(lookback=32, horizon=8, n_variables=2, n_past=1, n_future=1, d_model=16,
+        ...                      d_state=4, quantiles=[0.1, 0.5, 0.9])
+        >>> point, q = VariateMamba(cfg)(torch.randn(2, 40, 4), quantiles=True)  # (batch, L + H, C + P + F)
+        >>> point.shape, q.shape, bool((q.diff(dim=-1) >= 0).all())  # (batch, H, C), (batch, H, C, Q)
+        (torch.Size([2, 8, 2]), torch.Size([2, 8, 2, 3]), True)
     """
 
     def __init__(self, config: ForecastConfig) -> None:
@@ -109,9 +167,20 @@ class VariateMamba(nn.Module):
         # DLinear's whole model is one (L -> H) map per variable; keeping it beside the Mamba path means
         # the network starts from a strong linear forecast and learns the non-linear rest.
         self.skip = nn.Linear(config.lookback, config.horizon) if config.linear_skip else None
+        # Created last, and only when used: a network without them draws the same weights as before.
+        self.revin_past = RevIN(config.n_past, affine=False) if config.revin and config.n_past else None
+        self.embed_future = nn.Linear(config.lookback + config.horizon, config.d_model) if config.n_future else None
+        n_q = len(config.quantiles)
+        self.qhead = nn.Linear(config.d_model, config.horizon * n_q) if n_q else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, quantiles: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """x (batch, L, C) -> forecast (batch, H, C).
+
+        With covariates x is ``(batch, L, C + P)`` or, with future covariates, ``(batch, L + H, C + P + F)``
+        (see :class:`ForecastConfig`); targets and past covariates are read over the lookback only.
+        ``quantiles=True`` (a network with ``quantiles``) returns ``(point, quantiles)``, the quantiles
+        ``(batch, H, C, Q)``: the point forecast plus the quantile head's offsets times the window's spread,
+        sorted along Q (never crossing).
 
         ``skip_input="normalized"``: ``denorm(head(encoder) + skip(norm(x)))``.
         ``skip_input="raw"``: ``skip(x) + std * head(encoder)``: the linear path reads the window's
@@ -119,22 +188,56 @@ class VariateMamba(nn.Module):
         normalised input cannot see); the Mamba path still works on the normalised tokens and its
         output is scaled back by the window's spread only.
         """
-        raw = x  # (batch, L, C)
+        cfg = self.config
+        L, C, P = cfg.lookback, cfg.n_variables, cfg.n_past
+        raw = x if x.shape[1:] == (L, C) else x[:, :L, :C]  # (batch, L, C): the targets' lookback
         stats = None
+        target = raw
         if self.revin is not None:
-            x, stats = self.revin(x)
-        series = x.transpose(1, 2)  # (batch, C, L)
-        tokens = self.dropout(self.embed(series))  # (batch, C, d_model)
-        y = self.head(self.encoder(tokens))  # (batch, C, H)
-        if self.skip is not None and self.config.skip_input == "raw":
+            target, stats = self.revin(raw)
+        series = target.transpose(1, 2)  # (batch, C, L)
+        inputs = series
+        if P:
+            past = x[:, :L, C:C + P]  # (batch, L, P)
+            if self.revin_past is not None:
+                past, _ = self.revin_past(past)
+            inputs = torch.cat([series, past.transpose(1, 2)], dim=1)  # (batch, C + P, L)
+        tokens = self.embed(inputs)  # (batch, C + P, d_model)
+        if self.embed_future is not None:
+            future = x[:, :L + cfg.horizon, C + P:].transpose(1, 2)  # (batch, F, L + H)
+            tokens = torch.cat([tokens, self.embed_future(future)], dim=1)  # (batch, C + P + F, d_model)
+        hidden = self.encoder(self.dropout(tokens))
+        if tokens.shape[1] != C:
+            hidden = hidden[:, :C]  # (batch, C, d_model): only the targets are read out
+        y = self.head(hidden)  # (batch, C, H)
+        if self.skip is not None and cfg.skip_input == "raw":
             residual = y.transpose(1, 2)  # (batch, H, C)
             if stats is not None:
                 residual = residual * stats.std
-            return self.skip(raw.transpose(1, 2)).transpose(1, 2) + residual
-        if self.skip is not None:
-            y = y + self.skip(series)
-        y = y.transpose(1, 2)  # (batch, H, C)
-        return self.revin.denormalize(y, stats) if stats is not None else y
+            point = self.skip(raw.transpose(1, 2)).transpose(1, 2) + residual
+        else:
+            if self.skip is not None:
+                y = y + self.skip(series)
+            y = y.transpose(1, 2)  # (batch, H, C)
+            point = self.revin.denormalize(y, stats) if stats is not None else y
+        if not quantiles:
+            return point
+        if self.qhead is None:
+            raise ValueError("this network has no quantile head (ForecastConfig.quantiles is empty)")
+        batch, n_q = x.shape[0], len(cfg.quantiles)
+        offsets = self.qhead(hidden).reshape(batch, C, cfg.horizon, n_q).permute(0, 2, 1, 3)  # (batch, H, C, Q)
+        if stats is not None:
+            offsets = offsets * stats.std[..., None]  # (batch, 1, C, 1): the window's spread
+        return point, torch.sort(point[..., None] + offsets, dim=-1).values
+
+    @torch.no_grad()
+    def start_quantiles(self, offsets: torch.Tensor) -> None:
+        """Set the quantile head to constant ``offsets`` ``(H, Q)`` (in units of the window's spread, the same
+        for every window and target): its weight to zero, its bias to the offsets."""
+        if self.qhead is None:
+            raise ValueError("start_quantiles: the network has no quantile head")
+        nn.init.zeros_(self.qhead.weight)
+        self.qhead.bias.copy_(offsets.reshape(-1).to(self.qhead.bias))
 
     @torch.no_grad()
     def start_from_linear(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
@@ -158,11 +261,12 @@ class VariateMamba(nn.Module):
         ``start`` must be a linear start (head zero; see :meth:`start_from_linear`). For fixed encoder
         weights the forecast is affine in the skip's and the head's weights, and the start's forecast does
         not depend on its encoder, so mixing the skips, scaling the head by ``weight`` and keeping the
-        trained encoder mixes the two forecasts.
+        trained encoder mixes the two forecasts. A quantile head is mixed as the skip (the start's has zero
+        weights: its offsets do not depend on the encoder either), so the quantiles mix too (before sorting).
         """
         mixed = {}
         for name, value in trained.items():
-            if name.startswith("skip."):
+            if name.startswith(("skip.", "qhead.")):
                 # The start is copied before training moves the network (to a GPU, say): mix on trained's device.
                 mixed[name] = (1 - weight) * start[name].to(value.device) + weight * value
             elif name.startswith("head."):

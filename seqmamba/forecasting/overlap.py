@@ -34,9 +34,10 @@ def span_from_json(data: list[str] | None) -> FitSpan:
 
 
 def warn_overlap(timestamps: pd.DatetimeIndex | None, first_scored: int, end: int, lookback: int,
-                 spans: dict[str, FitSpan], what: str) -> int:
+                 spans: dict[str, FitSpan], what: str, stacklevel: int = 3) -> int:
     """Warn (UserWarning) when rows ``[first_scored, end)`` of a series overlap the fitted ``spans``
-    (by timestamp); return how many do. Series without timestamps are not compared (0)."""
+    (by timestamp); return how many do. Series without timestamps are not compared (0). ``stacklevel``: as
+    ``warnings.warn``'s, counted from this function (3: the caller's caller)."""
     if timestamps is None or first_scored >= end:
         return 0
     scored = timestamps[first_scored:end]
@@ -63,5 +64,5 @@ def warn_overlap(timestamps: pd.DatetimeIndex | None, first_scored: int, end: in
                 "(`seqmamba train forecast --split protocol`, or fit(train, X_val=val))")
     warnings.warn(f"{what}: {n} of the {len(scored)} scored rows ({scored[used][0]} to {scored[used][-1]}) were "
                   f"used in fit ({'; '.join(named)}), so this is not a held-out score; {hint}",
-                  UserWarning, stacklevel=3)
+                  UserWarning, stacklevel=stacklevel)
     return n
