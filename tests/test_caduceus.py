@@ -390,3 +390,16 @@ def test_caduceus_embedder_saves_and_pickles_as_a_seqmamba_model(tmp_path):
     emb.save(tmp_path / "model")
     np.testing.assert_array_equal(MambaEmbedder.load(tmp_path / "model").transform(X), z)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(emb)).transform(X), z)
+
+
+def test_bare_caduceus_backbone_file_reads(tmp_path):
+    # A `Caduceus` (no MLM head) names its tensors backbone.*; the head is then the embedding.
+    directory = copy_golden("ps", tmp_path)
+    weights = load_file(directory / "model.safetensors")
+    bare = {k.removeprefix("caduceus."): v for k, v in weights.items() if not k.startswith("lm_head.")}
+    save_file(bare, directory / "model.safetensors")
+    golden = load_file(directory / "golden.safetensors")
+    model, _ = load_caduceus(directory)
+    ids = from_caduceus_ids(golden["input_ids"])
+    with torch.no_grad():
+        assert_matches(model(ids, torch.ones_like(ids)), golden["logits"][..., TO_CADUCEUS])
