@@ -41,7 +41,8 @@ import torch
 
 from .config import MambaConfig
 from .datasets.genome_tokens import GenomeTokens, GenomeWindow, GenomeWindows, ProgressFor, reverse_complement_ids
-from .errors import InputError
+from .datasets.output_safety import DNA_MODEL, check_not_busy, claim_model_dir, lock_output_dir, refuse_same_file
+from .errors import InputError, OutputExistsError, naming_output
 from .estimators import MambaEmbedder
 from .estimators.embedder import CausalLMModel, MaskedLMModel
 from .json_state import read_json, write_json
@@ -59,8 +60,7 @@ DEFAULT_BATCH = {"cpu": 8, "cuda": 16}
 VALID_SEED = 0  # validation windows and their masks: the same set whatever the run's seed
 OPTIONS_NAME = "options.json"
 MODEL_FILES = ("estimator.json", "config.json", "model.safetensors", "tokenizer.json")
-# What a run may leave behind when killed: never the user's (staging folders, temporary files, locks).
-_LEFTOVER = re.compile(r"^(\.staging\..*|\.seqmamba\.lock|\..+\.tmp)$")
+HINT = "pass resume=True (--resume) to continue it, or overwrite=True (--overwrite) to replace it"
 # Options that may change between a run and its --resume (they do not change what is trained on).
 _FREE_OPTIONS = ("max_steps", "max_time", "device", "threads", "save_every", "gradient_checkpointing")
 
@@ -205,7 +205,7 @@ def pretrain(
     warmup = min(1000, max_steps // 10) if warmup_steps is None else warmup_steps
     out = Path(out_dir)
     main = os.environ.get("RANK", "0") == "0"
-    say = _Say(verbose and main)
+    say = _Say(verbose, verbose and main)
     options = {
         "command": "pretrain", "fasta": _describe_input(fasta_paths), "causal": causal,
         "rc_equivariant": rc_equivariant, "d_model": d_model, "n_layers": n_layers, "d_state": d_state,
@@ -217,6 +217,8 @@ def pretrain(
     }
     run_dir = out / "training"
     if main:  # the other ranks would see rank 0's first writes; the trainer tells them what it found
+        if not isinstance(fasta_paths, GenomeTokens):
+            refuse_same_file(_as_paths(fasta_paths), out, directory=True)
         fresh = claim_pretrain_dir(out, resume=resume, overwrite=overwrite)
         if resume and not fresh:
             check_resume_options(run_dir, options)
@@ -233,8 +235,29 @@ def pretrain(
     if valid_frac > 0 and not valid:
         say(f"no held-out window of at least {min(window, 64)} bases passes the N filter: no validation metrics")
 
+    if main:
+        with naming_output(out):
+            out.mkdir(parents=True, exist_ok=True)
+    # One run at a time in DIR (torchrun's ranks are one run: rank 0 holds the lock).
+    with lock_output_dir(out, enabled=main):
+        return _train(out, genome, windows, valid, options, main=main, say=say, resume=resume, overwrite=overwrite,
+                      warmup=warmup, seconds=seconds)
+
+
+def _train(out: Path, genome: GenomeTokens, windows: GenomeWindows, valid: list[GenomeWindow], options: dict[str, Any],
+           *, main: bool, say: _Say, resume: bool, overwrite: bool, warmup: int,
+           seconds: float | None) -> PretrainResult:
+    """`pretrain` once the inputs are read and DIR is locked: prepare DIR, train, save the model."""
+    o = options
+    causal, rc_equivariant, window, batch_size = o["causal"], o["rc_equivariant"], o["window"], o["batch_size"]
+    grad_accum, mask_fraction, eval_every, seed, device = (o["grad_accum"], o["mask_fraction"], o["eval_every"],
+                                                           o["seed"], o["device"])
+    d_model, n_layers, d_state = o["d_model"], o["n_layers"], o["d_state"]
+    run_dir = out / "training"
     # -- the directory: rank 0 prepares it (the trainer's ranks agree on the checkpoint themselves)
     if main:
+        # Again, under the lock: another run may have ended in between.
+        claim_pretrain_dir(out, resume=resume, overwrite=overwrite, check_busy=False)
         if overwrite:
             _discard_run(out)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -253,16 +276,16 @@ def pretrain(
     val_batches = ValidationBatches(windows, valid, batch_size, masked=not causal,
                                     mask_fraction=mask_fraction) if valid else None
     config_t = TrainerConfig(
-        max_epochs=None, max_steps=max_steps, batch_size=batch_size, grad_accum_steps=grad_accum, lr=lr,
-        weight_decay=weight_decay, warmup_steps=warmup, device=device, seed=seed, save_every=save_every,
-        log_every=max(1, eval_every // 10), gradient_checkpointing=True if gradient_checkpointing else None,
-        quiet=not verbose, overwrite=overwrite,
+        max_epochs=None, max_steps=o["max_steps"], batch_size=batch_size, grad_accum_steps=grad_accum, lr=o["lr"],
+        weight_decay=o["weight_decay"], warmup_steps=warmup, device=device, seed=seed, save_every=o["save_every"],
+        log_every=max(1, eval_every // 10), gradient_checkpointing=True if o["gradient_checkpointing"] else None,
+        quiet=not say.verbose, overwrite=overwrite,
     )
     throughput = _Throughput()
     callbacks = [throughput, *([TimeLimit(seconds)] if seconds is not None else [])]
     trainer = Trainer(module, task, batches, val_data=val_batches, config=config_t, run_dir=run_dir,
                       callbacks=callbacks)
-    with cpu_threads(threads, resolve_device(device)):
+    with cpu_threads(o["threads"], resolve_device(device)):
         state = trainer.fit(resume=resume)  # without a checkpoint the trainer starts afresh
 
     # -- the model directory (rank 0)
@@ -450,41 +473,40 @@ class _Throughput(Callback):
 
 # ----------------------------------------------------------------------------------- the directory
 
-def claim_pretrain_dir(out_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> bool:
-    """Check that ``out_dir`` may take a pretraining run; True when it starts fresh (nothing to resume).
+def claim_pretrain_dir(out_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
+                       check_busy: bool = True) -> bool:
+    """Check that ``out_dir`` may take a pretraining run; True when the run starts afresh (nothing to resume).
 
-    Allowed: an absent or empty directory; one that a pretraining run wrote (a finished model, or an
-    interrupted run) with ``resume`` or ``overwrite``. Refused, whatever the flags say (`InputError`,
-    nothing written): a path that is not a directory, a directory of anything else (data, another kind
-    of model), and a model directory holding files no model writes (they would be lost with it).
+    The rules every command that writes a DNA model directory follows (`claim_model_dir`): an absent or
+    empty directory, or a DNA model directory (a finished model only with ``resume`` or ``overwrite``);
+    anything else is refused whatever the flags say. Besides: ``resume`` needs a pretraining run there (a
+    `seqmamba train dna` run is not one), and an interrupted run is continued or discarded only when asked.
+    Raises `OutputExistsError`, `OutputBusyError` (another run is writing it; ``check_busy=False`` when the
+    caller holds DIR's lock itself) or `InputError`; writes nothing.
+
+    Example:
+        >>> import tempfile
+        >>> claim_pretrain_dir(tempfile.mkdtemp())  # an empty directory: a fresh run
+        True
     """
     path = Path(out_dir)
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{path}: exists and is not a directory")
-    entries = sorted(name for name in os.listdir(path) if not _LEFTOVER.match(name)) if path.is_dir() else []
-    if not entries:
-        return True
-    what = _pretrain_dir_kind(path)
-    if what is None:
-        raise InputError(f"{path}: exists and is not a pretrained model directory (it holds {_some(entries)}); "
-                         "choose a new or empty directory")
-    extra = [name for name in entries if name not in (*MODEL_FILES, "training")]
-    if extra:
-        raise InputError(f"{path}: holds {_some(extra)}, not part of a model directory; move it away or choose "
-                         "another directory")
-    checkpoint = find_checkpoint(path / "training") if (path / "training").is_dir() else None
+    if check_busy and path.is_dir():
+        check_not_busy(path)  # a run writing DIR now: say so, not "an interrupted run"
+    run = path / "training"
+    checkpoint = find_checkpoint(run) if run.is_dir() else None
+    claim_model_dir(path, DNA_MODEL, overwrite, resume=resume and checkpoint is not None, hint=HINT)
+    if checkpoint is None:
+        if resume and (path / "estimator.json").is_file():
+            raise InputError(f"{path}: holds a model without a training checkpoint; nothing to resume (pass "
+                             "overwrite=True / --overwrite to replace it)")
+        return True  # new, empty, or a run stopped before its first checkpoint: it starts (again)
     if resume:
-        if checkpoint is not None:
-            return False
-        if (path / "estimator.json").is_file():
-            raise InputError(f"{path}: holds {what} without a training checkpoint; nothing to resume (pass "
-                             "overwrite=True / --overwrite to start again)")
-        return True  # a run stopped before its first checkpoint: it starts again
+        if _run_command(run) != "pretrain":
+            raise InputError(f"{path}: holds the run of another command (seqmamba train dna?), not a pretraining "
+                             "run; nothing to resume (pass overwrite=True / --overwrite to replace it)")
+        return False
     if not overwrite:
-        step = _checkpoint_step(checkpoint)
-        raise InputError(f"{path}: already holds {what}" + (f" (step {step:,})" if step is not None else "")
-                         + "; pass resume=True (--resume) to continue it, or overwrite=True (--overwrite) to "
-                         "start again")
+        raise OutputExistsError(path, f"holds an interrupted training run ({checkpoint}); {HINT}")
     return True
 
 
@@ -503,31 +525,13 @@ def check_resume_options(run_dir: Path, options: dict[str, Any]) -> None:
                          "options, or overwrite=True (--overwrite) to start again")
 
 
-def _pretrain_dir_kind(path: Path) -> str | None:
-    """"a pretrained model" / "an interrupted pretraining run" when ``path`` is one of ours, else None."""
-    record_path = path / "estimator.json"
-    if record_path.is_file():
-        try:
-            record = json.loads(record_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        head = record.get("head") if isinstance(record, dict) else None
-        if record.get("estimator") == "MambaEmbedder" and isinstance(head, dict) and \
-                head.get("kind") in ("MaskedLMModel", "CausalLMModel"):
-            return "a pretrained model"
-        raise InputError(f"{path}: holds a {record.get('estimator', 'model')} model, not a pretrained encoder; "
-                         "choose another directory (only a pretrained model is ever replaced here)")
-    options = path / "training" / OPTIONS_NAME
-    if options.is_file():
-        try:
-            command = json.loads(options.read_text(encoding="utf-8")).get("command")
-        except (OSError, ValueError, AttributeError):
-            command = None
-        if command == "pretrain":
-            return "an interrupted pretraining run"
-        raise InputError(f"{path}: holds another command's training run (seqmamba train dna?), not a pretraining "
-                         "run; choose another directory")
-    return None
+def _run_command(run: Path) -> str | None:
+    """The command a run directory's options.json names (None: none, or `seqmamba train dna`'s)."""
+    try:
+        options = json.loads((run / OPTIONS_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return options.get("command") if isinstance(options, dict) else None
 
 
 def _discard_run(out: Path) -> None:
@@ -537,20 +541,13 @@ def _discard_run(out: Path) -> None:
     shutil.rmtree(out / "training", ignore_errors=True)
 
 
-def _checkpoint_step(checkpoint: Path | None) -> int | None:
-    if checkpoint is None:
-        return None
-    try:
-        return int(json.loads((checkpoint / "trainer_state.json").read_text())["trainer"]["state"]["global_step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 # ------------------------------------------------------------------------------------------ helpers
 
 class _Say:
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
+    """Lines for people on stderr: only when ``verbose`` and on rank 0 (``enabled``)."""
+
+    def __init__(self, verbose: bool, enabled: bool) -> None:
+        self.verbose, self.enabled = verbose, enabled
 
     def __call__(self, line: str) -> None:
         if self.enabled:
@@ -570,11 +567,6 @@ def _describe_input(value: Any) -> Any:
 def _check_positive(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _some(names: list[str]) -> str:
-    shown = ", ".join(repr(name) for name in names[:3])
-    return shown if len(names) <= 3 else f"{shown} and {len(names) - 3} more"
 
 
 __all__ = ["PretrainResult", "TimeLimit", "ValidationBatches", "WindowBatches", "claim_pretrain_dir",

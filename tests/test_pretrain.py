@@ -257,7 +257,7 @@ def test_resume_after_max_steps_continues_the_step_count(genome, tmp_path, capsy
     base = ["pretrain", *map(str, genome), "-o", str(out), *TINY, "--eval-every", "2"]
     assert main([*base, "--max-steps", "4"]) == 0
     assert main([*base, "--max-steps", "6"]) == 1  # a finished run is not replaced without asking
-    assert "already holds a pretrained model (step 4)" in capsys.readouterr().err
+    assert_one_line_error(capsys, f"{out}: already holds a DNA model; pass resume=True (--resume) to continue it")
     assert main([*base, "--max-steps", "6", "--resume"]) == 0
     records = epoch_records(out)
     assert [r["step"] for r in records] == [2, 4, 6]
@@ -323,14 +323,24 @@ def test_a_directory_that_is_not_ours_is_refused(genome, tmp_path, capsys):
     (data / "notes.txt").write_text("mine")
     for extra in ([], ["--overwrite"]):
         assert main(["pretrain", str(genome[0]), "-o", str(data), *TINY, *extra]) == 1
-        assert_one_line_error(capsys, str(data), "not a pretrained model directory", "'notes.txt'")
+        assert_one_line_error(capsys, str(data), "is not a DNA model directory", "'notes.txt'")
     assert [p.name for p in data.iterdir()] == ["notes.txt"] and (data / "notes.txt").read_text() == "mine"
-    classifier = tmp_path / "clf"
-    classifier.mkdir()
-    (classifier / "estimator.json").write_text(json.dumps({"format": 1, "estimator": "MambaSequenceClassifier",
-                                                           "head": {"kind": "SequenceHeadModel"}}))
-    assert main(["pretrain", str(genome[0]), "-o", str(classifier), *TINY, "--overwrite"]) == 1
-    assert_one_line_error(capsys, "holds a MambaSequenceClassifier model, not a pretrained encoder")
+    # A model directory holding a file of someone else's: refused, since --overwrite would lose it.
+    model = tmp_path / "model"
+    assert main(["pretrain", str(genome[0]), "-o", str(model), *TINY, "--max-steps", "1"]) == 0
+    (model / "notes.txt").write_text("mine")
+    assert main(["pretrain", str(genome[0]), "-o", str(model), *TINY, "--overwrite"]) == 1
+    assert_one_line_error(capsys, "'notes.txt', not part of a DNA model")
+    # A directory that holds its FASTA input is never written.
+    (model / "notes.txt").unlink()
+    inside = write_fasta(model / "g.fa", {"a": random_dna(3000)})
+    assert main(["pretrain", str(inside), "-o", str(model), *TINY, "--overwrite"]) == 1
+    assert_one_line_error(capsys, "holds the input")
+    # A `train dna` run is not a pretraining run to resume.
+    inside.unlink()
+    (model / "training" / "options.json").write_text(json.dumps({"train_path": "x.csv"}))
+    assert main(["pretrain", str(genome[0]), "-o", str(model), *TINY, "--resume"]) == 1
+    assert_one_line_error(capsys, "not a pretraining run; nothing to resume")
     a_file = tmp_path / "file"
     a_file.write_text("x")
     assert main(["pretrain", str(genome[0]), "-o", str(a_file), *TINY]) in (1, 2)
@@ -341,6 +351,17 @@ def test_a_directory_that_is_not_ours_is_refused(genome, tmp_path, capsys):
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_a_directory_another_run_is_writing_is_refused(genome, tmp_path, capsys):
+    from seqmamba.datasets.output_safety import lock_output_dir
+
+    out = tmp_path / "m"
+    out.mkdir()
+    with lock_output_dir(out):
+        assert main(["pretrain", str(genome[0]), "-o", str(out), *TINY]) == 1
+        assert_one_line_error(capsys, str(out), "another run is writing to it")
+    assert [p.name for p in out.iterdir()] == []
 
 
 # ------------------------------------------------------------------------------------------- torchrun
