@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,6 @@ from torch import nn
 from .checkpoint import save_tensors
 from .config import MambaConfig
 from .datasets.atomic import atomic_path
-from .dna import DNAEncoder
 from .errors import InputError
 from .tokenizers.dna import TOKENS
 
@@ -89,7 +89,7 @@ class CaduceusSpec:
 
     Example:
         >>> import tempfile
-        >>> from seqmamba import MambaConfig
+        >>> from seqmamba import DNAEncoder, MambaConfig
         >>> cfg = MambaConfig(d_model=16, n_layers=2, d_state=4, bidirectional=True, vocab_size=10,
         ...                   rc_equivariant=True, rc_strand_swap=True, complement_map=seqmamba_complement())
         >>> with tempfile.TemporaryDirectory() as tmp:
@@ -343,9 +343,12 @@ def read_caduceus_tensors(directory: str | os.PathLike) -> tuple[Path, dict[str,
 
 
 def convert_caduceus_tensors(
-    spec: CaduceusSpec, path: Path, tensors: dict[str, torch.Tensor]
+    spec: CaduceusSpec, path: Path, tensors: dict[str, torch.Tensor], model_shapes: dict[str, tuple[int, ...]]
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """Caduceus tensors -> (a `DNAEncoder` state dict over DNATokenizer ids, the MLM head's weight or None).
+
+    ``model_shapes``: the shape of every tensor of the `DNAEncoder` that ``spec.config`` describes
+    (`seqmamba.dna.DNAEncoder.state_shapes`).
 
     The head's weight is None where the file has none (tied to the embedding, as published files are saved).
     Every tensor is accounted for: a missing, unexpected or misshaped one is an `InputError` naming it.
@@ -376,8 +379,6 @@ def convert_caduceus_tensors(
             raise InputError(f"{path}: tensor {prefix + rev!r} differs from {prefix + fwd!r}: untied forward and"
                              " reverse projections are not supported")
 
-    with torch.device("meta"):  # shapes only, nothing allocated
-        model_shapes = {k: tuple(v.shape) for k, v in DNAEncoder(config).state_dict().items()}
     state: dict[str, torch.Tensor] = {}
     problems = []
     for cad, ours in _name_table(config):
@@ -450,34 +451,22 @@ def resolve_caduceus_source(source: str | os.PathLike, revision: str | None = No
 
 
 def load_caduceus_parts(
-    source: str | os.PathLike, revision: str | None = None
+    source: str | os.PathLike, shapes_of: Callable[[MambaConfig], dict[str, tuple[int, ...]]],
+    revision: str | None = None,
 ) -> tuple[CaduceusSpec, dict[str, torch.Tensor], torch.Tensor | None]:
-    """(the checked config, a `DNAEncoder` state dict, the MLM head's weight or None) of a Caduceus checkpoint."""
+    """(the checked config, a `DNAEncoder` state dict, the MLM head's weight or None) of a Caduceus checkpoint.
+
+    ``shapes_of(config)``: the encoder's tensor shapes for a config (`seqmamba.dna.DNAEncoder.state_shapes`);
+    the encoder itself is built by `DNAEncoder.from_pretrained`, which reads Caduceus checkpoints through here.
+    """
     directory = resolve_caduceus_source(source, revision)
     spec = read_caduceus_config(directory)
     path, tensors = read_caduceus_tensors(directory)
-    state, head = convert_caduceus_tensors(spec, path, tensors)
+    state, head = convert_caduceus_tensors(spec, path, tensors, shapes_of(spec.config))
     return spec, state, head
 
 
-def load_caduceus_encoder(
-    source: str | os.PathLike, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
-    revision: str | None = None,
-) -> DNAEncoder:
-    """The `DNAEncoder` of a Caduceus checkpoint (a directory or a hub id), in eval mode.
-
-    For Caduceus-PS, ``forward`` averages the two strands (``(h[t] + h_rc[L-1-t]) / 2``, strand-symmetric);
-    `DNAEncoder.strands` gives both, and `rcps_hidden` Caduceus's own ``(batch, L, 2*d_model)`` layout.
-    """
-    spec, state, _ = load_caduceus_parts(source, revision)
-    encoder = DNAEncoder(spec.config)
-    encoder.load_state_dict(state)
-    if device is not None or dtype is not None:
-        encoder = encoder.to(device=device, dtype=dtype)
-    return encoder.eval()
-
-
-def rcps_hidden(encoder: DNAEncoder, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def rcps_hidden(encoder: nn.Module, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Caduceus-PS's ``last_hidden_state`` layout: (batch, L, 2*d_model), [forward strand | RC strand flipped in
     L and channels]. ``ids`` are DNATokenizer ids."""
     hidden, hidden_rc = encoder.strands(ids, mask)  # (batch, L, d_model) each; hidden_rc in its own order
@@ -502,7 +491,7 @@ def from_caduceus_ids(ids: torch.Tensor) -> torch.Tensor:
 
 
 def write_caduceus(
-    directory: str | os.PathLike, encoder: DNAEncoder, head: nn.Linear | None = None
+    directory: str | os.PathLike, encoder: nn.Module, head: nn.Linear | None = None
 ) -> Path:
     """Write ``encoder`` (and an MLM ``head`` over DNATokenizer ids) as a Caduceus checkpoint directory.
 
@@ -568,7 +557,7 @@ def _one_line(err: BaseException) -> str:
 
 __all__ = [
     "CADUCEUS_TOKENS", "TO_CADUCEUS", "CaduceusSpec", "caduceus_complement", "caduceus_ids", "convert_caduceus_tensors",
-    "from_caduceus_ids", "is_caduceus_source", "is_hub_id", "load_caduceus_encoder", "load_caduceus_parts",
+    "from_caduceus_ids", "is_caduceus_source", "is_hub_id", "load_caduceus_parts",
     "rcps_hidden", "read_caduceus_config", "read_caduceus_tensors", "resolve_caduceus_source", "seqmamba_complement",
     "write_caduceus",
 ]

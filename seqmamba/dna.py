@@ -173,6 +173,17 @@ class DNAEncoder(nn.Module):
         """
         from . import caduceus
 
-        if caduceus.is_caduceus_source(directory):
-            return caduceus.load_caduceus_encoder(directory, device=device, dtype=dtype)
-        return ckpt.from_pretrained(cls, directory, device=device, dtype=dtype)
+        if not caduceus.is_caduceus_source(directory):
+            return ckpt.from_pretrained(cls, directory, device=device, dtype=dtype)
+        spec, state, _ = caduceus.load_caduceus_parts(directory, cls.state_shapes)
+        encoder = cls(spec.config)
+        encoder.load_state_dict(state)
+        if device is not None or dtype is not None:
+            encoder = encoder.to(device=device, dtype=dtype)
+        return encoder.eval()
+
+    @classmethod
+    def state_shapes(cls, config: MambaConfig) -> dict[str, tuple[int, ...]]:
+        """The shape of every tensor of ``cls(config)``'s state dict, computed without allocating it."""
+        with torch.device("meta"):
+            return {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}

@@ -98,7 +98,7 @@ def test_published_ps_order_is_the_fused_one():
     # The same weights with the strands kept apart (Caduceus's unfused RCPS path) give other numbers:
     # the strand swap is what the fused path, and so the published checkpoints, compute.
     golden = load_file(DATA / "ps" / "golden.safetensors")
-    spec, state, _ = load_caduceus_parts(DATA / "ps")
+    spec, state, _ = load_caduceus_parts(DATA / "ps", DNAEncoder.state_shapes)
     assert spec.config.rc_strand_swap
     apart = DNAEncoder(dataclasses.replace(spec.config, rc_strand_swap=False))
     apart.load_state_dict(state)

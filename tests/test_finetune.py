@@ -103,12 +103,12 @@ def test_train_dna_init_from_the_cli(pretrained, tmp_path, capsys):
 def test_init_from_a_caduceus_checkpoint(name, tmp_path):
     from pathlib import Path
 
-    from seqmamba.caduceus import load_caduceus_encoder
+    from seqmamba.dna import DNAEncoder
 
     source = Path(__file__).parent / "data" / "caduceus" / name
     X, y = at_gc_task()
     clf = MambaSequenceClassifier(**{**TINY, "max_epochs": 1}, init=str(source), freeze_encoder=True).fit(X, y)
-    want = encoder_tensors(type("M", (), {"encoder": load_caduceus_encoder(source)})())
+    want = encoder_tensors(type("M", (), {"encoder": DNAEncoder.from_pretrained(source)})())
     got = encoder_tensors(clf.model_)
     assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
     assert clf.model_.config.rc_equivariant == (name == "ps")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..dna import DNAEncoder
 from ..errors import InputError
 from ._base import ESTIMATOR_NAME, read_estimator_record, read_module
 
@@ -35,9 +36,9 @@ def pretrained_encoder(source: str | os.PathLike) -> nn.Module:
     path = Path(source)
     if (path / ESTIMATOR_NAME).is_file():
         return read_module(path, read_estimator_record(path)["head"]).encoder.eval()
-    from ..caduceus import is_caduceus_source, load_caduceus_encoder
+    from ..caduceus import is_caduceus_source
 
     if is_caduceus_source(source):
-        return load_caduceus_encoder(source).eval()
+        return DNAEncoder.from_pretrained(source)
     raise InputError(f"{source}: holds no DNA encoder to start from (expected a seqmamba model directory with "
                      f"{ESTIMATOR_NAME}, a Caduceus checkpoint directory, or a Hugging Face hub id)")

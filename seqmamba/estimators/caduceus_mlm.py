@@ -14,7 +14,7 @@ import torch
 
 from ..caduceus import load_caduceus_parts, write_caduceus
 from ..dna import DNAEncoder
-from ..tokenizers.dna import TOKENS, DNATokenizer
+from ..tokenizers.dna import DNATokenizer
 from ._heads import MaskedLMModel
 
 
@@ -44,7 +44,7 @@ def load_caduceus(
         >>> model(ids, mask).shape, model.embed(ids, mask).shape
         (torch.Size([2, 9, 10]), torch.Size([2, 16]))
     """
-    spec, state, head = load_caduceus_parts(source, revision)
+    spec, state, head = load_caduceus_parts(source, DNAEncoder.state_shapes, revision)
     model = MaskedLMModel(spec.config)
     model.encoder.load_state_dict(state)
     with torch.no_grad():
@@ -90,21 +90,3 @@ def save_caduceus(model: Any, directory: str | os.PathLike) -> Path:
         return write_caduceus(directory, module.encoder, module.head)
     raise TypeError(f"save_caduceus: expected a MaskedLMModel, a DNAEncoder or an embedder holding one, got"
                     f" {type(module).__name__}")
-
-
-def caduceus_embedder(source: str | os.PathLike, device: str | None = None):
-    """A fitted `MambaEmbedder` on a Caduceus checkpoint (what ``MambaEmbedder(model=source)`` adopts)."""
-    from .embedder import MambaEmbedder
-
-    model, tokenizer = load_caduceus(source)
-    config = model.config
-    params: dict[str, Any] = dict(d_model=config.d_model, n_layers=config.n_layers, d_state=config.d_state,
-                                  bidirectional=True, rc_equivariant=config.rc_equivariant)
-    if device is not None:
-        params["device"] = device
-    embedder = MambaEmbedder(**params)
-    embedder.model_ = model
-    embedder.tokenizer_ = tokenizer
-    embedder.head_ = {"kind": "MaskedLMModel", "n_outputs": len(TOKENS), "pooling": "mean", "add_cls": False}
-    embedder.d_model_ = config.d_model
-    return embedder

@@ -259,9 +259,10 @@ def load_model_dir(directory: str | os.PathLike, device: str | None = None
     from ..caduceus import is_caduceus_source
 
     if not (Path(directory) / "estimator.json").is_file() and is_caduceus_source(directory):
-        from .caduceus_mlm import caduceus_embedder
+        from .caduceus_mlm import load_caduceus
 
-        return caduceus_embedder(directory, device=device)
+        model, _ = load_caduceus(directory)  # its tokenizer is DNATokenizer's default, as from_module's
+        return MambaEmbedder.from_module(model, **({} if device is None else {"device": device}))
     record = read_estimator_record(directory)
     kind = record.get("estimator")
     if kind == "MambaSequenceClassifier":
