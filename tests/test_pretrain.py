@@ -86,6 +86,20 @@ def test_cli_pretrains_a_model_directory_that_embeds(genome, tmp_path, capsys):
     assert (out / "training" / "checkpoint" / "trainer_state.json").is_file()
 
 
+def test_a_classifier_starts_from_the_pretrained_encoder(genome, tmp_path):
+    from seqmamba import MambaSequenceClassifier
+
+    out = tmp_path / "pretrained"
+    pretrain(genome, out, max_steps=2, eval_every=2, **TINY_API)
+    X = [random_dna(80, seed) for seed in range(8)]
+    clf = MambaSequenceClassifier(init=str(out), max_len=64, max_epochs=1, batch_size=4, device="cpu",
+                                  random_state=0).fit(X, [0, 1] * 4)
+    start = load_file(out / "model.safetensors")
+    assert clf.model_.config.d_model == 8
+    assert clf.predict_proba(X).shape == (8, 2)
+    assert set(clf.model_.encoder.state_dict()) == {k[len("encoder."):] for k in start if k.startswith("encoder.")}
+
+
 def test_cli_progress_and_summary_on_stderr(genome, tmp_path, capsys):
     out = tmp_path / "m"
     argv = [a for a in TINY if a != "-q"]
