@@ -1,4 +1,4 @@
-"""`seqmamba quickstart`: the main job end to end on a generated task, on a CPU, in minutes."""
+"""`seqmamba quickstart`: the main job end to end on a generated task, on a CPU (about 40 s on a 2-core CPU)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import click
 
 from .options import threads_option
 
-# Sized for a 2-core CPU: 34-39 s wall in all, measured on a busy one (docs/results/dna.md).
+# Sized for a 2-core CPU: about 40 s there, start-up included (`time seqmamba quickstart`; earlier runs in
+# docs/results/dna.md).
 # Max pooling: a channel that counts positions and reads out at one motif learns in tens of steps, where a
 # mean over 2,000 positions dilutes that signal ~60-fold.
 DEFAULTS = {"n_train": 256, "n_test": 160, "length": (2000, 2400), "d_model": 16, "n_layers": 1, "d_state": 8,
@@ -105,7 +106,7 @@ def _run(out_dir: str, seed: int, quiet: bool, overwrite: bool, opts: dict) -> d
 @threads_option
 @click.option("-q", "--quiet", is_flag=True, help="Only the final result line.")
 def quickstart(out_dir: str, seed: int, overwrite: bool, threads: int | None, quiet: bool) -> None:
-    """Classify long DNA from FASTA, end to end, on a CPU: about 45 s on a 2-core CPU (no download).
+    """Classify long DNA from FASTA, end to end, on a CPU: about 40 s on a 2-core CPU (no download).
 
     Generates 2-2.4 kbp sequences whose label says which of two motifs comes first (they lie
     ~1,500 bases apart; k-mer counts cannot tell), writes them as FASTA, trains a small

@@ -324,5 +324,5 @@ def test_fasta_unreadable(models, tmp_path):
 def test_windows_line_endings_classify(models, tmp_path):
     argv, out = classify(tmp_path, models, ">r1 a description\r\nACGTAC\r\nGTAC\r\n>r2\r\nGGCC\r\n")
     assert main(argv) == 0
-    rows = [line.split("\t")[:2] for line in out.read_text().splitlines()[1:]]
+    rows = [line.split("\t")[:3:2] for line in out.read_text().splitlines()[1:]]  # id, (file,) length
     assert rows == [["r1", "10"], ["r2", "4"]]
