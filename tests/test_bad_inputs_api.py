@@ -211,8 +211,8 @@ def test_irregular_steps_warn_once_through_the_cli(models, tmp_path, capfd):
     assert main(["train", "forecast", str(data), "-o", str(model), *cli_cases.TINY_FORECAST]) == 0
     err = capfd.readouterr().err.splitlines()
     assert err[0] == f"Warning: {data}: {IRREGULAR}" and len(err) == 2 and err[1].startswith("trained ")
-    assert main(["forecast", str(model), str(data), "-o", str(tmp_path / "out.csv")]) == 0
-    assert capfd.readouterr().err == f"Warning: {data}: {IRREGULAR}\n"
+    assert main(["forecast", str(model), str(data), "-o", str(tmp_path / "out.csv"), "-q"]) == 0
+    assert capfd.readouterr().err == f"Warning: {data}: {IRREGULAR}\n"  # once (-q: no summary line)
     dates = pd.read_csv(tmp_path / "out.csv")["date"].tolist()
     assert dates[:2] == ["2022-05-02", "2022-05-03"]  # after the last row (2022-05-01), one usual step apart
 
