@@ -24,7 +24,7 @@ class ScanTuning:
     target_programs: int  # forward programs wanted: enough to fill the GPU a few times; more chunks only add carry work
     min_chunk_steps: int  # no forward chunk shorter: a short chunk leaves its program too little to walk
     bwd_target_programs: int  # the backward's own program target (0: it takes the forward's chunks)
-    bwd_min_chunk_steps: int  # no backward chunk shorter
+    bwd_min_chunk_steps: int  # the same floor for the backward, whose programs walk longer tiles
     # Tiles and blocks of the forward.
     block_l: int  # steps per tile (0: one 16-byte load per row, so that a tile's scan stays in one thread)
     block_d: int  # channels per program, one tile row per thread
@@ -45,9 +45,9 @@ class ScanTuning:
     bwd_tile_values: int  # a program's block in values (bwd_tile_values // bwd_block_l channels), which registers bound
     bwd_num_warps: int  # warps of a backward program
     bwd_states_per_iter: int  # states per trip of the loop over states: more overlap, more registers
-    bwd_maxnreg: int  # register cap (0: the compiler's)
+    bwd_maxnreg: int  # the backward's register cap (0: the compiler's)
     # Every pass, and the host.
-    fast_softplus: int  # the kernels (SOFTPLUS_IN_* bits) that take softplus with the approximate log2 (NVIDIA only)
+    fast_softplus: int  # kernels (SOFTPLUS_IN_* bits) taking softplus with the approximate log2 (NVIDIA): fewer steps
     fast_launch: int  # launch compiled kernels directly (kernels/_fast_launch.py); 0: through Triton every call
 
     def __post_init__(self) -> None:
