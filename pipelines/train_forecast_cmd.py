@@ -99,7 +99,12 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
     if id_col is not None:
         frame, val, what = _panel_frames(data, id_col, missing, split, lookback)
     else:
-        series = read_timeseries(data, missing=missing, irregular="warn", lookback=lookback, horizon=horizon)
+        try:
+            series = read_timeseries(data, missing=missing, irregular="warn", lookback=lookback, horizon=horizon)
+        except InputError as error:
+            if " is not numeric: " not in str(error):
+                raise
+            raise InputError(f"{error} (a long table of many series? name its id column: --id-col)") from None
         frame = _frame(series)
         what = f"{series.n_variables} variables"
         val = None

@@ -321,6 +321,8 @@ def test_unknown_series_and_short_series(panel_model):
         MambaForecaster(**TINY, id_col="unique_id", past_covariates=["rain"]).fit(frame)
     with pytest.raises(InputError, match="no id column 'unique_id'"):
         model.predict(frame.drop(columns="unique_id"), future=future)
+    with pytest.raises(InputError, match=r"column 'unique_id' is not numeric: .* name its id column: id_col="):
+        MambaForecaster(**TINY).fit(frame)  # a long frame without id_col: nothing is guessed
 
 
 # -- one wide series with covariates and quantiles ------------------------------------------------------------
@@ -339,6 +341,8 @@ def test_wide_series_with_future_covariates_and_quantiles(wide_model):
     ahead["hour"] = ahead["ds"].dt.hour.astype(float)
     out = model.predict(future=ahead)  # extra rows are ignored; rows are matched by timestamp
     assert list(out.columns) == ["ds", "load", "temp", "load_q0.1", "load_q0.9", "temp_q0.1", "temp_q0.9"]
+    with pytest.warns(UserWarning, match="future= is ignored"):
+        MambaForecaster(**TINY).fit(frame.drop(columns="hour")).predict(future=ahead)
     assert (out["load_q0.1"] <= out["load_q0.9"]).all()
     array = model.predict(future=ahead["hour"].to_numpy()[:6])  # an array: in order
     np.testing.assert_allclose(array["load"], out["load"], rtol=1e-5)

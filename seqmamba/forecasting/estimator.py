@@ -216,7 +216,13 @@ class MambaForecaster(BaseEstimator):
     def _prepare_wide(self, X: Any, X_val: Any) -> tuple[FitData, dict[str, Any]]:
         """One wide series: its windows (train, early-stopping validation, held-back confirmation) and the
         attributes it gives the fitted estimator."""
-        series, kind = read_table(X, irregular="warn")
+        try:
+            series, kind = read_table(X, irregular="warn")
+        except InputError as error:
+            if " is not numeric: " not in str(error):
+                raise
+            # A text column in a wide frame: often the id column of a long frame of many series.
+            raise InputError(f"{error} (a long frame of many series? name its id column: id_col=...)") from None
         roles = self._roles(series.columns, named(X, "X"))
         L, H = self.lookback, self.horizon
         values = series.values  # (T, C)
@@ -493,6 +499,9 @@ class MambaForecaster(BaseEstimator):
         ``future`` is the caller's table (read here), or ``future_rows`` one series of it already read."""
         roles = self._fitted_roles()
         if not roles.future:
+            if future is not None:
+                warnings.warn(f"{what}: future= is ignored: the model was fitted without future_covariates",
+                              UserWarning, stacklevel=3)
             return None
         if future is None and future_rows is None:
             raise missing_future(what, roles.future, self.horizon, panel=self.id_col is not None)

@@ -90,8 +90,8 @@ def fit_linear_path(x: np.ndarray, y: np.ndarray, revin: RevIN | None, alpha: fl
     sy = torch.zeros(horizon, dtype=torch.float64)
     total = 0.0
     for start in range(0, n, chunk):
-        xb = torch.from_numpy(np.ascontiguousarray(x[start:start + chunk], dtype=np.float32))  # (b, L, C)
-        yb = torch.from_numpy(np.ascontiguousarray(y[start:start + chunk], dtype=np.float32))  # (b, H, C)
+        xb = torch.from_numpy(np.array(x[start:start + chunk], dtype=np.float32, order="C"))  # (b, L, C): a copy
+        yb = torch.from_numpy(np.array(y[start:start + chunk], dtype=np.float32, order="C"))  # (b, H, C)
         xs, ys, w = normalised_pairs(xb, yb, revin)
         xs, ys = xs.double(), ys.double()  # (m, L), (m, H)
         w = w.double() if weighted else torch.ones_like(w, dtype=torch.float64)  # (m,)
@@ -130,7 +130,7 @@ def linear_forecast(x: np.ndarray, fit: RidgeFit, revin: RevIN | None, chunk: in
     out = []
     with torch.no_grad():
         for start in range(0, len(x), chunk):
-            xb = torch.from_numpy(np.ascontiguousarray(x[start:start + chunk], dtype=np.float32))  # (b, L, C)
+            xb = torch.from_numpy(np.array(x[start:start + chunk], dtype=np.float32, order="C"))  # (b, L, C): a copy
             stats = None
             if revin is not None:
                 xb, stats = revin(xb)

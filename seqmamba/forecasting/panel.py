@@ -202,6 +202,9 @@ def predict_panel(est: Estimator, X: Any, future: Any) -> Any:
                           None if stamps is None else stamps[-1], len(series), series.freq or s.freq,
                           typical_step(stamps) or s.step))
     future_panel = None
+    if future is not None and not roles.future:
+        warnings.warn(f"{what}: future= is ignored: the model was fitted without future_covariates", UserWarning,
+                      stacklevel=3)
     if roles.future:
         if future is None:
             raise missing_future(what, roles.future, H, panel=True)
