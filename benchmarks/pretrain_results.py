@@ -50,6 +50,13 @@ SMOKE = {"pretrain": {"d_model": 16, "n_layers": 1, "d_state": 4, "window": 256,
          "finetune": {"batch_size": 16, "lr": 3e-3, "max_epochs": 1, "n_iter_no_change": 1, "max_time": None},
          "encoder_lr_scale": 0.25, "gue_limit": 48}
 
+# A CPU-sized run (2 cores): a smaller encoder and fewer windows; --pretrain-time sets its length.
+CPU = {"pretrain": {"d_model": 64, "n_layers": 2, "d_state": 16, "window": 512, "batch_size": 16,
+                    "lr": 2e-3, "max_steps": 3000, "max_time": 600},
+       "mlm_windows": 64, "ecoli_window": 200, "ecoli_per_class": (400, 100, 200),
+       "finetune": {"batch_size": 32, "lr": 2e-3, "max_epochs": 6, "n_iter_no_change": 3, "max_time": 90.0},
+       "encoder_lr_scale": 0.25, "gue_limit": 800}
+
 CODE = np.full(256, 4, dtype=np.uint8)  # A C G T -> 0..3, anything else 4 (not a base)
 for _i, _letters in enumerate(("Aa", "Cc", "Gg", "TtUu")):
     for _ch in _letters:
@@ -388,13 +395,14 @@ def main() -> None:
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--cpu-sizes", action="store_true", help="The CPU-sized preset (a 2-core machine).")
     parser.add_argument("--pretrain-time", type=float, help="Seconds of pretraining (overrides the preset).")
     parser.add_argument("--finetune-time", type=float, help="Seconds per fine-tuning run (overrides the preset).")
     args = parser.parse_args()
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     args.model = args.model or str(results / "model")
-    sizes = json.loads(json.dumps(SMOKE if args.smoke else FULL))  # a copy to override
+    sizes = json.loads(json.dumps(SMOKE if args.smoke else CPU if args.cpu_sizes else FULL))  # a copy to override
     if args.pretrain_time:
         sizes["pretrain"]["max_time"] = args.pretrain_time
     if args.finetune_time:
