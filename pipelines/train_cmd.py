@@ -8,6 +8,8 @@ import os
 import click
 
 from .options import device_option, quiet_option
+from .train_dna_cmd import dna
+from .train_forecast_cmd import train_forecast
 
 
 @click.group("train")
@@ -62,6 +64,6 @@ def selftest(run_dir: str, device: str, max_steps: int, batch_size: int, grad_ac
                    f"val_loss {val:.4g}; run directory {run_dir}")
 
 
-# Registered on import, so each task's module stays its own file.
-from . import train_dna_cmd  # noqa: E402, F401  (registers `seqmamba train dna`)
-from .train_forecast_cmd import train_forecast  # noqa: E402, F401  (registers `seqmamba train forecast`)
+# Each task's command lives in its own file, which imports nothing of this one.
+train.add_command(dna)
+train.add_command(train_forecast)

@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 
 from .options import device_option, quiet_option, threads_option
-from .train_cmd import train
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ def _parse_class(ctx: click.Context, param: click.Parameter, values: tuple[str, 
     return pairs
 
 
-@train.command("dna")
+@click.command("dna")
 @click.option("--train", "train_path", type=click.Path(dir_okay=False),
               help="CSV/TSV with 'sequence' and 'label' columns.")
 @click.option("--class", "classes", multiple=True, callback=_parse_class, metavar="LABEL=FASTA",

@@ -14,10 +14,9 @@ from ..datasets.output_safety import FORECASTER, check_not_busy, claim_model_dir
 from ..errors import InputError, naming_output
 from .forecast_cmd import _naming, check_fitted_rows, warned_once
 from .options import device_option, quiet_option, threads_option
-from .train_cmd import train
 
 
-@train.command("forecast")
+@click.command("forecast")
 @click.argument("data", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--out", "model_dir", type=click.Path(file_okay=False), required=True,
               help="Directory to write the model to (config.json + model.safetensors).")
