@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import click
 
-from .._version import __version__
+from .. import __version__
 from ..datasets.atomic import STDOUT, named_stdout
 from ..errors import naming_output
 from .ingest_cmd import ingest

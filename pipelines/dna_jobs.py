@@ -36,7 +36,7 @@ def write_predictions(clf: Any, chunks: Chunks, output: str | None, per_window: 
     Per record: ``id file length predicted prob_<class>...``. Per window: ``#chrom start end file predicted
     prob_<class>...`` (0-based, half-open). Rows follow the input order.
     """
-    from ..estimators.classifier import _softmax
+    from scipy.special import softmax
 
     class_cols = [f"prob_{c}" for c in clf.classes_]
     header = ["#chrom", "start", "end", "file"] if per_window else ["id", "file", "length"]
@@ -47,10 +47,10 @@ def write_predictions(clf: Any, chunks: Chunks, output: str | None, per_window: 
             logits, windows = clf.window_logits(sequences, names=names,
                                                 progress=progress.bases if progress else None)  # (w, k)
             if per_window:
-                probs = _softmax(logits)  # (windows, classes)
+                probs = softmax(logits, axis=1)  # (windows, classes)
                 keys = ([names[w.row], str(w.start), str(w.end), files[w.row]] for w in windows)
             else:
-                probs = _softmax(clf._pool_windows(logits, windows, len(sequences)))  # (records, classes)
+                probs = softmax(clf.pool_windows(logits, windows, len(sequences)), axis=1)  # (records, classes)
                 keys = ([name, file, str(len(seq))] for name, file, seq in zip(names, files, sequences))
             labels = clf.classes_[probs.argmax(1)]
             out.write("".join("\t".join([*key, str(label), *(f"{v:.6g}" for v in p)]) + "\n"
@@ -70,14 +70,15 @@ def write_embeddings(embedder: Any, chunks: Chunks, output: str, per_window: boo
     ``survey`` (every record's length) sizes the ``.npy`` header before the first row is computed; an
     incomplete one (streamed input) leaves room in the header and fills it in at the end.
     """
-    from ..estimators._dna_data import window_spans
+    from ..datasets.windows import tile
     from ..estimators.embedder import pool_window_embeddings
 
     suffix = check_embedding_output(output)
     if not survey.complete:
         n_rows = None
     elif per_window:
-        n_rows = sum(len(window_spans(n, embedder.max_len, embedder._stride)) for n in survey.lengths)
+        stride = embedder.window_stride or embedder.max_len
+        n_rows = sum(len(tile(0, n, embedder.max_len, stride, "keep")) for n in survey.lengths)
     else:
         n_rows = survey.n_records
     width = 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..datasets.windows import tile
 from ..errors import InputError
 from ..tokenizers.dna import CLS, PAD, DNATokenizer
 
@@ -64,16 +65,7 @@ def window_spans(length: int, max_len: int, stride: int) -> list[tuple[int, int]
         >>> window_spans(7, 10, 10)
         [(0, 7)]
     """
-    if length <= max_len:
-        return [(0, length)]
-    spans = [(s, s + max_len) for s in range(0, length - max_len + 1, stride)]
-    tail = spans[-1][0] + stride
-    if spans[-1][1] < length and tail < length:
-        # The tail window starts where the stride puts it; with overlap it may be short. A stride longer
-        # than max_len skips bases between windows, and the tail too when it would start past the end
-        # (it used to give an empty or inverted window there, pooled in as if it were bases).
-        spans.append((tail, length))
-    return spans
+    return tile(0, length, max_len, stride, "keep")  # the one window planner, datasets.windows
 
 
 @dataclass(frozen=True)

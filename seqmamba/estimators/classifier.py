@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.special import softmax
 from sklearn.base import ClassifierMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
@@ -282,7 +283,7 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         sequences = check_sequences(X)
         return self._window_outputs(sequences, lambda m, b: m(b["input_ids"], b["attention_mask"]), names, progress)
 
-    def _pool_windows(self, logits: np.ndarray, windows: list[WindowRef], n: int) -> np.ndarray:
+    def pool_windows(self, logits: np.ndarray, windows: list[WindowRef], n: int) -> np.ndarray:
         rows = np.array([w.row for w in windows])
         out = np.empty((n, logits.shape[1]), dtype=np.float32)
         if self.window_pooling == "max":
@@ -302,11 +303,11 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
     def _sequence_logits(self, X: Sequence[str]) -> np.ndarray:
         sequences = check_sequences(X)
         logits, windows = self.window_logits(sequences)
-        return self._pool_windows(logits, windows, len(sequences))
+        return self.pool_windows(logits, windows, len(sequences))
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
         """Class probabilities ``(n, n_classes)``, columns in the order of ``classes_``."""
-        return _softmax(self._sequence_logits(X))
+        return softmax(self._sequence_logits(X), axis=1)
 
     def predict_log_proba(self, X: Sequence[str]) -> np.ndarray:
         return np.log(np.clip(self.predict_proba(X), 1e-12, None))
@@ -338,9 +339,3 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         tags.input_tags.two_d_array = False
         tags.input_tags.string = True
         return tags
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
