@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import InputError
+from ..tokenizers.dna import TEXT_COMPLEMENT
 from .bed import Region
 from .fasta import FastaFile
 from .fasta_scan import RecordStart
@@ -20,7 +21,6 @@ Partial = Literal["keep", "pad", "drop"]
 Strand = Literal["+", "-", "both"]
 
 # IUPAC complements, both cases (ambiguity codes complement to their own partner).
-_COMPLEMENT = bytes.maketrans(b"ACGTUNRYSWKMBDHVacgtunryswkmbdhv", b"TGCAANYRSWMKVHDBtgcaanyrswmkvhdb")
 _DEFINITE = b"ACGTacgt"
 
 
@@ -48,7 +48,7 @@ class Window:
     @property
     def sequence(self) -> bytes:
         """The bases read 5'->3' on the window's strand (reverse complement for ``-``)."""
-        return self.forward.translate(_COMPLEMENT)[::-1] if self.strand == "-" else self.forward
+        return self.forward.translate(TEXT_COMPLEMENT)[::-1] if self.strand == "-" else self.forward
 
     def to_bed(self) -> str:
         return f"{self.chrom}\t{self.start}\t{self.end}\t.\t0\t{self.strand}"

@@ -19,11 +19,6 @@ from . import checkpoint as ckpt
 from .config import MambaConfig
 from .encoder import MambaEncoder
 
-# Token ids of a plain nucleotide alphabet A, C, G, T, N and its complement map (A<->T, C<->G, N->N).
-# A tokenizer with other ids (padding, special tokens) passes its own map through MambaConfig.
-DNA_ALPHABET = "ACGTN"
-DNA_COMPLEMENT = [3, 2, 1, 0, 4]
-
 
 def check_complement_map(complement_map: list[int], vocab_size: int) -> torch.Tensor:
     """The map as a long tensor; ValueError unless it is an involution over range(vocab_size)."""
@@ -62,12 +57,13 @@ class DNAEncoder(nn.Module):
     Example:
         >>> import torch
         >>> from seqmamba import MambaConfig
-        >>> from seqmamba.dna import DNA_COMPLEMENT, DNAEncoder, reverse_complement
-        >>> cfg = MambaConfig(d_model=16, n_layers=1, d_state=4, bidirectional=True,
-        ...                   rc_equivariant=True, vocab_size=5, complement_map=DNA_COMPLEMENT)
+        >>> from seqmamba.dna import DNAEncoder, reverse_complement
+        >>> from seqmamba.tokenizers.dna import COMPLEMENT, DNATokenizer
+        >>> cfg = MambaConfig(d_model=16, n_layers=1, d_state=4, bidirectional=True, rc_equivariant=True,
+        ...                   vocab_size=DNATokenizer.vocab_size, complement_map=list(COMPLEMENT))
         >>> model = DNAEncoder(cfg).double()
-        >>> ids = torch.randint(0, 4, (2, 50))  # A, C, G, T = 0, 1, 2, 3
-        >>> rc = reverse_complement(ids, torch.tensor(DNA_COMPLEMENT))
+        >>> ids = torch.randint(1, 5, (2, 50))  # A, C, G, T = 1, 2, 3, 4
+        >>> rc = reverse_complement(ids, torch.tensor(COMPLEMENT))
         >>> torch.equal(model.embed(ids), model.embed(rc))
         True
     """
@@ -84,7 +80,8 @@ class DNAEncoder(nn.Module):
         if config.rc_equivariant:
             if config.complement_map is None:
                 raise ValueError(
-                    "DNAEncoder: rc_equivariant needs config.complement_map (e.g. DNA_COMPLEMENT)"
+                    "DNAEncoder: rc_equivariant needs config.complement_map"
+                    " (DNATokenizer's: seqmamba.tokenizers.dna.COMPLEMENT)"
                 )
             complement = check_complement_map(config.complement_map, config.vocab_size)
         # Not persistent: it is part of the config, and a state_dict entry would duplicate it.

@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from seqmamba import DNAEncoder, MambaConfig, MambaEncoder
 from seqmamba.checkpoint import CONFIG_NAME, WEIGHTS_NAME
-from seqmamba.dna import DNA_COMPLEMENT
+from seqmamba.tokenizers.dna import COMPLEMENT, DNATokenizer
 
 
 def _encoder(**kwargs) -> MambaEncoder:
@@ -32,11 +32,11 @@ def test_round_trip_gives_identical_outputs(tmp_path, kwargs):
 def test_dna_encoder_round_trip_and_dtype(tmp_path):
     torch.manual_seed(0)
     cfg = MambaConfig(d_model=8, n_layers=1, d_state=4, bidirectional=True, rc_equivariant=True,
-                      vocab_size=5, complement_map=DNA_COMPLEMENT)
+                      vocab_size=DNATokenizer.vocab_size, complement_map=list(COMPLEMENT))
     model = DNAEncoder(cfg).eval()
     model.save_pretrained(tmp_path)
     loaded = DNAEncoder.from_pretrained(tmp_path, dtype=torch.float64)
-    ids = torch.randint(0, 5, (2, 21))
+    ids = torch.randint(1, 6, (2, 21))
     torch.testing.assert_close(loaded.embed(ids).float(), model.embed(ids), rtol=1e-5, atol=1e-6)
     assert next(loaded.parameters()).dtype == torch.float64
     with pytest.raises(ValueError, match="holds a DNAEncoder, not a MambaEncoder"):

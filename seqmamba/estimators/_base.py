@@ -32,11 +32,11 @@ from ..datasets.atomic import atomic_output, staged_files
 from ..datasets.output_safety import API_HINT, DNA_MODEL, claim_model_dir
 from ..errors import InputError
 from ..model_dir import ESTIMATOR_NAME, TOKENIZER_NAME  # the layout: model_dir.py's
-from ..tokenizers.dna import DNATokenizer
+from ..tokenizers.dna import COMPLEMENT, DNATokenizer
 from ..training import Callback, Task, Trainer, TrainerConfig
 from ..training.device import resolve_device
 from ..training.threads import INFERENCE_REUSE_S, cpu_threads
-from ._dna_data import TOKENIZER_COMPLEMENT, WindowRef, iter_batches, plan_windows
+from ._dna_data import WindowRef, iter_batches, plan_windows
 from ._heads import POOLINGS, build_module
 
 ESTIMATOR_FORMAT = 1
@@ -77,7 +77,7 @@ class DNAEstimatorBase(BaseEstimator):
         return MambaConfig(
             d_model=self.d_model, n_layers=self.n_layers, d_state=self.d_state, bidirectional=self.bidirectional,
             rc_equivariant=self.rc_equivariant, vocab_size=DNATokenizer.vocab_size,
-            complement_map=list(TOKENIZER_COMPLEMENT) if self.rc_equivariant else None,
+            complement_map=list(COMPLEMENT) if self.rc_equivariant else None,
         )
 
     def _check_params(self) -> None:

@@ -18,10 +18,6 @@ from ..datasets.windows import tile
 from ..errors import InputError
 from ..tokenizers.dna import CLS, PAD, DNATokenizer
 
-# Token id -> id of its complement for DNATokenizer's vocabulary: A<->T, C<->G; N and the special
-# tokens ([PAD], [CLS], [SEP], [MASK], [UNK]) are their own complements.
-TOKENIZER_COMPLEMENT = [0, 4, 3, 2, 1, 5, 6, 7, 8, 9]
-
 
 def check_sequences(X: object, what: str = "X") -> list[str]:
     """X as a list of DNA strings; TypeError/InputError for anything else (sklearn-style checks)."""

@@ -17,6 +17,9 @@ TOKENS = ("[PAD]", "A", "C", "G", "T", "N", "[CLS]", "[SEP]", "[MASK]", "[UNK]")
 # Token id -> id of its complement (A<->T, C<->G; N and the special tokens are their own): the
 # `MambaConfig.complement_map` of an RC-equivariant model over this vocabulary.
 COMPLEMENT = (PAD, T, G, C, A, N, CLS, SEP, MASK, UNK)
+# The same pairing on sequence text: IUPAC codes (R<->Y, K<->M, B<->V, D<->H; S, W, N their own), either
+# case, U read as T; for `bytes.translate` of sequences kept as text (e.g. a window's minus strand).
+TEXT_COMPLEMENT = bytes.maketrans(b"ACGTUNRYSWKMBDHVacgtunryswkmbdhv", b"TGCAANYRSWMKVHDBtgcaanyrswmkvhdb")
 NUCLEOTIDES = "ACGTN"
 # IUPAC ambiguity codes (N itself is a token). U (uracil) is read as T.
 AMBIGUITY = "RYSWKMBDHV"
@@ -71,7 +74,7 @@ class DNATokenizer:
         self._lower = np.zeros(256, dtype=bool)
         self._lower[np.frombuffer(b"acgtunrywskmbdhv", dtype=np.uint8)] = True
         self._complement = np.arange(256, dtype=np.uint8)
-        self._complement[[A, C, G, T]] = [T, G, C, A]
+        self._complement[: len(COMPLEMENT)] = COMPLEMENT
         self._letters = np.frombuffer(b"?ACGTN????", dtype=np.uint8).copy()
 
     def _build_table(self) -> np.ndarray:
