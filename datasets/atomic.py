@@ -138,6 +138,45 @@ def staged_files(directory: str | os.PathLike, last: str) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
+    """A hidden sibling directory to fill; on success it replaces ``final`` whole (``final`` is the old
+    directory or the new one, never a mix). On any failure or interrupt ``final`` is as it was.
+
+    While the two renames run, the old directory is ``.NAME.old`` beside it: a reader that finds no
+    ``final`` (a process killed between them) can fall back to it, as `seqmamba.training` does for its
+    checkpoint. Errors name ``final``.
+
+    Example:
+        >>> with atomic_directory(tmp / "model") as staging:  # doctest: +SKIP
+        ...     (staging / "config.json").write_text("{}")
+    """
+    final = Path(final)
+    with naming_output(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp.", dir=final.parent))
+        os.chmod(staged, 0o777 & ~_umask())  # mkdtemp makes 0700: it should look like any directory
+    old = final.parent / f".{final.name}.old"
+    try:
+        with naming_output(final, only_write_errors=True):
+            yield staged
+        with naming_output(final):
+            _fsync_directory(staged)
+            if final.exists():
+                # final is complete, so an old copy is redundant; without final, old is the only good copy.
+                if old.exists():
+                    shutil.rmtree(old)
+                os.replace(final, old)
+            os.replace(staged, final)
+        _fsync_directory(final.parent)
+    except BaseException:
+        if old.exists() and not final.exists():
+            os.replace(old, final)  # stopped between the two renames: the old directory goes back
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def is_special(path: str | os.PathLike) -> bool:
     """True when ``path`` exists (links followed) and is neither a regular file nor a directory."""
     try:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import click
 
+from ..datasets.atomic import atomic_directory
 from ..datasets.output_safety import FORECASTER, check_not_busy, claim_model_dir, lock_output_dir, refuse_same_file
 from ..errors import InputError, naming_output
 from .forecast_cmd import _naming, check_fitted_rows, warned_once
@@ -200,28 +198,8 @@ def write_model_dir(model, target: Path) -> None:
     """
     if target.exists() and not target.is_dir():
         raise InputError(f"{target}: exists and is not a directory")
-    with naming_output(target):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700: the model directory should look like any other
-    old = None
-    try:
-        with naming_output(target):
-            model.save(tmp)
-            if target.exists():
-                old = target.with_name(f".{target.name}.old.{os.getpid()}")
-                os.replace(target, old)
-            os.replace(tmp, target)
-    except BaseException:
-        if old is not None and not target.exists():
-            os.replace(old, target)  # stopped between the two renames: the user's model goes back
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(tmp)
-        raise
-    if old is not None:  # only once the new model is in place
-        shutil.rmtree(old, ignore_errors=True)
+    with atomic_directory(target) as staged:
+        model.save(staged)
 
 
 __all__ = ["train_forecast", "write_model_dir"]

@@ -17,12 +17,10 @@ fsynced), then swapped in with two renames; a kill between them leaves ``.checkp
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .. import checkpoint as ckpt
+from ..datasets.atomic import atomic_directory
 from ..errors import naming_output
 
 STATE_JSON = "trainer_state.json"
@@ -69,15 +68,6 @@ def _write_json(path: Path, data: Any) -> None:
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every file system lets a directory be opened
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def split_optimizer_state(state: dict) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -136,28 +126,6 @@ def restore_rng(plain: dict, tensors: dict[str, torch.Tensor], device: torch.dev
 
 # ------------------------------------------------------------------------------------- directories
 
-def swap_in(staged: Path, final: Path) -> None:
-    """Replace directory ``final`` by the complete directory ``staged`` (same parent)."""
-    old = final.parent / f".{final.name}.old"
-    _fsync_dir(staged)
-    if final.exists():
-        # final is complete, so an old copy is redundant; without final, old is the only good copy.
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-    os.replace(staged, final)
-    _fsync_dir(final.parent)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def staging_dir(final: Path) -> Path:
-    staged = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp.", dir=final.parent))
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(staged, 0o777 & ~mask)  # mkdtemp makes 0700; the checkpoint should look like any directory
-    return staged
-
-
 def find_checkpoint(run_dir: Path) -> Path | None:
     """The complete checkpoint of ``run_dir``: ``checkpoint/``, or ``.checkpoint.old`` after a kill mid-swap."""
     for candidate in (run_dir / "checkpoint", run_dir / ".checkpoint.old"):
@@ -187,15 +155,8 @@ def write_checkpoint(
     the last good checkpoint as it was.
     """
     final = run_dir / "checkpoint"
-    with naming_output(final):
-        staged = staging_dir(final)
-    try:
+    with atomic_directory(final) as staged:  # a kill mid-swap leaves .checkpoint.old (find_checkpoint)
         _write_checkpoint_files(staged, model, optimizer, scheduler, trainer_state, rng_per_rank)
-        with naming_output(final):
-            swap_in(staged, final)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
     return final
 
 
@@ -250,14 +211,7 @@ def read_checkpoint(directory: Path) -> dict[str, Any]:
 def write_best(run_dir: Path, model: nn.Module, info: dict[str, Any]) -> Path:
     """Write ``run_dir/best`` (model + eval.json) atomically."""
     final = run_dir / "best"
-    with naming_output(final):
-        staged = staging_dir(final)
-    try:
-        with naming_output(final):
-            save_model(model, staged)
-            _write_json(staged / "eval.json", info)
-            swap_in(staged, final)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
+    with atomic_directory(final) as staged:
+        save_model(model, staged)
+        _write_json(staged / "eval.json", info)
     return final
