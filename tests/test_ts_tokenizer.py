@@ -50,13 +50,33 @@ def test_estimator_rules_and_errors(series):
         tok.transform(series)
     assert clone(tok).get_params() == tok.get_params()
     tok.fit(series)
-    with pytest.raises(ValueError, match="fitted on 3"):
+    with pytest.raises(ValueError, match="X has 2 features, but TimeSeriesTokenizer is expecting 3"):
         tok.transform(series[:, :2])
     with pytest.raises(ValueError, match="channel_mode must be"):
         TimeSeriesTokenizer(channel_mode="both").fit(series)
     with pytest.raises(seqmamba.errors.InputError, match="NaN or inf"):
         TimeSeriesTokenizer().fit(np.array([[1.0], [np.nan]]))
     assert seqmamba.TimeSeriesTokenizer is TimeSeriesTokenizer
+
+
+def test_fit_checks_its_input_as_scikit_learn_does(series):
+    # Found by scikit-learn's checks (tests/test_sklearn_contract.py): complex, sparse, empty and 1-D input
+    # was fitted (complex and empty to NaN or complex statistics) or failed with an AttributeError.
+    import scipy.sparse
+
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        TimeSeriesTokenizer().fit(series + 1j)
+    with pytest.raises(TypeError, match=r"[Ss]parse"):
+        TimeSeriesTokenizer().fit(scipy.sparse.csr_matrix(series))
+    with pytest.raises(ValueError, match=r"0 sample\(s\)"):
+        TimeSeriesTokenizer().fit(np.empty((0, 3)))
+    with pytest.raises(ValueError, match=r"0 feature\(s\)"):
+        TimeSeriesTokenizer().fit(np.empty((5, 0)))
+    with pytest.raises(ValueError, match="Reshape your data"):
+        TimeSeriesTokenizer().fit(series[:, 0])
+    tok = TimeSeriesTokenizer().fit(series.astype(object))  # numbers in an object array are numbers
+    np.testing.assert_allclose(tok.mean_, series.mean(0))
+    np.testing.assert_allclose(tok.transform(series[:2].tolist()), tok.transform(series[:2]))  # any array-like
 
 
 def test_state_round_trip(tmp_path, series):

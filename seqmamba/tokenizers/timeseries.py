@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..errors import InputError
 from ..json_state import read_json, write_json
@@ -91,10 +91,12 @@ class TimeSeriesTokenizer(TransformerMixin, BaseEstimator):
 
     def _affine(self, X: ArrayLike, inverse: bool) -> ArrayLike:
         check_is_fitted(self, ("mean_", "scale_"))
-        X = getattr(X, "values", X) if not isinstance(X, (np.ndarray, torch.Tensor)) else X
-        if X.shape[-1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[-1]} variables in its last axis, the tokenizer was fitted "
-                             f"on {self.n_features_in_}")
+        if not isinstance(X, (np.ndarray, torch.Tensor)):
+            X = np.asarray(getattr(X, "values", X))  # a frame, a TimeSeries, a list, any array-like
+        if X.ndim == 0 or X.shape[-1] != self.n_features_in_:
+            n = X.shape[-1] if X.ndim else 0
+            raise ValueError(f"X has {n} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                             "features as input (the variables are X's last axis)")
         if isinstance(X, torch.Tensor):
             mean = torch.as_tensor(self.mean_, dtype=X.dtype, device=X.device)
             scale = torch.as_tensor(self.scale_, dtype=X.dtype, device=X.device)
@@ -230,12 +232,10 @@ class TimeSeriesTokenizer(TransformerMixin, BaseEstimator):
 
 
 def _as_2d(values: Any, where: str) -> np.ndarray:
-    array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-    if array.ndim != 2:
-        raise ValueError(f"{where}: need a (T, C) array, got shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{where}: need numbers, got dtype {array.dtype}")
-    return array
+    """A real-valued ``(T, C)`` array with at least one row and one column (scikit-learn's `check_array`:
+    its ValueError or TypeError for 1-D, complex, sparse, text or empty input; NaN is left to the caller)."""
+    array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values
+    return check_array(array, dtype="numeric", ensure_all_finite=False, input_name=where)
 
 
 def _as_windows(x: ArrayLike) -> torch.Tensor:
