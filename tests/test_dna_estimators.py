@@ -49,6 +49,12 @@ def test_not_fitted_errors():
             getattr(MambaSequenceClassifier(), method)(["ACGT"])
     with pytest.raises(NotFittedError):
         MambaEmbedder().transform(["ACGT"])
+    # NotFittedError before X is looked at (scikit-learn's check_estimators_unfitted feeds numbers)
+    for method in ("predict", "predict_proba", "predict_log_proba", "decision_function"):
+        with pytest.raises(NotFittedError):
+            getattr(MambaSequenceClassifier(), method)(np.zeros((3, 2)))
+    with pytest.raises(NotFittedError):
+        MambaEmbedder().transform(np.zeros((3, 2)))
 
 
 def test_fit_predict_score_and_shapes(fitted):
@@ -114,6 +120,11 @@ def test_bad_labels():
         tiny_classifier().fit("ACGT", ["a"])
     with pytest.raises(InputError, match="position 2"):
         tiny_classifier().fit(["AC!T", "ACGT"], ["a", "b"])
+    # scikit-learn's rules for a classifier's y (check_requires_y_none, check_classifiers_regression_target)
+    with pytest.raises(ValueError, match="requires y to be passed, but the target y is None"):
+        tiny_classifier().fit(X, None)
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        tiny_classifier().fit(X, [0.1, 0.2, 0.3, 0.4])  # was four classes
 
 
 def test_multiclass_integer_labels_rc_equivariance_and_cls_pooling():

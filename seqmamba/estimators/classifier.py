@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from scipy.special import softmax
 from sklearn.base import ClassifierMixin
 from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -174,18 +175,22 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         if self.window_pooling not in WINDOW_POOLINGS:
             raise ValueError(f"window_pooling must be one of {WINDOW_POOLINGS}, got {self.window_pooling!r}")
         sequences = check_sequences(X)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         labels = np.asarray(y)
         if labels.ndim != 1 or len(labels) != len(sequences):
             raise ValueError(f"y must be 1-D with one label per sequence: {len(sequences)} sequences, "
                              f"y of shape {labels.shape}")
         check_labels(labels, "y")  # None, NaN, pd.NA, '': never a class of their own
         try:
-            self.classes_, targets = np.unique(labels, return_inverse=True)
+            classes, targets = np.unique(labels, return_inverse=True)
         except TypeError:  # labels of several types that do not sort together (1 and 'a')
             kinds = sorted({type(v).__name__ for v in labels})
             raise InputError(f"y mixes label types ({', '.join(kinds)}); give every label one type") from None
-        if len(self.classes_) < 2:
-            raise InputError(f"y has a single class ({self.classes_[0]!r}): a classifier needs at least two")
+        check_classification_targets(labels)  # continuous numbers are a regression target, not classes
+        if len(classes) < 2:
+            raise InputError(f"y has a single class ({classes[0]!r}): a classifier needs at least two")
+        self.classes_ = classes
         seed = self._seed()
         val = None
         if eval_set is not None:
@@ -301,6 +306,7 @@ class MambaSequenceClassifier(ClassifierMixin, DNAEstimatorBase):
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def _sequence_logits(self, X: Sequence[str]) -> np.ndarray:
+        check_is_fitted(self, "model_")  # NotFittedError before any look at X, as scikit-learn expects
         sequences = check_sequences(X)
         logits, windows = self.window_logits(sequences)
         return self.pool_windows(logits, windows, len(sequences))

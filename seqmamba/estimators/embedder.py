@@ -211,6 +211,7 @@ class MambaEmbedder(TransformerMixin, DNAEstimatorBase):
 
     def transform(self, X: Sequence[str]) -> np.ndarray:
         """Embeddings ``(n, d_model)``: window embeddings averaged, weighted by window length."""
+        check_is_fitted(self, "model_")  # NotFittedError before any look at X, as scikit-learn expects
         sequences = check_sequences(X)
         emb, windows = self.embed_windows(sequences)
         return pool_window_embeddings(emb, windows, len(sequences))
