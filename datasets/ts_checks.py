@@ -102,6 +102,9 @@ def numeric_column(column: pd.Series, source: str, name: str, timestamps: pd.Dat
     """The column as float64; a text or boolean cell is an error naming its row and value."""
     if pd.api.types.is_bool_dtype(column):
         raise InputError(f"{source}: column {name!r} is boolean, not numeric")
+    if pd.api.types.is_complex_dtype(column):
+        raise InputError(f"{source}: column {name!r} holds complex numbers (Complex data not supported); pass its "
+                         "real part or its magnitude")
     if pd.api.types.is_numeric_dtype(column):
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
     coerced = pd.to_numeric(column, errors="coerce")

@@ -135,7 +135,8 @@ def read_frame(
         check_order(timestamps, label, csv)
     columns = [str(c) for c in frame.columns]
     if not columns:
-        raise InputError(f"{label}: no variable columns (only the time column {time_name!r})")
+        only = "" if time_name is None else f" (only the time column {time_name!r})"
+        raise InputError(f"{label}: no variable columns{only}")
     if len(set(columns)) != len(columns):
         dup = next(c for c in columns if columns.count(c) > 1)
         raise InputError(f"{label}: column name {dup!r} appears more than once")

@@ -122,6 +122,10 @@ def test_too_short_and_bad_sources(tmp_path):
         read_timeseries(np.zeros((2, 2, 2)))
     with pytest.raises(InputError, match="no variable columns"):
         read_timeseries(frame()[["date"]])
+    with pytest.raises(InputError, match=r"^array: no variable columns$"):  # no "(only the time column None)"
+        read_timeseries(np.empty((5, 0)))
+    with pytest.raises(InputError, match=r"column 'a' holds complex numbers \(Complex data not supported\)"):
+        read_timeseries(pd.DataFrame({"a": np.arange(3) + 1j}))  # was read as its real part
     with pytest.raises(TypeError, match="cannot read a time series from dict"):
         read_timeseries({"a": [1]})
 

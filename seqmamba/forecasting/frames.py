@@ -43,6 +43,9 @@ def read_table(X: Any, missing: str = "error", irregular: str = "ignore") -> tup
         kind = "polars"
     elif isinstance(X, np.ndarray) or hasattr(X, "__array__"):
         kind = "ndarray"
+    elif type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"X is a sparse matrix ({type(X).__name__}): the forecaster reads dense tables; pass "
+                        "X.toarray()")
     else:
         raise TypeError(f"X must be a pandas or polars DataFrame, an array (T, C) or a path, not {type(X).__name__}")
     series = read_timeseries(X, missing=missing, irregular=irregular)
