@@ -127,6 +127,16 @@ def test_bad_labels():
         tiny_classifier().fit(X, [0.1, 0.2, 0.3, 0.4])  # was four classes
 
 
+def test_a_one_column_frame_is_its_column(fitted):
+    # A pandas DataFrame was iterated as its column names: predict(df[["dna"]]) gave one prediction, for "dna".
+    clf, X, _ = fitted
+    expected = clf.predict(X[:3])
+    assert clf.predict(pd.DataFrame({"dna": X[:3]})).tolist() == expected.tolist()
+    assert clf.predict(pl.DataFrame({"dna": X[:3]})).tolist() == expected.tolist()
+    with pytest.raises(TypeError, match="a table of 2 columns"):
+        clf.predict(pd.DataFrame({"dna": X[:3], "other": X[:3]}))
+
+
 def test_multiclass_integer_labels_rc_equivariance_and_cls_pooling():
     rng = np.random.default_rng(1)
     letters = {0: "A", 1: "C", 2: "AC"}

@@ -23,6 +23,10 @@ def check_sequences(X: object, what: str = "X") -> list[str]:
     """X as a list of DNA strings; TypeError/InputError for anything else (sklearn-style checks)."""
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{what} must be a list of sequences, not a single string; wrap it: [{what}]")
+    if hasattr(X, "columns") and hasattr(X, "shape"):  # a pandas / polars DataFrame: its one column
+        if X.shape[1] != 1:
+            raise TypeError(f"{what} is a table of {X.shape[1]} columns: pass its sequence column alone")
+        X = X[X.columns[0]]  # iterating the frame itself would give its column names
     if hasattr(X, "to_list"):  # pandas / polars Series
         X = X.to_list()
     elif isinstance(X, np.ndarray):
