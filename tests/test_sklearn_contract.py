@@ -304,3 +304,16 @@ def test_forecaster_refuses_sparse_and_complex_tables():
         tiny_forecaster().fit(scipy.sparse.csr_matrix(X))
     with pytest.raises(ValueError, match="Complex data not supported"):
         tiny_forecaster().fit(X + 1j)
+
+
+def test_random_state_may_be_a_random_state_instance():
+    # scikit-learn's convention: an int, a RandomState or None. The forecaster took only an int (a TypeError
+    # from torch's seeding); a RandomState seeds every estimator as the same one does.
+    for make in (tiny_classifier, tiny_embedder):
+        first, second = (outputs(make(random_state=np.random.RandomState(0)).fit(X_DNA, Y_DNA), X_DNA)
+                         for _ in range(2))
+        for name, value in first.items():
+            assert_same(second[name], value, name)
+    series = np.sin(np.arange(60.0) / 5)[:, None]
+    first, second = (tiny_forecaster(random_state=np.random.RandomState(0)).fit(series).predict() for _ in range(2))
+    np.testing.assert_allclose(second, first, rtol=1e-6)

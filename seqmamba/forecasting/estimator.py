@@ -274,6 +274,8 @@ class MambaForecaster(BaseEstimator):
 
         train, val = data.train, data.val
         seed = self.random_state if self.random_state is not None else int(np.random.SeedSequence().entropy % 2**31)
+        if isinstance(seed, np.random.RandomState):  # scikit-learn's convention: an int is drawn from it
+            seed = int(seed.randint(2**31))
         device = resolve_device(self.device)
         with cpu_threads(self.n_threads, device):
             model, config, linear_scores = self._build(data.n_targets, train, val, seed)
