@@ -2,8 +2,9 @@
 
 `parametrize_with_checks` runs every check scikit-learn has on `MambaForecaster` and `TimeSeriesTokenizer`
 (numeric input); a check that cannot hold for a forecaster is listed in ``EXPECTED_FAILURES`` with its
-reason (an xfail, strict: a check that starts passing must leave the list). The same list, shorter, is in
-docs/forecasting.md ("scikit-learn contract").
+reason (an xfail, strict: a check that starts passing must leave the list). The same list is in
+docs/forecasting.md, and what is checked on the DNA estimators in docs/embeddings.md (both under
+"scikit-learn contract").
 
 The DNA estimators take strings: their ``__sklearn_tags__`` say so (``input_tags.string``, no
 ``two_d_array``), and scikit-learn then runs only `check_estimator_cloneable` on them, since every other
