@@ -303,7 +303,7 @@ def ecoli(args, sizes: dict) -> dict:
     feats = [kmer.fit_transform(train[0]).toarray(), *(kmer.transform(s[0]).toarray() for s in (dev, test))]
     out["probe"]["6-mer"] = probe(feats[0], train[1], feats[1], dev[1], feats[2], test[1])
     print(f"  probe 6-mer: {out['probe']['6-mer']}", flush=True)
-    out["finetune"] = fine_tune_pair(args, sizes, train, dev, test)
+    out["finetune"] = {} if args.no_finetune else fine_tune_pair(args, sizes, train, dev, test)
     return out
 
 
@@ -396,6 +396,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--cpu-sizes", action="store_true", help="The CPU-sized preset (a 2-core machine).")
+    parser.add_argument("--no-finetune", action="store_true", help="E. coli: the frozen probes only.")
     parser.add_argument("--pretrain-time", type=float, help="Seconds of pretraining (overrides the preset).")
     parser.add_argument("--finetune-time", type=float, help="Seconds per fine-tuning run (overrides the preset).")
     args = parser.parse_args()
