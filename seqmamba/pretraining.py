@@ -404,7 +404,8 @@ def prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
 
 class ValidationBatches:
     """The trainer's loader factory of validation windows (forward strand, fixed masks): rank ``r`` scores
-    windows ``r, r + world, ...``; shorter windows are padded (and masked out)."""
+    windows ``r, r + world, ...``; shorter windows are padded to the window (padding is masked out, so
+    it changes no real position's output)."""
 
     def __init__(self, windows: GenomeWindows, valid: Sequence[GenomeWindow], batch_size: int, masked: bool = True,
                  mask_fraction: float = 0.15) -> None:
@@ -422,7 +423,7 @@ class ValidationBatches:
                     generator = torch.Generator().manual_seed(VALID_SEED * 1_000_003 + index)
                     ids, targets = mask_nucleotides(ids, self.mask_fraction, generator)
                 rows.append((ids, targets))
-            width = max(len(ids) for ids, _ in rows)
+            width = self.windows.window  # one shape for every batch: no kernel is compiled per length on a GPU
             batch = {"input_ids": torch.full((len(rows), width), PAD, dtype=torch.long),
                      "attention_mask": torch.zeros(len(rows), width, dtype=torch.long)}
             if self.masked:
