@@ -134,3 +134,12 @@ def test_validation_and_early_stopping_record_history():
     model = MambaForecaster(**{**TINY, "max_epochs": 2}).fit(toy_frame().to_numpy()[:, 1:].astype(float))
     assert model.n_epochs_ == 2 and model.best_val_mse_ is not None
     assert all(r["val_loss"] is not None for r in model.history_)
+
+
+def test_a_forecaster_seeded_with_a_random_state_saves(tmp_path):
+    fc = MambaForecaster(lookback=24, horizon=6, d_model=8, n_layers=1, max_epochs=1, device="cpu",
+                         random_state=np.random.RandomState(0)).fit(toy_frame())
+    fc.save(tmp_path / "fc")  # a RandomState is not JSON: saved as None
+    loaded = MambaForecaster.load(tmp_path / "fc")
+    assert loaded.get_params()["random_state"] is None
+    pd.testing.assert_frame_equal(loaded.predict(), fc.predict())

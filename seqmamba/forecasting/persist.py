@@ -24,9 +24,9 @@ import pandas as pd
 import torch
 from safetensors.torch import load, save
 
-from .. import model_dir
-from .._version import __version__
-from ..checkpoint import _atomic_write, check_finite_tensors, save_tensors
+from .. import __version__, model_dir
+from ..checkpoint import check_finite_tensors, save_tensors
+from ..datasets.atomic import atomic_path
 from ..errors import InputError
 from ..model_dir import CONFIG_NAME, WEIGHTS_NAME  # the layout: model_dir.py's
 from ..tokenizers.timeseries import TimeSeriesTokenizer
@@ -110,9 +110,11 @@ def save_dir(est: Any, directory: str | os.PathLike) -> Path:
     envelope = {"format_version": FORMAT, "model_type": type(est).__name__, "seqmamba_version": __version__,
                 "params": _json_params(est.get_params()), "network": est.config_.to_dict(),
                 "scaler": None if panel else est.scaler_.to_dict(), "fitted": fitted}
-    _atomic_write(directory / WEIGHTS_NAME, lambda p: save_tensors(tensors, p))
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        save_tensors(tensors, tmp)
     text = json.dumps(envelope, indent=2) + "\n"
-    _atomic_write(directory / CONFIG_NAME, lambda p: Path(p).write_text(text, encoding="utf-8"))
+    with atomic_path(directory / CONFIG_NAME) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
     return directory
 
 
@@ -154,8 +156,10 @@ def load_dir(cls: type, directory: str | os.PathLike, device: str = "cpu") -> An
 
 
 def _json_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Hyperparameters as JSON keeps them (a tuple of covariates or quantiles becomes a list)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+    """Hyperparameters as JSON keeps them (a tuple of covariates or quantiles becomes a list); a
+    ``np.random.RandomState`` as ``random_state`` is saved as None (its draws are in the weights already)."""
+    return {k: list(v) if isinstance(v, tuple) else None if isinstance(v, np.random.RandomState) else v
+            for k, v in params.items()}
 
 
 def _series_to_json(state: SeriesState) -> dict[str, Any]:
