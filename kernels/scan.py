@@ -33,6 +33,7 @@ def selective_scan(
     initial_state: torch.Tensor | None = None,
     backend: str = "auto",
     tuning: ScanTuning | None = None,
+    deterministic: bool | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Selective state-space scan (Mamba's S6), with mamba_ssm's ``selective_scan_fn`` semantics.
 
@@ -52,6 +53,11 @@ def selective_scan(
             (`kernels.backend.choose_backend` decides).
         tuning: the Triton backend's knobs (`kernels.scan_tuning.ScanTuning`); default: the preset of
             u's device. The other backends have none.
+        deterministic: gradients that repeat bit for bit on the same inputs. ``None`` (default) follows
+            ``torch.are_deterministic_algorithms_enabled()``, so ``torch.use_deterministic_algorithms(True)``
+            switches it on; True/False force it. Only the Triton backward changes (a partial buffer per block of
+            channels, summed in a fixed order, instead of atomic adds into dB and dC): the forward and the other
+            backends repeat bit for bit either way.
 
     Returns:
         y (batch, dim, L) in u's dtype, and the last state (float32; float64 for float64 inputs)
@@ -67,6 +73,7 @@ def selective_scan(
         torch.Size([2, 8, 100])
     """
     check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    deterministic = resolve_deterministic(deterministic)
     backend = choose_backend("selective_scan", backend, u.device, u.shape[-1])
     kwargs = dict(reverse=reverse, initial_state=initial_state)
     args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
@@ -76,4 +83,13 @@ def selective_scan(
         return selective_scan_torch(*args, **kwargs)
     from .scan_triton import scan_checked  # arguments checked above: at short L every microsecond shows
 
-    return scan_checked(*args, **kwargs, tuning=tuning)
+    return scan_checked(*args, **kwargs, tuning=tuning, deterministic=deterministic)
+
+
+def resolve_deterministic(deterministic: bool | None) -> bool:
+    """A call's `deterministic`: PyTorch's global setting where it is None (read when the scan is called)."""
+    if deterministic is None:
+        return torch.are_deterministic_algorithms_enabled()
+    if not isinstance(deterministic, bool):
+        raise TypeError(f"deterministic must be None, True or False, got {deterministic!r}")
+    return deterministic

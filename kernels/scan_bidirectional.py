@@ -15,7 +15,7 @@ import torch
 
 from ._validate import check_scan_args
 from .backend import choose_backend
-from .scan import selective_scan
+from .scan import resolve_deterministic, selective_scan
 
 if TYPE_CHECKING:
     from .scan_tuning import ScanTuning
@@ -73,16 +73,16 @@ def fuses(u: torch.Tensor, backend: str = "auto") -> bool:
 
 def selective_scan_bidirectional_ref(
     fwd: ScanDirection, rev: ScanDirection, z: torch.Tensor | None = None, delta_softplus: bool = False,
-    backend: str = "reference", tuning: ScanTuning | None = None,
+    backend: str = "reference", tuning: ScanTuning | None = None, deterministic: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The two scans one after the other: the forward's and the reverse's y, (batch, dim, L) each."""
-    kwargs = dict(z=z, delta_softplus=delta_softplus, backend=backend, tuning=tuning)
+    kwargs = dict(z=z, delta_softplus=delta_softplus, backend=backend, tuning=tuning, deterministic=deterministic)
     return (selective_scan(**fwd._asdict(), **kwargs), selective_scan(**rev._asdict(), reverse=True, **kwargs))
 
 
 def selective_scan_bidirectional(
     fwd: ScanDirection, rev: ScanDirection, z: torch.Tensor | None = None, delta_softplus: bool = False,
-    backend: str = "auto", tuning: ScanTuning | None = None,
+    backend: str = "auto", tuning: ScanTuning | None = None, deterministic: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scan `fwd` from t = 0 up and `rev` from t = L-1 down, both gated by the same z.
 
@@ -90,12 +90,14 @@ def selective_scan_bidirectional(
     ``selective_scan(**rev._asdict(), z=z, reverse=True)`` (from the fused path, views of one
     (2, batch, dim, L) buffer). The backends are `selective_scan`'s; "triton" runs both directions in one
     launch per pass up to `FUSED_MAX_ELEMENTS` per direction, and as two calls beyond. tuning: the Triton
-    backend's knobs, as `selective_scan` takes them.
+    backend's knobs, and deterministic (None: ``torch.are_deterministic_algorithms_enabled()``) a backward
+    that repeats bit for bit, as `selective_scan` takes them.
     """
     _check(fwd, rev, z)
     backend = choose_backend("selective_scan_bidirectional", backend, fwd.u.device, fwd.u.shape[-1])
+    deterministic = resolve_deterministic(deterministic)
     if not fuses(fwd.u, backend):
-        return selective_scan_bidirectional_ref(fwd, rev, z, delta_softplus, backend, tuning)
+        return selective_scan_bidirectional_ref(fwd, rev, z, delta_softplus, backend, tuning, deterministic)
     from .scan_triton import selective_scan_bidirectional_triton
 
-    return selective_scan_bidirectional_triton(fwd, rev, z, delta_softplus, tuning)
+    return selective_scan_bidirectional_triton(fwd, rev, z, delta_softplus, tuning, deterministic)

@@ -12,7 +12,9 @@ Chunks are made independent in three steps:
 A single chunk (enough programs already) skips 1 and 2. The backward (`scan_triton_bwd.py`) mirrors this
 for g = dL/dh, which runs against the walking order, in its own longer tiles, and recomputes each
 tile's states from the saved tile-entering states (O(batch*dim*L*N/bwd_block_l)): no
-(batch, dim, L, N) tensor is ever kept.
+(batch, dim, L, N) tensor is ever kept. Its dB and dC sum over the blocks of channels of a group: by
+default with atomic adds (the last bits vary between runs); with `deterministic` through a partial buffer
+per block, summed here in a fixed order (one (batch, G, N, L) copy per block of a group more memory).
 `reverse=True` walks chunks, tiles and scans backwards in place: no flipped copies.
 
 Computation is in float32 (float64 for float64 inputs); loads and stores keep the tensors' dtypes.
@@ -249,10 +251,12 @@ def _grads_entering_chunks(plan: _Plan, inputs: tuple, flags: dict, dlast: torch
 
 class _TritonScan(torch.autograd.Function):
     """One scan, or two over the same z in one launch per pass (`rev` given): the second runs the other way
-    with its own inputs, and the outputs come stacked (2, batch, dim, L)."""
+    with its own inputs, and the outputs come stacked (2, batch, dim, L). deterministic: a backward whose
+    gradients repeat bit for bit (no atomics); the forward is so either way."""
 
     @staticmethod
-    def forward(ctx, tuning, delta_softplus, reverse, z, initial_state, u, delta, A, B, C, D, delta_bias, *rev):
+    def forward(ctx, tuning, deterministic, delta_softplus, reverse, z, initial_state, u, delta, A, B, C, D,
+                delta_bias, *rev):
         dirs = 2 if rev else 1
         u_r, delta_r, A_r, B_r, C_r, D_r, bias_r = rev if rev else (None,) * 7
         batch, dim, length = u.shape
@@ -295,7 +299,8 @@ class _TritonScan(torch.autograd.Function):
         ctx.save_for_backward(u, delta, A_all, A2, Bg, Cg, D_all, z, bias_all, initial_state, tile_states,
                               *((u_r, delta_r, Bg_r, Cg_r) if rev else ()))
         shared = (B.dim() == 3, C.dim() == 3)
-        ctx.settings = (delta_softplus, reverse, work, shared, plan, dirs, (A.dtype, Bg.dtype, Cg.dtype))
+        ctx.settings = (delta_softplus, reverse, work, shared, plan, dirs, (A.dtype, Bg.dtype, Cg.dtype),
+                        deterministic)
         ctx.set_materialize_grads(False)
         if rev:
             return out.view(dirs, batch, dim, length), last.view(dirs, batch, dim, d_state)
@@ -304,7 +309,7 @@ class _TritonScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout, dlast):
         u, delta, A_all, A2, Bg, Cg, D_all, z, bias_all, initial_state, tile_states, *rev = ctx.saved_tensors
-        delta_softplus, reverse, work, shared, plan, dirs, dtypes = ctx.settings
+        delta_softplus, reverse, work, shared, plan, dirs, dtypes, deterministic = ctx.settings
         tuning = plan.tuning
         u_r, delta_r, Bg_r, Cg_r = rev if rev else (u, delta, Bg, Cg)
         batch, dim, length = u.shape
@@ -317,8 +322,11 @@ class _TritonScan(torch.autograd.Function):
         dz = z.new_empty(rows, dim, length) if z is not None else None
         n_chunks = plan.bwd_n_chunks
         dA_part = torch.empty(rows, n_chunks, dim, d_state, **f)
-        dB = torch.zeros(rows, groups, d_state, length, **f)
-        dC = torch.zeros_like(dB)
+        # dB and dC: zeros the blocks of a group add into, or under deterministic a slice per block, each
+        # written whole by its block and summed below.
+        per_block = (plan.bwd_blocks_per_group,) if deterministic else ()
+        dB = (torch.empty if deterministic else torch.zeros)(rows, groups, *per_block, d_state, length, **f)
+        dC = torch.empty_like(dB) if deterministic else torch.zeros_like(dB)
         dD_part = torch.empty(rows, n_chunks, dim, **f)
         dbias_part = torch.empty(rows, n_chunks, dim, **f)
         dh0 = torch.empty(batch, dim, d_state, **f) if initial_state is not None else None
@@ -326,7 +334,7 @@ class _TritonScan(torch.autograd.Function):
         flags = dict(HAS_D=D_all is not None, HAS_Z=z is not None, HAS_BIAS=bias_all is not None,
                      SOFTPLUS=_softplus_mode(delta_softplus, work, SOFTPLUS_IN_BWD, tuning),
                      HAS_H0=initial_state is not None, REVERSE=reverse, STATES_PER_ITER=tuning.bwd_states_per_iter,
-                     BIDIRECTIONAL=bool(rev), **plan.bwd_blocks())
+                     BIDIRECTIONAL=bool(rev), DETERMINISTIC=deterministic, **plan.bwd_blocks())
         A_work = A_all.to(work).contiguous()
         bias_or_dummy = bias_all if bias_all is not None else dummy
         z_or_dummy = z if z is not None else dummy
@@ -351,6 +359,8 @@ class _TritonScan(torch.autograd.Function):
                                    dlast is not None, g_enter)
         launch(_scan_bwd_kernel, plan.bwd_grid, (*inputs, g_carry, *outputs, *plan.bwd_sizes()), flags,
                tuning.fast_launch)
+        if deterministic:  # the blocks' shares, in block order (a torch reduction: no atomics either)
+            dB, dC = _sum_blocks(dB), _sum_blocks(dC)
         A_dtype, B_dtype, C_dtype = dtypes
 
         def per_direction(part: torch.Tensor) -> torch.Tensor:
@@ -376,7 +386,12 @@ class _TritonScan(torch.autograd.Function):
         if dz is not None and dirs == 2:
             dz = dz.view(dirs, batch, dim, length).sum(0)
         dh0 = dh0.to(initial_state.dtype) if dh0 is not None else None
-        return (None, None, None, dz, dh0, *grads)
+        return (None, None, None, None, dz, dh0, *grads)
+
+
+def _sum_blocks(part: torch.Tensor) -> torch.Tensor:
+    """(rows, G, blocks, N, L) shares of the blocks of each group -> (rows, G, N, L); one block: a view."""
+    return part.squeeze(2) if part.shape[2] == 1 else part.sum(2)
 
 
 _plans: dict = {}  # launch plans by sizes and tuning
@@ -397,21 +412,24 @@ def scan_checked(
     u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor | None,
     z: torch.Tensor | None, delta_bias: torch.Tensor | None, delta_softplus: bool, return_last_state: bool, *,
     reverse: bool, initial_state: torch.Tensor | None, tuning: ScanTuning | None = None,
+    deterministic: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The Triton scan, same contract as `seqmamba.kernels.selective_scan`, which validates the arguments and
     checks that triton is there (validated once: at short L every microsecond shows). tuning: the knobs
-    (default: `scan_tuning.preset` of u's device)."""
+    (default: `scan_tuning.preset` of u's device); deterministic: a backward without atomics (resolved by the
+    caller: a bool)."""
     tuning = tuning or preset(u.device)
-    out, last = _TritonScan.apply(tuning, delta_softplus, reverse, z, initial_state, u, delta, A, B, C, D,
-                                  delta_bias)
+    out, last = _TritonScan.apply(tuning, deterministic, delta_softplus, reverse, z, initial_state, u, delta, A, B,
+                                  C, D, delta_bias)
     return (out, last) if return_last_state else out
 
 
 def selective_scan_bidirectional_triton(fwd, rev, z: torch.Tensor | None, delta_softplus: bool,
-                                        tuning: ScanTuning | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                                        tuning: ScanTuning | None = None,
+                                        deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Both directions in one launch per pass; see `seqmamba.kernels.selective_scan_bidirectional`."""
     if triton is None:
         raise RuntimeError("selective_scan_bidirectional: backend='triton' needs the triton package")
     tuning = tuning or preset(fwd.u.device)
-    out, _last = _TritonScan.apply(tuning, delta_softplus, False, z, None, *fwd, *rev)  # (2, batch, dim, L)
+    out, _last = _TritonScan.apply(tuning, deterministic, delta_softplus, False, z, None, *fwd, *rev)  # (2, b, d, L)
     return out[0], out[1]

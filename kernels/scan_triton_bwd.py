@@ -4,6 +4,11 @@ g_t = dL/dh_t runs against the walking order: g_t = C_t dy_t + a_{t+1} g_{t+1}, 
 its decay from the neighbouring step (delta loaded one step further on). Each tile's states h are
 recomputed from the state that entered the tile (saved by the forward), one state dimension at a time.
 g entering each chunk from its far end comes from kernels/scan_triton_summary.py.
+
+dB and dC sum over the channels of a group, which several programs (blocks of channels) share: by default
+each adds its share with an atomic add, in whatever order the programs run, so the last bits differ from
+run to run; under DETERMINISTIC each block stores its share in its own slice of a partial buffer, which the
+launcher sums in torch (scan_triton.py). Everything else a program writes is its own.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from .scan_triton_common import (
 
 
 @triton.jit
-def _state_grads(n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_base, d, d_mask, d_state, length,
-                 offs_l, mask, n_idx, l_idx, dt, dt_next, dtu, dy, g_in, g_out, y, gB_sum, ddt_decay,
-                 dA_acc, HAS_Z: tl.constexpr, REVERSE: tl.constexpr, ACC: tl.constexpr, BLOCK_L: tl.constexpr):
+def _state_grads(n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_base, bc_out, d, d_mask, d_state,
+                 length, offs_l, mask, n_idx, l_idx, dt, dt_next, dtu, dy, g_in, g_out, y, gB_sum, ddt_decay,
+                 dA_acc, HAS_Z: tl.constexpr, REVERSE: tl.constexpr, DETERMINISTIC: tl.constexpr, ACC: tl.constexpr,
+                 BLOCK_L: tl.constexpr):
     """Everything state n contributes in one tile; returns the updated accumulators.
 
     Only sums over states leave: gB_sum = sum_n g B_n (du and the input's share of ddelta are that times
-    delta and u) and ddt_decay = sum_n A_n dL/d(delta A_n), so the loop keeps few tiles alive.
+    delta and u) and ddt_decay = sum_n A_n dL/d(delta A_n), so the loop keeps few tiles alive. B and C are
+    read at bc_base; this block's shares of dB and dC go to bc_out (see the module's docstring).
     """
     n_ok = d_mask & ((d * 0 + n) < d_state)  # (BLOCK_D,): a 0-d mask breaks the interpreter
     a = tl.load(A + d * d_state + n, mask=n_ok, other=0.0).to(ACC)
@@ -57,13 +64,18 @@ def _state_grads(n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_bas
     gB_sum += g * B_n
     ddt_decay += d_log_decay * a[:, None]
     dA_acc += tl.where(n_idx[None, :] == n, tl.sum(d_log_decay * dt, axis=1)[:, None], 0.0)
-    # dB, dC sum over the channels of a group: every block of channels adds its share
-    # (atomics keep the buffer at (batch, G, N, L) rather than one copy per block).
-    # Relaxed: the adds need no ordering against other memory traffic, and the default (acq_rel) fences
-    # each one: relaxed took S2's forward+backward from 41.4 to 31.4 ms on the H100.
+    # dB, dC sum over the channels of a group: every block of channels adds its share.
     l_ok = (offs_l >= 0) & (offs_l < length) & ((offs_l * 0 + n) < d_state)
-    tl.atomic_add(DB_SUM + bc_base + n * length + offs_l, tl.sum(g * dtu, axis=0), mask=l_ok, sem="relaxed")
-    tl.atomic_add(DC_SUM + bc_base + n * length + offs_l, tl.sum(h * dy, axis=0), mask=l_ok, sem="relaxed")
+    if DETERMINISTIC:  # this block's own slice: plain stores, summed in torch in a fixed order
+        tl.store(DB_SUM + bc_out + n * length + offs_l, tl.sum(g * dtu, axis=0), mask=l_ok)
+        tl.store(DC_SUM + bc_out + n * length + offs_l, tl.sum(h * dy, axis=0), mask=l_ok)
+    else:
+        # Atomics keep the buffer at (batch, G, N, L) rather than one copy per block, at the price of an
+        # order that varies between runs. Relaxed: the adds need no ordering against other memory traffic,
+        # and the default (acq_rel) fences each one: relaxed took S2's forward+backward from 41.4 to 31.4 ms
+        # on the H100.
+        tl.atomic_add(DB_SUM + bc_out + n * length + offs_l, tl.sum(g * dtu, axis=0), mask=l_ok, sem="relaxed")
+        tl.atomic_add(DC_SUM + bc_out + n * length + offs_l, tl.sum(h * dy, axis=0), mask=l_ok, sem="relaxed")
     return y, gB_sum, ddt_decay, dA_acc
 
 
@@ -76,29 +88,33 @@ def scan_bwd_kernel(
     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_H0: tl.constexpr, REVERSE: tl.constexpr, STATES_PER_ITER: tl.constexpr, BIDIRECTIONAL: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
+    DETERMINISTIC: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
+    BLOCK_N: tl.constexpr,
 ):
     """BIDIRECTIONAL: the second half of the batch programs differentiates the scan of U_R, DELTA_R, B_R, C_R
-    the other way (see scan_triton_fwd.scan_fwd_kernel), into the second half of every output."""
+    the other way (see scan_triton_fwd.scan_fwd_kernel), into the second half of every output.
+
+    DB_SUM, DC_SUM: (batch, G, N, L), zeroed, that the blocks of a group add into; under DETERMINISTIC
+    (batch, G, blocks_per_group, N, L), a slice per block, every element written."""
     pid = tl.program_id(0).to(tl.int64)  # offsets past 2**31 at long L
     rows = tl.num_programs(0).to(tl.int64) // 2  # BIDIRECTIONAL: the batch of each direction
     if BIDIRECTIONAL and pid >= rows:  # the second half scans the other way
         seq = rows * dim * length
         part = rows * n_chunks * dim
+        bc = rows * groups * (blocks_per_group if DETERMINISTIC else 1) * d_state * length
         _bwd_program(pid - rows, U_R, DELTA_R, A + dim * d_state, A2 + dim * d_state, B_R, C_R, D + dim, Z,
                      BIAS + dim, DOUT + seq, TILE_STATES + rows * dim * n_tiles * d_state,
                      G_CARRY + rows * dim * n_chunks * d_state, DU + seq, DDELTA + seq, DZ + seq,
-                     DA_PART + part * d_state, DB_SUM + rows * groups * d_state * length,
-                     DC_SUM + rows * groups * d_state * length, DD_PART + part, DBIAS_PART + part, DH0,
+                     DA_PART + part * d_state, DB_SUM + bc, DC_SUM + bc, DD_PART + part, DBIAS_PART + part, DH0,
                      dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
                      tiles_per_chunk, n_chunks, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_H0, not REVERSE,
-                     STATES_PER_ITER, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+                     STATES_PER_ITER, DETERMINISTIC, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
     else:
         _bwd_program(pid, U, DELTA, A, A2, B, C, D, Z, BIAS, DOUT, TILE_STATES, G_CARRY, DU, DDELTA, DZ,
                      DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,
                      dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
                      tiles_per_chunk, n_chunks, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_H0, REVERSE, STATES_PER_ITER,
-                     ACC, BLOCK_D, BLOCK_L, BLOCK_N)
+                     DETERMINISTIC, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
 
 
 @triton.jit
@@ -107,8 +123,8 @@ def _bwd_program(
     DU, DDELTA, DZ, DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,
     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    HAS_H0: tl.constexpr, REVERSE: tl.constexpr, STATES_PER_ITER: tl.constexpr, ACC: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_H0: tl.constexpr, REVERSE: tl.constexpr, STATES_PER_ITER: tl.constexpr, DETERMINISTIC: tl.constexpr,
+    ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """One program of the backward in one direction; pid_b is its batch row."""
     group, d, d_mask = program_channels(tl.program_id(1), blocks_per_group, channels_per_group, BLOCK_D)
@@ -118,6 +134,9 @@ def _bwd_program(
     dn_mask = d_mask[:, None] & (n_idx < d_state)[None, :]
     row = (pid_b * dim + d) * length
     bc_base = (pid_b * groups + group) * d_state * length
+    # Where this block's dB and dC go: the group's rows, or under DETERMINISTIC the block's own slice of them
+    # (program_id(1) = group * blocks_per_group + block).
+    bc_out = (pid_b * groups * blocks_per_group + tl.program_id(1)) * d_state * length if DETERMINISTIC else bc_base
     step = -1 if REVERSE else 1
     bias, D_vec = channel_params(BIAS, D, d, d_mask, HAS_BIAS, HAS_D, ACC, BLOCK_D)
 
@@ -155,9 +174,9 @@ def _bwd_program(
         for n0 in range(0, d_state, STATES_PER_ITER):
             for k in tl.static_range(STATES_PER_ITER):
                 y, gB_sum, ddt_decay, dA_acc = _state_grads(
-                    n0 + k, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_base, d, d_mask, d_state,
-                    length, offs_l, mask, n_idx, l_idx, dt, dt_next, dtu, dy, g_in, g_out, y, gB_sum,
-                    ddt_decay, dA_acc, HAS_Z, REVERSE, ACC, BLOCK_L)
+                    n0 + k, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_base, bc_out, d, d_mask,
+                    d_state, length, offs_l, mask, n_idx, l_idx, dt, dt_next, dtu, dy, g_in, g_out, y, gB_sum,
+                    ddt_decay, dA_acc, HAS_Z, REVERSE, DETERMINISTIC, ACC, BLOCK_L)
         tl.debug_barrier()  # this tile's g_out is the next one's g_in, read by other threads too
         # Loaded again rather than kept through the state loop: registers are what limits this kernel.
         u = tl.load(U + row[:, None] + offs_l[None, :], mask=mask, other=0.0).to(ACC)
