@@ -8,8 +8,14 @@ each shape.
 CPU (`--cpu`): batch 1, dim 128, N 16, L 2048, float32, 2 threads: the torch backend against the
 step-by-step loop (the reference backend) and mamba.py's Blelloch `pscan` (PyPI `mambapy`).
 
+`--deterministic` (GPU): the cost of the deterministic backward (`selective_scan(..., deterministic=True)`: a
+partial buffer per block of channels instead of atomic adds into dB and dC) at S1-S3 and two short shapes of
+issue 22, bf16 and fp32: forward+backward ms and peak memory of each, and whether two backward passes on the
+same inputs give the same bits.
+
     python benchmarks/scan.py --cpu --out docs/benchmarks/scan_cpu.md
     python benchmarks/scan.py --out docs/benchmarks/scan.md        # on a GPU machine
+    python benchmarks/scan.py --deterministic --out docs/benchmarks/scan_deterministic.md   # GPU
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ import platform
 import statistics
 import sys
 import time
+from functools import partial
 
 import torch
 
-from seqmamba.kernels import selective_scan
+from seqmamba.kernels import ScanDirection, selective_scan, selective_scan_bidirectional
 from seqmamba.kernels.scan_tuning import ScanTuning, preset
 
 GPU_SHAPES = {
@@ -156,8 +163,6 @@ def gpu_tables(args) -> str:
         args.copy_gbs = copy_gbs(device)
     backends = {name: (name, selective_scan) for name in args.backends}
     if args.compare:
-        from functools import partial
-
         from mamba_ssm_ref import load_extension, mamba_ssm_scan
 
         backends["mamba_ssm"] = ("mamba_ssm", partial(mamba_ssm_scan, load_extension(args.compare)))
@@ -218,6 +223,95 @@ def gpu_tables(args) -> str:
             lines.append(row)
             del results, inputs
             torch.cuda.empty_cache()
+    return "\n".join(lines)
+
+
+# The deterministic backward's table: S1-S3 and the short shapes where host time and the extra sum weigh most.
+DETERMINISM_SHAPES = {**GPU_SHAPES, "b64 L256": (64, 512, 256), "b1 L4096": (1, 256, 4_096)}
+GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+def scan_call(deterministic: bool, **x) -> tuple[torch.Tensor, ...]:
+    return (selective_scan(**x, delta_softplus=True, backend="triton", deterministic=deterministic),)
+
+
+def bidirectional_call(deterministic: bool, **x) -> tuple[torch.Tensor, ...]:
+    """Both directions of a bidirectional block over the same inputs, in one launch per pass."""
+    fwd = ScanDirection(*(x[k] for k in ScanDirection._fields))
+    return selective_scan_bidirectional(fwd, fwd, x["z"], delta_softplus=True, backend="triton",
+                                        deterministic=deterministic)
+
+
+def leaves(inputs: dict) -> dict:
+    return {k: v.detach().clone().requires_grad_() for k, v in inputs.items()}
+
+
+def backward_once(x: dict, call, deterministic: bool, dys=None) -> dict:
+    """The gradients of every leaf in x from one forward+backward (output gradients `dys`, default ones)."""
+    for v in x.values():
+        v.grad = None
+    ys = call(deterministic, **x)
+    torch.autograd.backward(ys, dys or [torch.ones_like(y) for y in ys])
+    return {k: x[k].grad for k in GRAD_NAMES}
+
+
+def repeats(inputs: dict, call, deterministic: bool) -> tuple[str, dict]:
+    """Two backward passes on the same inputs and random output gradients: the gradients that differ in any bit
+    (or 'same bits'), and the first pass's gradients."""
+    with torch.no_grad():
+        shapes = [y.shape for y in call(deterministic, **inputs)]
+    device = inputs["u"].device
+    g = torch.Generator(device=device).manual_seed(3)
+    dys = [torch.randn(s, generator=g, device=device).to(inputs["u"].dtype) for s in shapes]
+    first, second = (backward_once(leaves(inputs), call, deterministic, dys) for _ in range(2))
+    differ = [k for k in GRAD_NAMES if not torch.equal(first[k], second[k])]
+    return (", ".join(differ) + " differ") if differ else "same bits", first
+
+
+def determinism_table(args, device=None, shapes=DETERMINISM_SHAPES) -> str:
+    """Default (atomic) against deterministic backward: ms, peak GiB, repeats, and how far apart they are.
+    (device and shapes: a test's small run on a CPU under TRITON_INTERPRET=1.)"""
+    from seqmamba.kernels.scan_bidirectional import fuses
+
+    device = device or torch.device("cuda")
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU (Triton interpreter)"
+    calls = {"scan": scan_call, "bidirectional": bidirectional_call}
+    lines = [
+        f"Device: {name}; torch {torch.__version__}; "
+        f"triton {__import__('triton').__version__}; N=16, B/C shared, D, z, delta_bias, softplus. Forward+backward"
+        " ms (median) and peak GiB of the default backward (atomic adds into dB, dC) and of deterministic=True;"
+        " 'twice': two backward passes on the same inputs, bit for bit; the last column: how far the two"
+        " backwards' dB are apart (summation order only).",
+        "",
+        "| shape | batch x dim x L | call | dtype | default ms | deterministic ms | cost | default GiB "
+        "| deterministic GiB | default twice | deterministic twice | max dB gap / max dB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, (batch, dim, length) in shapes.items():
+        for dtype in (torch.bfloat16, torch.float32):
+            inputs = make_inputs(batch, dim, length, 16, dtype, device)
+            for label in args.calls:
+                call = calls[label]
+                if label == "bidirectional" and not fuses(inputs["u"], "triton"):
+                    continue  # two scan calls there: the scan's row says it
+                cells = []
+                for deterministic in (False, True):
+                    step = partial(backward_once, leaves(inputs), call, deterministic)
+                    cells.append((timed(step, device), peak_memory(step, device)))
+                (t_def, m_def), (t_det, m_det) = cells
+                rep_def, g_def = repeats(inputs, call, False)
+                rep_det, g_det = repeats(inputs, call, True)
+                ref = g_def["B"].double()
+                gap = ((ref - g_det["B"].double()).abs().max() / ref.abs().max()).item()
+                row = (f"| {name} | {batch} x {dim} x {length:,} | {label} | {str(dtype)[6:]} | {t_def:.2f} | "
+                       f"{t_det:.2f} | {100 * (t_det / t_def - 1):+.0f}% | {m_def:.2f} | {m_det:.2f} | {rep_def} | "
+                       f"{rep_det} | {gap:.1e} |")
+                print(row, flush=True)
+                lines.append(row)
+                del g_def, g_det, ref
+            del inputs
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
     return "\n".join(lines)
 
 
@@ -336,12 +430,16 @@ def main() -> None:
                         help="also time mamba_ssm's CUDA scan, compiled from this mamba_ssm sdist (.tar.gz)")
     parser.add_argument("--copy-gbs", type=float, default=None,
                         help="device-to-device copy bandwidth, GB/s, for the %% column (default: measured)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="GPU: the deterministic backward's cost and repeatability instead of the backend table")
+    parser.add_argument("--calls", nargs="+", default=["scan", "bidirectional"], choices=["scan", "bidirectional"],
+                        help="--deterministic: which calls to measure (default both)")
     parser.add_argument("--sweep-csv", help="also time batch 1, dim 256, bf16 at L = 4k..1M; write CSV here"
                         " (plot it with benchmarks/scan_plot.py)")
     args = parser.parse_args()
     if not args.cpu and not torch.cuda.is_available():
         parser.error("no CUDA device: run with --cpu")
-    table = cpu_table(args) if args.cpu else gpu_tables(args)
+    table = cpu_table(args) if args.cpu else determinism_table(args) if args.deterministic else gpu_tables(args)
     if args.out:
         with open(args.out, "w") as handle:
             handle.write(table + "\n")
