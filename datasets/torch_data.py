@@ -53,10 +53,14 @@ class WindowIterableDataset(IterableDataset):
     give every window once. Memory stays a few windows per worker.
 
     Example:
-        >>> data = WindowIterableDataset("ecoli.fna.gz", size=100_000, partial="pad")  # doctest: +SKIP
-        >>> loader = torch.utils.data.DataLoader(data, batch_size=8, num_workers=2)
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> path = Path(tempfile.mkdtemp()) / "genome.fa"
+        >>> _ = path.write_text(">chr1\\n" + "ACGT" * 50 + "\\n")
+        >>> data = WindowIterableDataset(path, size=64, partial="pad")   # 4 windows, the last padded
+        >>> loader = torch.utils.data.DataLoader(data, batch_size=2)
         >>> next(iter(loader))["input_ids"].shape
-        torch.Size([8, 100000])
+        torch.Size([2, 64])
     """
 
     def __init__(self, fasta: str | os.PathLike, size: int = 1_000_000, stride: int | None = None, *,
@@ -85,9 +89,13 @@ class WindowDataset(Dataset):
     items are read through the ``.fai`` index, opened lazily in each worker process.
 
     Example:
-        >>> data = WindowDataset("genome.fa", size=1_000_000, stride=500_000)  # doctest: +SKIP
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> path = Path(tempfile.mkdtemp()) / "genome.fa"
+        >>> _ = path.write_text(">chr1\\n" + "ACGT" * 50 + "\\n")
+        >>> data = WindowDataset(path, size=64, stride=32)
         >>> len(data), data[0]["input_ids"].shape
-        (11, torch.Size([1000000]))
+        (6, torch.Size([64]))
     """
 
     def __init__(self, fasta: str | os.PathLike, size: int = 1_000_000, stride: int | None = None, *,

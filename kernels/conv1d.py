@@ -29,7 +29,7 @@ def depthwise_conv1d_ref(
     Example:
         >>> x = torch.arange(5.0).view(1, 1, 5)
         >>> depthwise_conv1d_ref(x, torch.tensor([[1.0, 10.0]])).tolist()    # x[t-1] + 10 x[t]
-        [[[0.0, 11.0, 22.0, 33.0, 44.0]]]
+        [[[0.0, 10.0, 21.0, 32.0, 43.0]]]
         >>> depthwise_conv1d_ref(x, torch.tensor([[1.0, 10.0]]), reverse=True).tolist()  # x[t+1] + 10 x[t]
         [[[1.0, 12.0, 23.0, 34.0, 40.0]]]
     """
