@@ -23,7 +23,7 @@ from ..tokenizers.timeseries import TimeSeriesTokenizer
 from .columns import Roles, check_covariate_params, column_roles
 from .confirm import keep_better, split_validation, state_copy
 from .finite import check_forecast, check_window_forecasts, scale_checked
-from .frames import check_columns, future_index, make_output, named, read_table, typical_step
+from .frames import check_columns, check_continues, future_index, make_output, named, read_table, typical_step
 from .future import future_label, horizon_rows, missing_future, read_future
 from .linear_init import fit_skip, validation_mse
 from .model import ForecastConfig, PatchStream, build_model
@@ -550,16 +550,7 @@ class MambaForecaster(BaseEstimator):
         check_columns(series, self._columns, what)
         stamps = series.timestamps
         if stamps is not None and self.last_timestamp_ is not None:
-            if stamps[0] <= self.last_timestamp_:
-                raise InputError(f"{what}: the first new row ({stamps[0]}) does not come after the last row seen "
-                                 f"({self.last_timestamp_})")
-            if self.freq_ is not None:
-                expected = future_index(self.last_timestamp_, self.freq_, self.step_, self.n_rows_seen_, 1)[0]
-                if stamps[0] > expected:
-                    warnings.warn(f"{what}: the first new row ({stamps[0]}) is not the next one after the last row "
-                                  f"seen ({self.last_timestamp_}, next {expected}); the rows between are missing and "
-                                  "the model reads the new rows as if they followed at once", UserWarning,
-                                  stacklevel=2)
+            check_continues(what, stamps[0], self.last_timestamp_, self.freq_, self.step_, self.n_rows_seen_)
         scaled = scale_checked(self.scaler_, series.values, what, self._columns, stamps)
         if self.architecture == "patch":
             device = next(self.model_.parameters()).device

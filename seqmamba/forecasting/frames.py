@@ -8,6 +8,7 @@ the columns of later inputs against the fitted ones, and builds future timestamp
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +100,22 @@ def future_index(last: pd.Timestamp | None, freq: str | None, step: pd.Timedelta
     if step is None:
         raise InputError("cannot place future timestamps: the series has one row or no regular step")
     return pd.DatetimeIndex([last + step * (i + 1) for i in range(horizon)])
+
+
+def check_continues(label: str, first: pd.Timestamp, last: pd.Timestamp, freq: str | None,
+                    step: pd.Timedelta | None, n_rows: int, stacklevel: int = 3) -> None:
+    """Rows added by ``update`` must come after the last row seen (InputError otherwise); a gap before the
+    first of them is a warning (the model would read them as if they followed at once), pointed at the caller
+    ``stacklevel`` frames up."""
+    if first <= last:
+        raise InputError(f"{label}: the first new row ({first}) does not come after the last row seen ({last})")
+    if freq is None:
+        return
+    expected = future_index(last, freq, step, n_rows, 1)[0]
+    if first > expected:
+        warnings.warn(f"{label}: the first new row ({first}) is not the next one after the last row seen ({last}, "
+                      f"next {expected}); the rows between are missing and the model reads the new rows as if "
+                      "they followed at once", UserWarning, stacklevel=stacklevel)
 
 
 def typical_step(timestamps: pd.DatetimeIndex | None) -> pd.Timedelta | None:

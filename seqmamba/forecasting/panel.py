@@ -36,7 +36,7 @@ from ..errors import InputError
 from ..tokenizers.timeseries import TimeSeriesTokenizer
 from .confirm import split_validation
 from .finite import check_forecast, scale_checked
-from .frames import TableKind, check_columns, future_index, named, typical_step
+from .frames import TableKind, check_columns, check_continues, future_index, named, typical_step
 from .future import missing_future, read_future_panel
 from .overlap import FitSpan, span_of
 
@@ -253,16 +253,8 @@ def update_panel(est: Estimator, new_rows: Any) -> None:
     for series_id, series in zip(panel.ids, panel.series):
         state, stamps, label = est.series_[series_id], series.timestamps, _label(what, series_id)
         if stamps is not None and state.last_timestamp is not None:
-            if stamps[0] <= state.last_timestamp:
-                raise InputError(f"{label}: the first new row ({stamps[0]}) does not come after the last row seen "
-                                 f"({state.last_timestamp})")
-            if state.freq is not None:
-                expected = future_index(state.last_timestamp, state.freq, state.step, state.n_rows_seen, 1)[0]
-                if stamps[0] > expected:
-                    warnings.warn(f"{label}: the first new row ({stamps[0]}) is not the next one after the last row "
-                                  f"seen ({state.last_timestamp}, next {expected}); the rows between are missing and "
-                                  "the model reads the new rows as if they followed at once", UserWarning,
-                                  stacklevel=3)
+            check_continues(label, stamps[0], state.last_timestamp, state.freq, state.step, state.n_rows_seen,
+                            stacklevel=4)
         scale_checked(state.scaler, series.values, label, est._columns, stamps)
     for series_id, series in zip(panel.ids, panel.series):
         state = est.series_[series_id]
