@@ -18,38 +18,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_models import TINY_DNA, TINY_FORECAST, series, train_tiny_models
 
 from seqmamba.pipelines.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 
-TINY_DNA = ["--d-model", "8", "--n-layers", "1", "--d-state", "4", "--max-len", "64", "--epochs", "1",
-            "--batch-size", "8", "--device", "cpu", "-q"]
-TINY_FORECAST = ["--lookback", "24", "--horizon", "6", "--d-model", "8", "--n-layers", "1", "--max-epochs", "1",
-                 "--device", "cpu", "-q"]
-GOOD_TABLE = "sequence,label\n" + "".join(f"{'AT' * 10},AT\n{'GC' * 10},GC\n" for _ in range(4))
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """One tiny DNA classifier and one tiny forecaster (columns a, b; lookback 24, horizon 6), trained once."""
-    root = tmp_path_factory.mktemp("models")
-    (root / "train.csv").write_text(GOOD_TABLE)
-    assert main(["train", "dna", "--train", str(root / "train.csv"), "-o", str(root / "dna"), *TINY_DNA]) == 0
-    series(root / "toy.csv", 120)
-    assert main(["train", "forecast", str(root / "toy.csv"), "-o", str(root / "fc"), *TINY_FORECAST]) == 0
-    return root
-
-
-def series(path, n, **columns):
-    """A daily series with columns a and b (overridden or extended by ``columns``)."""
-    t = np.arange(n, dtype=np.float64)
-    frame = pd.DataFrame({"date": pd.date_range("2022-01-01", periods=n, freq="D"), "a": np.sin(t / 4),
-                          "b": np.cos(t / 6)})
-    for name, values in columns.items():
-        frame[name] = values
-    frame.to_csv(path, index=False)
-    return path
+    return train_tiny_models(tmp_path_factory.mktemp("models"))
 
 
 # --- FASTA, through `seqmamba classify MODEL FASTA -o out.tsv` ----------------------------------------------

@@ -22,9 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
+from cli_models import TINY_DNA, TINY_FORECAST, train_tiny_models
 from process_helpers import env, run_until
 
 from seqmamba.datasets.labelled import read_labelled_table
@@ -32,31 +31,15 @@ from seqmamba.datasets.output_safety import lock_output_dir, refuse_same_file
 from seqmamba.errors import InputError, OutputBusyError, OutputError, OutputExistsError
 from seqmamba.pipelines.cli import main
 
-TINY_DNA = ["--d-model", "8", "--n-layers", "1", "--d-state", "4", "--max-len", "64", "--epochs", "1",
-            "--batch-size", "8", "--device", "cpu", "-q"]
-TINY_FORECAST = ["--lookback", "24", "--horizon", "6", "--d-model", "8", "--n-layers", "1", "--max-epochs", "1",
-                 "--device", "cpu", "-q"]
-GOOD_TABLE = "sequence,label\n" + "".join(f"{'AT' * 10},AT\n{'GC' * 10},GC\n" for _ in range(4))
 NOT_A_BASE = "is not a nucleotide code in the sequence (A C G T U N, IUPAC ambiguity codes, either case)"
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A tiny DNA classifier (dna/) and a tiny forecaster (fc/, columns a, b), trained once, never written to."""
-    root = tmp_path_factory.mktemp("models")
-    (root / "train.csv").write_text(GOOD_TABLE)
-    assert main(["train", "dna", "--train", str(root / "train.csv"), "-o", str(root / "dna"), *TINY_DNA]) == 0
-    series(root / "toy.csv", 120)
-    assert main(["train", "forecast", str(root / "toy.csv"), "-o", str(root / "fc"), *TINY_FORECAST]) == 0
+    root = train_tiny_models(tmp_path_factory.mktemp("models"))
     (root / "x.fa").write_text(">r1\nACGTACGTAC\n>r2\nGGCCAATT\n")
     return root
-
-
-def series(path, n):
-    t = np.arange(n, dtype=np.float64)
-    pd.DataFrame({"date": pd.date_range("2022-01-01", periods=n, freq="D"), "a": np.sin(t / 4),
-                  "b": np.cos(t / 6)}).to_csv(path, index=False)
-    return path
 
 
 def copy(models, name, tmp_path):
