@@ -196,3 +196,34 @@ def test_output_error_pickles_with_its_path():
     error = OutputError("/x/out.tsv", errno.ENOSPC, "no space left on device")
     again = pickle.loads(pickle.dumps(error))
     assert (again.path, again.errno, str(again)) == ("/x/out.tsv", errno.ENOSPC, str(error))
+
+
+def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    with atomic.atomic_directory(final) as staged:
+        (staged / "new.txt").write_text("new")
+    assert sorted(p.name for p in final.iterdir()) == ["new.txt"]  # the old directory is gone, not merged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging or .old left
+
+    with pytest.raises(RuntimeError), atomic.atomic_directory(final) as staged:  # a failure while writing
+        (staged / "half.txt").write_text("half")
+        raise RuntimeError("stopped")
+    assert sorted(p.name for p in final.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+    real_replace, calls = os.replace, []
+
+    def stop_at_second_rename(src, dst):  # stopped between moving the old one aside and the new one in
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", stop_at_second_rename)
+    with pytest.raises(KeyboardInterrupt), atomic.atomic_directory(final) as staged:
+        (staged / "newer.txt").write_text("newer")
+    monkeypatch.undo()
+    assert sorted(p.name for p in final.iterdir()) == ["new.txt"]  # the old directory went back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
