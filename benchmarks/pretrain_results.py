@@ -108,6 +108,7 @@ def masked_accuracy(args, sizes: dict) -> dict:
     from seqmamba import MambaEmbedder
     from seqmamba.objectives import IGNORE, mask_nucleotides
     from seqmamba.tokenizers.dna import DNATokenizer
+    from seqmamba.training.device import resolve_device
 
     genomes = read_genomes(Path(args.data) / "genomes")
     window = sizes["pretrain"]["window"]
@@ -129,7 +130,7 @@ def masked_accuracy(args, sizes: dict) -> dict:
     chosen = targets != IGNORE
 
     emb = MambaEmbedder.load(args.model, device=args.device)
-    model = emb.model_.to(emb._torch_device()).eval()
+    model = emb.model_.to(resolve_device(args.device)).eval()
     device = next(model.parameters()).device
     correct = total = 0
     with torch.inference_mode():
