@@ -97,3 +97,67 @@ def test_reverse_branch_refuses_state():
 
 def test_dt_rank_default_is_ceil_d_model_over_16():
     assert MambaBlock(d_model=17, d_state=4).ssm.dt_rank == math.ceil(17 / 16)
+
+
+# -- the projections between the two layouts (seqmamba/modules/channels.py) ----------------------------
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_channel_linears_equal_f_linear_with_their_gradients(batch, bias):
+    from seqmamba.modules.channels import channels_first_linear, channels_last_linear
+
+    torch.manual_seed(0)
+    w = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(6, dtype=torch.float64, requires_grad=True) if bias else None
+    x = torch.randn(batch, 5, 7, dtype=torch.float64, requires_grad=True)  # (batch, in, L)
+    views = {"contiguous": x, "transposed channels-last": x.transpose(1, 2).contiguous().transpose(1, 2)}
+    for name, inp in views.items():
+        for fast, layout in ((channels_first_linear, lambda o: o.transpose(1, 2)), (channels_last_linear, None)):
+            ref = F.linear(inp.transpose(1, 2), w, b)  # (batch, L, out)
+            out = fast(w, inp, b)
+            out_l = layout(out) if layout else out
+            assert out.is_contiguous(), (fast.__name__, name)
+            torch.testing.assert_close(out_l, ref, msg=f"{fast.__name__} on {name}")
+            g = torch.randn_like(ref)
+            grads = torch.autograd.grad(out_l, [t for t in (w, b, x) if t is not None], g)
+            ref_grads = torch.autograd.grad(ref, [t for t in (w, b, x) if t is not None], g)
+            for got, want in zip(grads, ref_grads):
+                torch.testing.assert_close(got, want)
+
+
+class _Copies(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the ops that copy data (clone, copy_, contiguous's clone, dtype casts) and their sizes."""
+
+    COPYING = ("aten.clone", "aten.copy_", "aten._to_copy")
+
+    def __init__(self):
+        super().__init__()
+        self.copies = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if str(func).startswith(self.COPYING) and isinstance(out, torch.Tensor):
+            self.copies.append((str(func), out.numel()))
+        return out
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_block_projections_copy_no_activation(batch):
+    """in_proj, x_proj, dt_proj and out_proj read and write the layouts as they lie: no copy of anything as
+    large as an activation (torch.matmul's 2-D @ 3-D path copied three per block: issue 22's profile)."""
+    from seqmamba.modules.block import project_in
+    from seqmamba.modules.channels import channels_last_linear
+
+    torch.manual_seed(0)
+    block = MambaBlock(d_model=16, d_state=4)
+    length = 64
+    hidden = torch.randn(batch, length, 16)
+    small = 2 * block.d_state * batch * length  # B and C are made contiguous for the scan: (batch, N, L) each
+    with torch.no_grad(), _Copies() as log:
+        x, z = project_in(block.in_proj, hidden)
+        dt, B, C = block.ssm._project(x)
+        out = channels_last_linear(block.out_proj.weight, x, block.out_proj.bias)
+    assert x.is_contiguous() and z.is_contiguous() and dt.is_contiguous() and out.is_contiguous()
+    big = [(op, n) for op, n in log.copies if n > small]
+    assert big == [], big

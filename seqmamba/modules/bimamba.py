@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import COMBINE_MODES, MambaConfig
 from ..kernels import selective_scan_bidirectional
 from ..kernels.scan_bidirectional import fuses
 from .block import project_in, ssm_kwargs
+from .channels import channels_first_linear, channels_last_linear
 from .ssm import SelectiveSSM
 
 
@@ -69,7 +69,7 @@ class BiMambaMixer(nn.Module):
         else:
             g = torch.sigmoid(project_gate(self.gate_proj, hidden))  # (batch, d_inner, L)
             y = torch.lerp(y_rev, y_fwd, g.to(y_fwd.dtype))
-        return F.linear(y.transpose(1, 2), self.out_proj.weight, self.out_proj.bias)
+        return channels_last_linear(self.out_proj.weight, y, self.out_proj.bias)  # (batch, L, d_model)
 
     def rescale_out_proj(self, n_layers: int) -> None:
         """GPT-2 style: shrink out_proj by 1/sqrt(n_layers) so the residual stream's variance stays put."""
@@ -79,5 +79,4 @@ class BiMambaMixer(nn.Module):
 
 def project_gate(linear: nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
     """hidden (batch, L, d_model) -> gate logits (batch, d_inner, L), channels-first."""
-    logits = torch.matmul(linear.weight, hidden.transpose(1, 2))  # (batch, d_inner, L)
-    return logits + linear.bias[:, None].to(logits.dtype)
+    return channels_first_linear(linear.weight, hidden.transpose(1, 2), linear.bias)  # (batch, d_inner, L)

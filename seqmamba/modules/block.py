@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import MambaConfig
+from .channels import channels_first_linear, channels_last_linear
 from .ssm import SelectiveSSM
 
 
@@ -29,13 +30,13 @@ def ssm_kwargs(config: MambaConfig) -> dict:
 def project_in(linear: nn.Linear, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """hidden (batch, L, d_model) -> x, z (batch, d_inner, L), channels-first as the conv and scan want.
 
-    W @ hidden^T writes (batch, 2*d_inner, L) directly instead of transposing a (batch, L, 2*d_inner)
-    result afterwards.
+    Two batched GEMMs write x and z each contiguous, with no copy of hidden or of the result (see
+    `channels_first_linear`); one GEMM into (batch, 2*d_inner, L) would leave z strided over the batch.
     """
-    xz = torch.matmul(linear.weight, hidden.transpose(1, 2))  # (batch, 2*d_inner, L)
-    if linear.bias is not None:
-        xz = xz + linear.bias[:, None].to(xz.dtype)
-    return xz.chunk(2, dim=1)
+    w_x, w_z = linear.weight.chunk(2, dim=0)  # (d_inner, d_model) each
+    b_x, b_z = linear.bias.chunk(2) if linear.bias is not None else (None, None)
+    hidden_t = hidden.transpose(1, 2)  # (batch, d_model, L), a view
+    return channels_first_linear(w_x, hidden_t, b_x), channels_first_linear(w_z, hidden_t, b_z)
 
 
 class MambaBlock(nn.Module):
@@ -94,9 +95,9 @@ class MambaBlock(nn.Module):
         x, z = project_in(self.in_proj, hidden)  # (batch, d_inner, L) each
         if state is None:
             y = self.ssm(x, z, mask=mask)  # (batch, d_inner, L)
-            return F.linear(y.transpose(1, 2), self.out_proj.weight, self.out_proj.bias)
+            return channels_last_linear(self.out_proj.weight, y, self.out_proj.bias)  # (batch, L, d_model)
         y, state = self.ssm(x, z, state, mask=mask)
-        return F.linear(y.transpose(1, 2), self.out_proj.weight, self.out_proj.bias), state
+        return channels_last_linear(self.out_proj.weight, y, self.out_proj.bias), state
 
     def allocate_state(
         self, batch_size: int, dtype: torch.dtype | None = None, device: torch.device | None = None

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..kernels import ScanDirection, depthwise_conv1d, selective_scan, selective_state_update
+from .channels import channels_first_linear
 
 
 def _inverse_softplus(x: torch.Tensor) -> torch.Tensor:
@@ -74,9 +75,9 @@ class SelectiveSSM(nn.Module):
 
     def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (batch, d_inner, L) after conv+SiLU -> dt (batch, d_inner, L), B, C (batch, N, L)."""
-        x_dbl = torch.matmul(self.x_proj.weight, x)  # (batch, dt_rank + 2N, L)
+        x_dbl = channels_first_linear(self.x_proj.weight, x)  # (batch, dt_rank + 2N, L)
         dt_low, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
-        dt = torch.matmul(self.dt_proj.weight, dt_low)  # (batch, d_inner, L); bias goes to the scan
+        dt = channels_first_linear(self.dt_proj.weight, dt_low)  # (batch, d_inner, L); bias goes to the scan
         return dt, B.contiguous(), C.contiguous()
 
     def scan_inputs(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> ScanDirection:
