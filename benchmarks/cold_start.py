@@ -1,14 +1,17 @@
-"""Cold start: seconds from a fresh process to a DNA classifier's first optimizer steps on the GPU.
+"""Cold start: seconds from a fresh process to a DNA classifier's first optimizer steps on the GPU, and what
+each later first (a new length, a bigger model, prediction, a start from a saved encoder) adds.
 
-Run it first on a fresh machine (an empty Triton cache) to see the compile cost a new user pays, and
-again to see the warm cost. Prints one line per phase and how many kernels Triton compiled.
+Run it first on a fresh machine (an empty Triton cache) to see the compile cost a new user pays. Each phase
+prints its seconds and how many kernels Triton added to its cache, so compiling and everything else part:
 
-    PYTHONPATH=$PWD python3 benchmarks/cold_start.py
+    PYTHONPATH=$PWD python3 benchmarks/cold_start.py [--out cold_start.md]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,23 +28,58 @@ def cache_entries() -> int:
     return sum(1 for _ in root.glob("*")) if root.is_dir() else 0
 
 
+def sequences(n: int, length: int, seed: int) -> tuple[list[str], list[int]]:
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(list("ACGT"), length)) for _ in range(n)], [i % 2 for i in range(n)]
+
+
 def main() -> None:
-    imported = time.perf_counter() - START
-    rng = np.random.default_rng(0)
-    X = ["".join(rng.choice(list("ACGT"), 1000)) for _ in range(64)]
-    y = [i % 2 for i in range(64)]
-    before = cache_entries()
-    t0 = time.perf_counter()
-    # the README's default classifier; one epoch of 2 steps (batch 32)
-    MambaSequenceClassifier(max_epochs=1, device="cuda" if torch.cuda.is_available() else "cpu",
-                            random_state=0).fit(X, y)
-    first = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    MambaSequenceClassifier(max_epochs=1, device="cuda" if torch.cuda.is_available() else "cpu",
-                            random_state=0).fit(X, y)
-    second = time.perf_counter() - t1
-    print(f"import {imported:.1f} s; first fit (2 steps, compiles) {first:.1f} s; second fit {second:.1f} s; "
-          f"Triton cache entries {before} -> {cache_entries()}", flush=True)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU: checks that it runs")
+    args = parser.parse_args()
+    n = 8 if args.smoke else 1  # divides every set's size
+    device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
+    rows = [("import seqmamba", time.perf_counter() - START, "", "")]
+
+    def phase(what: str, fn) -> object:
+        before, t0 = cache_entries(), time.perf_counter()
+        result = fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        steps = getattr(result, "n_iter_", "")
+        rows.append((what, seconds, cache_entries() - before, steps))
+        print(f"{what}: {seconds:.1f} s, +{rows[-1][2]} Triton cache entries, steps {steps}", flush=True)
+        return result
+
+    X, y = sequences(64 // n, 1000, 0)
+    default = dict(max_epochs=1, device=device, random_state=0)  # the README's classifier; 2 steps of batch 32
+    phase("first fit (default classifier, L 1,000)", lambda: MambaSequenceClassifier(**default).fit(X, y))
+    phase("same fit again", lambda: MambaSequenceClassifier(**default).fit(X, y))
+    X3, y3 = sequences(256 // n, 300, 1)
+    phase("new length (L 300), 8 steps", lambda: MambaSequenceClassifier(**default).fit(X3, y3))
+    big = dict(d_model=128 // n, n_layers=4 // min(n, 4), bidirectional=True, rc_equivariant=True, batch_size=64,
+               max_epochs=2, device=device, random_state=0)
+    X2, y2 = sequences(640 // n, 200, 2)
+    Xd, yd = sequences(613 // n, 200, 3)
+    clf = phase("RC-equivariant d128 x 4 at L 200, 2 epochs with dev", lambda: MambaSequenceClassifier(**big).fit(
+        X2, y2, eval_set=(Xd, yd)))
+    phase("same fit again", lambda: MambaSequenceClassifier(**big).fit(X2, y2, eval_set=(Xd, yd)))
+    phase("predict_proba, 613 x 200 bp", lambda: clf.predict_proba(Xd))
+    with tempfile.TemporaryDirectory() as tmp:
+        clf.save(Path(tmp) / "m")
+        phase("fit from that saved encoder (init=)", lambda: MambaSequenceClassifier(
+            **big, init=str(Path(tmp) / "m"), encoder_lr_scale=0.25).fit(X2, y2, eval_set=(Xd, yd)))
+    name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+    lines = [f"Device: {name}; torch {torch.__version__}. Seconds per phase in one fresh process, and the kernels "
+             "Triton compiled (added to its cache) in each.", "",
+             "| phase | seconds | kernels compiled | steps |", "|---|---:|---:|---:|"]
+    lines += [f"| {what} | {s:.1f} | {n} | {steps} |" for what, s, n, steps in rows]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ._fast_launch import launch
 from ._launch_math import cdiv
 from .scan_triton import triton
 
@@ -119,11 +120,9 @@ def _conv_forward(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, r
     batch, dim, length = x.shape
     y = torch.empty((batch, dim, length), dtype=x.dtype, device=x.device)
     grid = (cdiv(length, tuning.block_l), cdiv(dim, tuning.block_d), batch)
-    _conv1d_fwd_kernel[grid](
-        x, w, bias if bias is not None else w, y, dim, length, *x.stride(), *y.stride(),
-        K=w.shape[1], REVERSE=reverse, HAS_BIAS=bias is not None, SILU=silu, ACC=_acc(x),
-        BLOCK_D=tuning.block_d, BLOCK_L=tuning.block_l, num_warps=tuning.num_warps,
-    )
+    launch(_conv1d_fwd_kernel, grid, (x, w, bias if bias is not None else w, y, dim, length, *x.stride(), *y.stride()),
+           dict(K=w.shape[1], REVERSE=reverse, HAS_BIAS=bias is not None, SILU=silu, ACC=_acc(x),
+                BLOCK_D=tuning.block_d, BLOCK_L=tuning.block_l, num_warps=tuning.num_warps))
     return y
 
 
@@ -148,12 +147,10 @@ class _DepthwiseConv1d(torch.autograd.Function):
         dw_part = torch.empty((batch * n_tiles, dim, k), dtype=part_dtype, device=x.device)
         db_part = torch.empty((batch * n_tiles, dim), dtype=part_dtype, device=x.device)
         grid = (n_tiles, cdiv(dim, tuning.block_d), batch)
-        _conv1d_grad_kernel[grid](
-            x, w, bias if bias is not None else w, dy, g, dw_part, db_part, dim, length, n_tiles,
-            *x.stride(), *g.stride(),
-            K=k, REVERSE=ctx.reverse, HAS_BIAS=bias is not None, SILU=ctx.silu, ACC=_acc(x),
-            BLOCK_D=tuning.block_d, BLOCK_L=tuning.block_l, num_warps=tuning.num_warps,
-        )
+        launch(_conv1d_grad_kernel, grid, (x, w, bias if bias is not None else w, dy, g, dw_part, db_part, dim, length,
+                                           n_tiles, *x.stride(), *g.stride()),
+               dict(K=k, REVERSE=ctx.reverse, HAS_BIAS=bias is not None, SILU=ctx.silu, ACC=_acc(x),
+                    BLOCK_D=tuning.block_d, BLOCK_L=tuning.block_l, num_warps=tuning.num_warps))
         dx = _conv_forward(g, w, None, not ctx.reverse, False)  # the adjoint: the other direction
         dweight = dw_part.sum(0).to(w.dtype).reshape(ctx.weight_shape)
         dbias = db_part.sum(0).to(bias.dtype) if bias is not None else None
