@@ -13,8 +13,11 @@ The direct launch uses Triton internals, so it runs only on the Triton versions 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
+from pathlib import Path
 
 import torch
 
@@ -56,6 +59,26 @@ _compiled: dict = {}
 _UNSEEN = object()
 
 
+log = logging.getLogger("seqmamba.kernels")
+_announced = False  # the compile notice is given once a process
+
+
+def triton_cache_dir() -> Path:
+    """Where Triton keeps compiled kernels (TRITON_CACHE_DIR, else ~/.triton/cache)."""
+    return Path(os.environ.get("TRITON_CACHE_DIR") or Path.home() / ".triton" / "cache")
+
+
+def _announce_compiling() -> None:
+    """Before the first GPU launch of a process: say that kernels get compiled, where Triton's cache is empty
+    (a fresh machine compiles for most of a minute before the first step, and nothing else says why)."""
+    global _announced
+    _announced = True
+    cache = triton_cache_dir()
+    if not (cache.is_dir() and any(cache.iterdir())):
+        log.info("compiling the GPU kernels on first use (about a minute on a new machine; cached in %s for "
+                 "later runs)", cache)
+
+
 def interpreting() -> bool:
     """Whether Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
@@ -76,7 +99,12 @@ def launch(kernel, grid: tuple, args: tuple, constexprs: dict, direct: bool = Tr
     and launch options (num_warps, ...) by name, but those its @triton.heuristics derive; direct=False:
     always through Triton (A/B timing). A heuristic may read only what the lookup key holds (the
     tensors' dtypes, other arguments' values, the constexprs): its value is kept with the compiled kernel."""
-    if not (direct and DIRECT) or interpreting():  # the interpreter runs the kernel's Python: nothing to keep
+    if interpreting():  # the interpreter runs the kernel's Python: nothing to keep
+        kernel[grid](*args, **constexprs)
+        return
+    if not _announced:
+        _announce_compiling()
+    if not (direct and DIRECT):
         kernel[grid](*args, **constexprs)
         return
     key = (id(kernel), torch.cuda.current_device(), *constexprs.items(), *map(_arg_key, args))
@@ -84,7 +112,11 @@ def launch(kernel, grid: tuple, args: tuple, constexprs: dict, direct: bool = Tr
     if entry is _UNSEEN:
         if len(_compiled) > 1024:  # many distinct sizes: keep it bounded
             _compiled.clear()
+        start = time.perf_counter()
         _compiled[key] = _first_launch(kernel, grid, args, constexprs)
+        seconds = time.perf_counter() - start
+        if seconds > 1.0:  # a compile, not a lookup in Triton's cache
+            log.debug("compiled %s in %.1f s", jit_function(kernel).__name__, seconds)
     elif entry is None:
         kernel[grid](*args, **constexprs)
     else:

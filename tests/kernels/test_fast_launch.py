@@ -149,3 +149,20 @@ def test_constexprs_from_heuristics_are_kept_with_the_compiled_kernel(fake_gpu):
     _fast_launch.launch(kernel, (3,), (torch.ones(4), 1), dict(BLOCK=16, num_warps=1))  # float32: compiled anew
     assert len(inner.compiles) == 2 and inner.compiles[1][2]["WIDE"] is False
     assert _fast_launch.jit_function(kernel) is inner
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_the_first_gpu_launch_says_kernels_get_compiled_where_the_cache_is_empty(fake_gpu, monkeypatch, tmp_path,
+                                                                                 caplog, cached):
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
+    if cached:
+        (tmp_path / "ABC123").mkdir()  # a kernel compiled by an earlier run
+    monkeypatch.setattr(_fast_launch, "_announced", False)
+    kernel = FakeKernel(["X", "BLOCK"], {"BLOCK"})
+    with caplog.at_level("INFO", logger="seqmamba.kernels"):
+        for block in (32, 64):  # two compiles, one notice at most
+            _fast_launch.launch(kernel, (1,), (torch.zeros(4),), dict(BLOCK=block))
+    notices = [r for r in caplog.records if "compiling the GPU kernels" in r.getMessage()]
+    assert len(notices) == (0 if cached else 1)
+    if not cached:
+        assert str(tmp_path) in notices[0].getMessage()
