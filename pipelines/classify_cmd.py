@@ -36,6 +36,7 @@ def classify(model_dir: str, fasta: tuple[str, ...], output: str | None, per_win
       seqmamba classify model/ reads.fa -o predictions.tsv
       seqmamba classify model/ genome.fa.gz --per-window -o windows.tsv
       zcat genome.fa.gz | seqmamba classify model/ - -o predictions.tsv
+      torchrun --nproc_per_node 4 -m seqmamba.pipelines.cli classify model/ g/*.fa -o predictions.tsv  # docs/scaling.md
     """
     import time
 
@@ -45,22 +46,37 @@ def classify(model_dir: str, fasta: tuple[str, ...], output: str | None, per_win
     from .memory import bound_kernel_caches
     from .progress import RecordProgress
     from .record_stream import RecordTally, record_chunks, survey_records
+    from .sharding import check_shardable, is_first_process, merge_tables, run_sharded, under_torchrun
 
     refuse_same_file([model_dir, *fasta], output)
     check_output_free(output, overwrite)
     start = time.perf_counter()
     bound_kernel_caches()  # before the model first runs: flat memory over long runs
     survey = survey_records(fasta)  # every file validated before the model loads (streams: as they come)
+    sharded = under_torchrun()
+    if sharded:
+        check_shardable(fasta, output, not survey.complete)
     clf = MambaSequenceClassifier.load(model_dir, device=device)
     clf.n_threads = threads  # this run's, not the one saved with the model
     if batch_size is not None:
         clf.batch_size = batch_size
-    progress = RecordProgress("classifying", survey.n_records, survey.n_bases, quiet)
     tally = RecordTally()
-    try:
-        write_predictions(clf, tally.count(record_chunks(fasta)), output, per_window, progress)
-    finally:
-        progress.close()
-    if not quiet:
+
+    def work(records: range | None, path: str | None) -> None:
+        lengths = survey.lengths[records.start:records.stop] if records is not None else survey.lengths
+        progress = RecordProgress("classifying", len(lengths) if survey.complete else None,
+                                  sum(lengths) if survey.complete else None, quiet or not is_first_process())
+        try:
+            write_predictions(clf, tally.count(record_chunks(fasta, records=records)), path, per_window, progress)
+        finally:
+            progress.close()
+
+    if sharded:  # torchrun: this process's share of the records, merged by the first process
+        reports = run_sharded(output, survey.lengths, work, merge_tables)
+        tally.records, tally.bases = survey.n_records, survey.n_bases
+    else:
+        work(None, output)
+        reports = True
+    if not quiet and reports:
         click.echo(f"classified {tally.records:,} record(s), {tally.bases:,} bp in "
                    f"{time.perf_counter() - start:.1f} s", err=True)

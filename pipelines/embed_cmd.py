@@ -34,6 +34,7 @@ def embed(model_dir: str, fasta: tuple[str, ...], output: str, per_window: bool,
     Examples:
       seqmamba embed model/ genes.fa -o embeddings.parquet
       seqmamba embed model/ genome.fa.gz --per-window -o windows.parquet
+      torchrun --nproc_per_node 4 -m seqmamba.pipelines.cli embed model/ g/*.fa -o emb.parquet  # docs/scaling.md
       python -c "import polars as pl; print(pl.read_parquet('embeddings.parquet'))"
     """
     from ..datasets.output_safety import check_output_free, refuse_same_file
@@ -42,22 +43,44 @@ def embed(model_dir: str, fasta: tuple[str, ...], output: str, per_window: bool,
     from .embedding_files import check_embedding_output
     from .memory import bound_kernel_caches
     from .progress import RecordProgress
-    from .record_stream import record_chunks, survey_records
+    from .record_stream import RecordSurvey, record_chunks, survey_records
+    from .sharding import (
+        check_shardable,
+        is_first_process,
+        merge_embeddings,
+        read_embedding_shape,
+        run_sharded,
+        under_torchrun,
+    )
 
     check_embedding_output(output)
     refuse_same_file([model_dir, *fasta], output)
     check_output_free(output, overwrite)
     bound_kernel_caches()  # before the model first runs: flat memory over long runs
     survey = survey_records(fasta)  # every file validated before the model loads
+    if under_torchrun():
+        check_shardable(fasta, output, not survey.complete)
     source = load_model_dir(model_dir, device=device)
     params = {"batch_size": batch_size} if batch_size is not None else {}
     embedder = MambaEmbedder(model=source, pooling=pooling, max_len=source.max_len,
                              window_stride=source.window_stride, device=device, n_threads=threads,
                              **{"batch_size": source.batch_size, **params}).fit()
-    progress = RecordProgress("embedding", survey.n_records, survey.n_bases, quiet)
-    try:
-        shape = write_embeddings(embedder, record_chunks(fasta), output, per_window, survey, progress)
-    finally:
-        progress.close()
-    if not quiet:
-        click.echo(f"wrote {shape[0]:,} x {shape[1]} embeddings to {output}", err=True)
+    shapes = []
+
+    def work(records: range | None, path: str) -> None:
+        part = RecordSurvey(survey.lengths[records.start:records.stop]) if records is not None else survey
+        progress = RecordProgress("embedding", part.n_records, part.n_bases, quiet or not is_first_process())
+        try:
+            shapes.append(write_embeddings(embedder, record_chunks(fasta, records=records), path, per_window, part,
+                                           progress))
+        finally:
+            progress.close()
+
+    if under_torchrun():  # this process's share of the records, merged by the first process
+        reports = run_sharded(output, survey.lengths, work, merge_embeddings)
+        rows, width = read_embedding_shape(output) if reports else (0, 0)
+    else:
+        work(None, output)
+        reports, (rows, width) = True, shapes[0]
+    if not quiet and reports:
+        click.echo(f"wrote {rows:,} x {width} embeddings to {output}", err=True)

@@ -75,16 +75,25 @@ def survey_records(paths: Iterable[str | os.PathLike]) -> RecordSurvey:
 
 
 def record_chunks(paths: Iterable[str | os.PathLike], max_bases: int | None = None,
-                  max_records: int | None = None) -> Iterator[Chunk]:
+                  max_records: int | None = None, records: range | None = None) -> Iterator[Chunk]:
     """`Chunk` s of consecutive records, up to ``max_bases`` bases or ``max_records`` records (default
-    `CHUNK_BASES`, `CHUNK_RECORDS`)."""
+    `CHUNK_BASES`, `CHUNK_RECORDS`); ``records``: only these (indices over all the files, in order), as a
+    process of a sharded run takes them."""
     max_bases = CHUNK_BASES if max_bases is None else max_bases
     max_records = CHUNK_RECORDS if max_records is None else max_records
     chunk = Chunk([], [], [])
     bases = 0
+    index = -1
     for path in paths:
+        if records is not None and index + 1 >= records.stop:
+            break
         source = os.fspath(path)
         for name, sequence in FastaFile(path, empty="error").records():
+            index += 1
+            if records is not None and index not in records:
+                if index >= records.stop:
+                    break
+                continue
             chunk.names.append(name)
             chunk.sequences.append(sequence)
             chunk.files.append(source)
