@@ -1,0 +1,188 @@
+"""seqmamba's Mamba block and bidirectional encoder side by side with mamba_ssm's, in one process on one GPU.
+
+mamba_ssm (its `Mamba` block, with causal-conv1d's CUDA conv) is built at run time from the two PyPI sdists,
+for this GPU only; nothing of theirs is committed:
+
+    pip download --no-deps --no-binary :all: mamba-ssm==2.3.2.post1 causal-conv1d==1.7.0   # or the PyPI files
+    PYTHONPATH=$PWD python3 benchmarks/compare_mamba_ssm.py --mamba-sdist mamba_ssm-2.3.2.post1.tar.gz \\
+        --conv-sdist causal_conv1d-1.7.0.tar.gz --out compare.md
+
+For each shape of issue 22 and each precision (bf16 autocast, float32): forward and forward+backward
+milliseconds of both, the ratio (theirs / ours: above 1, seqmamba is faster) and the peak memory. The two
+blocks get the same weights, and the largest relative difference of their float32 outputs is reported, so
+the comparison is of the same function. The scan alone is `benchmarks/scan.py --compare SDIST`.
+
+The encoder row compares seqmamba's 4-layer bidirectional encoder (BiMamba: per layer one shared in/out
+projection, a forward and a reverse SSM) with what mamba_ssm users build for it: per layer a pre-norm
+residual of two `Mamba` blocks, one on the sequence and one on its flipped copy (8 blocks in all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tarfile
+import tempfile
+import types
+from pathlib import Path
+
+import torch
+from encoder import peak_gb, time_ms
+from mamba_ssm_ref import _NVCC_FLAGS, load_extension
+from torch import nn
+
+from seqmamba import MambaConfig, MambaEncoder
+from seqmamba.modules.block import MambaBlock
+
+BLOCK_SHAPES = [(32, 2048), (1, 131_072), (1, 1_048_576), (64, 256), (1, 4096)]
+ENCODER_SHAPES = [(64, 256), (1, 131_072)]
+D_MODEL, D_STATE = 256, 16
+
+
+def _extract(sdist: Path, root: Path) -> Path:
+    """The sdist's top folder under root (extracted once)."""
+    with tarfile.open(sdist) as archive:
+        top = archive.getnames()[0].split("/")[0]
+        if not (root / top).is_dir():
+            archive.extractall(root, filter="data")
+    return root / top
+
+
+def load_mamba(mamba_sdist: Path, conv_sdist: Path, build: Path) -> type:
+    """mamba_ssm's `Mamba` class, on its two CUDA extensions compiled here for this GPU."""
+    from torch.utils.cpp_extension import load
+
+    build.mkdir(parents=True, exist_ok=True)
+    mamba_dir, conv_dir = _extract(mamba_sdist, build), _extract(conv_sdist, build)
+    sys.modules["selective_scan_cuda"] = load_extension(mamba_dir, build_dir=build / "selective_scan")
+    major, minor = torch.cuda.get_device_capability()
+    (build / "causal_conv1d").mkdir(exist_ok=True)
+    src = conv_dir / "csrc"
+    sys.modules["causal_conv1d_cuda"] = load(
+        name="causal_conv1d_cuda",
+        sources=[str(src / "causal_conv1d.cpp"), *sorted(str(p) for p in src.glob("*.cu"))],
+        extra_include_paths=[str(src)], extra_cflags=["-O3", "-std=c++17"],
+        extra_cuda_cflags=[*_NVCC_FLAGS, f"-gencode=arch=compute_{major}{minor},code=sm_{major}{minor}"],
+        build_directory=str(build / "causal_conv1d"), verbose=False)
+    sys.path.insert(0, str(conv_dir))  # the causal_conv1d package (Python), over the extension above
+    # The mamba_ssm package without its __init__ (which imports Mamba2/3 and the LM model too).
+    package = types.ModuleType("mamba_ssm")
+    package.__path__ = [str(mamba_dir / "mamba_ssm")]
+    sys.modules["mamba_ssm"] = package
+    from mamba_ssm.modules.mamba_simple import Mamba
+
+    return Mamba
+
+
+def their_block(Mamba: type, ours: MambaBlock) -> nn.Module:
+    """A mamba_ssm `Mamba` with our block's weights (the same names, one level flatter)."""
+    theirs = Mamba(d_model=D_MODEL, d_state=D_STATE, d_conv=4, expand=2).to(ours.in_proj.weight.device)
+    with torch.no_grad():
+        for name, source in (("in_proj", ours.in_proj), ("conv1d", ours.ssm.conv1d), ("x_proj", ours.ssm.x_proj),
+                             ("dt_proj", ours.ssm.dt_proj), ("out_proj", ours.out_proj)):
+            target = getattr(theirs, name)
+            target.weight.copy_(source.weight)
+            if source.bias is not None:
+                target.bias.copy_(source.bias)
+        theirs.A_log.copy_(ours.ssm.A_log)
+        theirs.D.copy_(ours.ssm.D)
+    return theirs
+
+
+class TheirBidirectional(nn.Module):
+    """4 pre-norm residual layers of Mamba(x) + flip(Mamba(flip(x))): mamba_ssm's way to a BiMamba encoder."""
+
+    def __init__(self, Mamba: type, n_layers: int = 4) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList(nn.RMSNorm(D_MODEL) for _ in range(n_layers))
+        self.fwd = nn.ModuleList(Mamba(d_model=D_MODEL, d_state=D_STATE) for _ in range(n_layers))
+        self.rev = nn.ModuleList(Mamba(d_model=D_MODEL, d_state=D_STATE) for _ in range(n_layers))
+        self.norm_f = nn.RMSNorm(D_MODEL)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (batch, L, d_model)
+        for norm, fwd, rev in zip(self.norms, self.fwd, self.rev):
+            x = norm(hidden)
+            hidden = hidden + fwd(x) + rev(x.flip(1)).flip(1)
+        return self.norm_f(hidden)
+
+
+def measure(module: nn.Module, batch: int, length: int, bf16: bool, device: torch.device) -> dict:
+    x = torch.randn(batch, length, D_MODEL, device=device)  # (batch, L, d_model)
+
+    def forward():
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            module(x)
+
+    def train_step():
+        module.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            loss = module(x).float().square().mean()
+        loss.backward()
+
+    out = {}
+    for name, fn in (("fwd", forward), ("fwd+bwd", train_step)):
+        try:
+            out[f"{name}_gb"] = peak_gb(fn, device)
+            out[name] = time_ms(fn, device)
+        except torch.cuda.OutOfMemoryError:
+            out[name] = out[f"{name}_gb"] = None
+        torch.cuda.empty_cache()
+    return out
+
+
+def _pair(ours: dict, theirs: dict, key: str) -> str:
+    if ours[key] is None or theirs[key] is None:
+        return "OOM"
+    return f"{ours[key]:.2f} / {theirs[key]:.2f}"
+
+
+def _ratio(ours: dict, theirs: dict, key: str) -> str:
+    return "—" if ours[key] is None or theirs[key] is None else f"**{theirs[key] / ours[key]:.2f}**"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mamba-sdist", type=Path, required=True)
+    parser.add_argument("--conv-sdist", type=Path, required=True)
+    parser.add_argument("--build", type=Path, default=None, help="build folder (reused: no second compile)")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("compare_mamba_ssm.py: needs a CUDA GPU (mamba_ssm has no CPU path)")
+    device = torch.device("cuda")
+    Mamba = load_mamba(args.mamba_sdist, args.conv_sdist,
+                       args.build or Path(os.environ.get("MAMBA_SSM_BUILD_DIR") or tempfile.mkdtemp()))
+    torch.manual_seed(0)
+    ours_block = MambaBlock(d_model=D_MODEL, d_state=D_STATE).to(device)
+    theirs_block = their_block(Mamba, ours_block)
+    with torch.no_grad():  # the same function: float32 outputs on one input
+        x = torch.randn(2, 1024, D_MODEL, device=device)
+        a, b = ours_block(x), theirs_block(x)
+        same = float((a - b).abs().max() / b.abs().max())
+    config = MambaConfig(d_model=D_MODEL, n_layers=4, d_state=D_STATE, bidirectional=True)
+    ours_encoder = MambaEncoder(config).to(device)
+    theirs_encoder = TheirBidirectional(Mamba).to(device)
+    lines = [f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}; d_model {D_MODEL}, "
+             f"d_state {D_STATE}. ms per call (median); ratio = mamba_ssm / seqmamba (above 1: seqmamba faster). "
+             f"The blocks hold the same weights; their float32 outputs differ by {same:.1e} (max, relative).", "",
+             "| what | precision | batch | L | fwd ms ours / theirs | fwd ratio | fwd+bwd ms ours / theirs "
+             "| fwd+bwd ratio | peak GB fwd+bwd ours / theirs |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [("block", ours_block, theirs_block, shape) for shape in BLOCK_SHAPES]
+    rows += [("encoder", ours_encoder, theirs_encoder, shape) for shape in ENCODER_SHAPES]
+    for what, ours, theirs, (batch, length) in rows:
+        for bf16 in (True, False):
+            o, t = (measure(m, batch, length, bf16, device) for m in (ours, theirs))
+            line = (f"| {what} | {'bf16' if bf16 else 'fp32'} | {batch} | {length:,} | {_pair(o, t, 'fwd')} "
+                    f"| {_ratio(o, t, 'fwd')} | {_pair(o, t, 'fwd+bwd')} | {_ratio(o, t, 'fwd+bwd')} "
+                    f"| {_pair(o, t, 'fwd+bwd_gb')} |")
+            lines.append(line)
+            print(line, flush=True)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
