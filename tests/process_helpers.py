@@ -1,6 +1,7 @@
 """Running a real `seqmamba` process in tests and signalling it once it is under way."""
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -44,3 +45,13 @@ def temporary_with_rows(folder: Path, name: str):
     def ready() -> bool:
         return any(p.stat().st_size > 0 for p in folder.glob(f".{name}.*.tmp"))
     return ready
+
+
+def without_dac_override() -> list[str] | None:
+    """A command prefix under which root obeys file permissions (Linux: drop CAP_DAC_*), if one works."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True)
+    return prefix if probe.returncode == 0 else None

@@ -32,6 +32,7 @@ from ..encoder import MambaEncoder
 from ..inference import InferenceCache
 from ..modules.revin import RevIN
 from ..tokenizers.instance_norm import InstanceStats
+from ..tokenizers.timeseries import TimeSeriesTokenizer
 
 ARCHITECTURES = ("variate", "patch")
 SKIP_INPUTS = ("normalized", "raw")
@@ -293,6 +294,8 @@ class PatchMamba(nn.Module):
         super().__init__()
         self.config = config
         self.revin = RevIN(config.n_variables, affine=False) if config.revin else None
+        # Non-overlapping patches, each variable its own token sequence: the tokenizer owns how rows become tokens.
+        self.patcher = TimeSeriesTokenizer(patch_len=config.patch_len, stride=config.patch_len)
         self.embed = nn.Linear(config.patch_len, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
         self.encoder = MambaEncoder(MambaConfig(d_model=config.d_model, n_layers=config.n_layers,
@@ -307,11 +310,8 @@ class PatchMamba(nn.Module):
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised rows (batch, T, C) -> embedded patches (batch * C, T // patch_len, d_model)."""
-        p = self.config.patch_len
-        batch, length, channels = x.shape
-        x = x[:, length % p:]  # (batch, n * p, C): patches end at the last row
-        patches = x.transpose(1, 2).reshape(batch * channels, -1, p)  # (batch * C, n, p)
-        return self.embed(patches)
+        x = x[:, x.shape[1] % self.config.patch_len:]  # (batch, n * patch_len, C): patches end at the last row
+        return self.embed(self.patcher.patch(x))  # the tokenizer's patches (batch * C, n, patch_len), embedded
 
     def forecast(self, last: torch.Tensor, batch: int) -> torch.Tensor:
         """Last token outputs (batch * C, d_model) -> normalised forecast (batch, H, C)."""

@@ -6,7 +6,7 @@ it copies x transposed, runs one GEMM, then copies its result back to channels-f
 copies took 55 of the block forward's 69 ms on an H100 (benchmarks/block.py's profile). A batched GEMM
 reads and writes each layout as it lies, with the weight broadcast over the batch (a stride-0 view).
 
-Reference: ``F.linear(x.transpose(1, 2), weight, bias).transpose(1, 2)``; tests/test_modules.py holds
+Reference: ``F.linear(x.transpose(1, 2), weight, bias).transpose(1, 2)``; tests/seqmamba/test_mamba_block.py holds
 these equal to it and checks that no copy of an activation is made.
 """
 

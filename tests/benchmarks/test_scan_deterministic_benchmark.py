@@ -4,13 +4,13 @@ timings themselves need a GPU): the bidirectional call (the scan's shares its co
 import argparse
 import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from paths import REPO
 
 pytest.importorskip("triton")
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCHMARKS = REPO / "benchmarks"
 
 
 def load():

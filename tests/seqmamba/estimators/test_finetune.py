@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from dna_estimator_helpers import TINY, at_gc_task
+from paths import TEST_DATA
 
 from seqmamba import MambaEmbedder, MambaSequenceClassifier
 from seqmamba.errors import InputError
@@ -101,11 +102,10 @@ def test_train_dna_init_from_the_cli(pretrained, tmp_path, capsys):
 
 @pytest.mark.parametrize("name", ["ph", "ps"])
 def test_init_from_a_caduceus_checkpoint(name, tmp_path):
-    from pathlib import Path
 
     from seqmamba.dna import DNAEncoder
 
-    source = Path(__file__).parent / "data" / "caduceus" / name
+    source = TEST_DATA / "caduceus" / name
     X, y = at_gc_task()
     clf = MambaSequenceClassifier(**{**TINY, "max_epochs": 1}, init=str(source), freeze_encoder=True).fit(X, y)
     want = encoder_tensors(type("M", (), {"encoder": DNAEncoder.from_pretrained(source)})())

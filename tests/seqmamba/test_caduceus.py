@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from paths import TEST_DATA
 from safetensors.torch import load_file, save_file
 
 from seqmamba import DNAEncoder, MambaConfig, MambaEmbedder, load_caduceus, save_caduceus
@@ -33,7 +34,7 @@ from seqmamba.errors import InputError
 from seqmamba.estimators._heads import MaskedLMModel
 from seqmamba.rcps import rcps_reference
 
-DATA = Path(__file__).parent / "data" / "caduceus"
+DATA = TEST_DATA / "caduceus"
 GOLDENS = ["ph", "ps", "ps_unfused"]
 COMPLEMENT = torch.tensor(seqmamba_complement())
 

@@ -8,11 +8,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from paths import REPO
 from safetensors.torch import load_file
 from scipy.stats import chisquare
 
@@ -24,7 +24,7 @@ from seqmamba.pretraining import WindowBatches, parse_duration, pretrain
 from seqmamba.tokenizers.dna import DNATokenizer
 from seqmamba.training import DistContext, read_metrics
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 TINY = ["--d-model", "8", "--n-layers", "1", "--d-state", "4", "--window", "64", "--batch-size", "4",
         "--device", "cpu", "--threads", "1", "--valid-windows", "8", "-q"]
 TINY_API = {"d_model": 8, "n_layers": 1, "d_state": 4, "window": 64, "batch_size": 4, "device": "cpu",

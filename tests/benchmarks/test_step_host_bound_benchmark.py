@@ -1,12 +1,12 @@
 """benchmarks/step_host_bound.py needs a CUDA GPU; without one it stops with one line (the timings need the GPU)."""
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
+from paths import REPO
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "step_host_bound.py"
+SCRIPT = REPO / "benchmarks" / "step_host_bound.py"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(),

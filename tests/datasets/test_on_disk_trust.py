@@ -361,7 +361,8 @@ def test_stale_index_in_a_read_only_folder_is_refused_through_the_api(tmp_path, 
 
 def test_stale_index_in_a_read_only_folder_is_refused_through_the_cli(tmp_path):
     """The folder is read-only (0555); as root the command runs without the capabilities that ignore that."""
-    from test_bad_inputs import REPO, _without_dac_override
+    from paths import REPO
+    from process_helpers import without_dac_override
 
     data = tmp_path / "data"
     data.mkdir()
@@ -371,7 +372,7 @@ def test_stale_index_in_a_read_only_folder_is_refused_through_the_cli(tmp_path):
     before = indexes[0].read_bytes()
     prefix: list[str] = []
     if os.geteuid() == 0:
-        prefix = _without_dac_override()
+        prefix = without_dac_override()
         if prefix is None:
             pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE (no working setpriv)")
     data.chmod(0o555)

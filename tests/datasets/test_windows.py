@@ -1,14 +1,14 @@
 """Windowing: coordinates, partial policies, N filter, strands, regions, memory, and E. coli."""
 
-from pathlib import Path
 
 import pytest
+from paths import SHARED_DATA
 
 from seqmamba.datasets.bed import Region, read_bed
 from seqmamba.datasets.windows import WindowedGenome, tile
 from seqmamba.errors import InputError
 
-GENOMES = Path(__file__).parent / ".." / ".." / "shared" / "data" / "genomes"
+GENOMES = SHARED_DATA / "genomes"
 ECOLI = GENOMES / "GCF_000005845.2_ASM584v2_genomic.fna.gz"
 needs_ecoli = pytest.mark.skipif(not ECOLI.is_file(), reason=f"shared genome data missing ({ECOLI})")
 

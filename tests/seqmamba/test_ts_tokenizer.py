@@ -60,8 +60,8 @@ def test_estimator_rules_and_errors(series):
 
 
 def test_fit_checks_its_input_as_scikit_learn_does(series):
-    # Found by scikit-learn's checks (tests/test_sklearn_contract.py): complex, sparse, empty and 1-D input
-    # was fitted (complex and empty to NaN or complex statistics) or failed with an AttributeError.
+    # Found by scikit-learn's checks (tests/seqmamba/estimators/test_sklearn_contract.py): complex, sparse,
+    # empty and 1-D input was fitted (complex and empty to NaN or complex statistics) or failed with an AttributeError.
     import scipy.sparse
 
     with pytest.raises(ValueError, match="Complex data not supported"):

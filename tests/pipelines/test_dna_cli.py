@@ -3,13 +3,12 @@
 import gzip
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from paths import REPO
 
 from seqmamba.pipelines.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
 ECOLI = REPO.parent / "shared" / "data" / "genomes" / "GCF_000005845.2_ASM584v2_genomic.fna.gz"
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from paths import REPO
 from safetensors.torch import load_file
 from training_helpers import assert_same_weights, weights
 
 from seqmamba.training import read_metrics
 from seqmamba.training.selftest import run_selftest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 CLI = ["-m", "seqmamba.pipelines.cli", "train", "selftest"]
 
 

@@ -3,6 +3,7 @@ process writes; a failed process leaves no output and no part; what cannot be sp
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -104,7 +105,7 @@ def test_balanced_ranges_cover_every_record_in_order_with_even_bases(world):
     lengths = np.random.default_rng(world).integers(1, 1000, 30).tolist()
     ranges = balanced_ranges(lengths, world)
     assert len(ranges) == world and ranges[0].start == 0 and ranges[-1].stop == 30
-    assert all(a.stop == b.start for a, b in zip(ranges, ranges[1:]))
+    assert all(a.stop == b.start for a, b in itertools.pairwise(ranges))
     if world <= 3:  # few shares of many records: each within the largest record of the even share
         share = sum(lengths) / world
         assert all(abs(sum(lengths[r.start:r.stop]) - share) <= max(lengths) for r in ranges)

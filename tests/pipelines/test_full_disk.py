@@ -20,14 +20,15 @@ import pandas as pd
 import pytest
 import torch
 from dna_estimator_helpers import tiny_cli_workdir
-from test_atomic_output import full_disk_after, require_dev_full
+from fault_helpers import full_disk_after, require_dev_full
+from paths import REPO
 
 from seqmamba.datasets import atomic
 from seqmamba.pipelines import embedding_files
 from seqmamba.pipelines.cli import main
 from seqmamba.training import state as ckpt_state
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 PRECIOUS = "the user's earlier output, which must survive\n"
 TINY_DNA = ["--d-model", "8", "--n-layers", "1", "--d-state", "4", "--max-len", "64", "--epochs", "3",
             "--batch-size", "8", "--device", "cpu", "--seed", "1", "-q"]

@@ -156,7 +156,7 @@ def test_block_projections_copy_no_activation(batch):
     small = 2 * block.d_state * batch * length  # B and C are made contiguous for the scan: (batch, N, L) each
     with torch.no_grad(), _Copies() as log:
         x, z = project_in(block.in_proj, hidden)
-        dt, B, C = block.ssm._project(x)
+        dt, _b, _c = block.ssm._project(x)
         out = channels_last_linear(block.out_proj.weight, x, block.out_proj.bias)
     assert x.is_contiguous() and z.is_contiguous() and dt.is_contiguous() and out.is_contiguous()
     big = [(op, n) for op, n in log.copies if n > small]

@@ -1,16 +1,16 @@
 """Reading time-series tables: every input kind, and every bad input named in one line."""
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from paths import SHARED_DATA
 
 from seqmamba.datasets.timeseries import TimeSeries, read_timeseries
 from seqmamba.errors import InputError
 
-TS_DATA = Path(__file__).parent / ".." / ".." / "shared" / "data" / "ts"
+TS_DATA = SHARED_DATA / "ts"
 ETTH1 = TS_DATA / "ETTh1.csv"
 needs_etth1 = pytest.mark.skipif(not ETTH1.is_file(), reason=f"shared time-series data missing ({ETTH1})")
 

@@ -4,12 +4,10 @@ figures come from a machine with several GPUs."""
 import gzip
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
+from paths import REPO
 from process_helpers import env
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def test_smoke_run_writes_a_row_per_process_count(tmp_path):

@@ -1,4 +1,4 @@
-"""The bad inputs of tests/test_bad_inputs.py through the Python API, and the cases issue 8 adds: predict
+"""The bad inputs of tests/pipelines/test_bad_inputs.py through the Python API, and the cases issue 8 adds: predict
 before fit, model directories missing files, irregular time steps, plain gzip where random access is needed.
 
 Through the API every data problem is a `seqmamba.errors.InputError` (a ValueError) whose one-line message
@@ -8,10 +8,10 @@ names the file and the place; calling an unfitted estimator is scikit-learn's `N
 import gzip
 import shutil
 
+import bad_input_cases as cli_cases
 import numpy as np
 import pandas as pd
 import pytest
-import test_bad_inputs as cli_cases
 from sklearn.exceptions import NotFittedError
 
 from seqmamba import MambaEmbedder, MambaForecaster, MambaSequenceClassifier

@@ -1,15 +1,15 @@
 """DLinear baseline and the protocol metrics."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from paths import SHARED_DATA
 
 from seqmamba.baselines import DLinear, evaluate_windows, moving_average_matrix
 from seqmamba.datasets.timeseries import SlidingWindows, protocol_windows, read_timeseries
 
-TS_DATA = Path(__file__).parent / ".." / ".." / "shared" / "data" / "ts"
+TS_DATA = SHARED_DATA / "ts"
 ETTH1 = TS_DATA / "ETTh1.csv"
 
 

@@ -199,15 +199,18 @@ def test_fasta_file_reads_a_pipe_once_through_the_api():
 
 @pytest.fixture
 def seen_threads(monkeypatch):
-    """torch's thread count at every linear projection (every model has them) while the work runs."""
+    """torch's thread count at every linear projection (every model has them: F.linear, or the Mamba blocks'
+    batched GEMMs) while the work runs."""
     seen: list[int] = []
-    linear = torch.nn.functional.linear
 
-    def spy(*args, **kwargs):
-        seen.append(torch.get_num_threads())
-        return linear(*args, **kwargs)
+    def spying(function):
+        def spy(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return function(*args, **kwargs)
+        return spy
 
-    monkeypatch.setattr(torch.nn.functional, "linear", spy)
+    monkeypatch.setattr(torch.nn.functional, "linear", spying(torch.nn.functional.linear))
+    monkeypatch.setattr(torch, "bmm", spying(torch.bmm))
     monkeypatch.setattr(threads_module, "_measured", None)  # no count reused from another test
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # as on the 2-core CI machine (tests/conftest.py), whatever this one has

@@ -2,12 +2,12 @@
 
 import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
+from paths import REPO
 
 pytest.importorskip("triton")
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCHMARKS = REPO / "benchmarks"
 
 
 def load():

@@ -3,11 +3,10 @@ compile for the GPU, so a change that multiplies the scan's or the conv's specia
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 specializations = pytest.importorskip("specializations", reason="needs triton")

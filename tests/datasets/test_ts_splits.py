@@ -1,16 +1,16 @@
 """Standard protocol spans (exact rows) and sliding windows over them."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from paths import SHARED_DATA
 from torch.utils.data import DataLoader
 
 from seqmamba.datasets.timeseries import SlidingWindows, Span, protocol_windows, read_timeseries, standard_splits
 from seqmamba.errors import InputError
 
-TS_DATA = Path(__file__).parent / ".." / ".." / "shared" / "data" / "ts"
+TS_DATA = SHARED_DATA / "ts"
 needs_ts = pytest.mark.skipif(not (TS_DATA / "ETTh1.csv").is_file(), reason=f"shared data missing ({TS_DATA})")
 
 

@@ -1,9 +1,10 @@
 """benchmarks/train_step.py runs end to end on a CPU with --smoke (GPU numbers come from the lead's runs)."""
 
 import importlib.util
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "train_step.py"
+from paths import REPO
+
+SCRIPT = REPO / "benchmarks" / "train_step.py"
 
 
 def test_smoke_run_writes_the_table(tmp_path):

@@ -2,9 +2,8 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from paths import REPO
 
 
 def test_smoke_run_writes_the_table_and_the_profile(tmp_path):
