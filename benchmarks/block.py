@@ -36,16 +36,19 @@ def build(what: str, d_model: int, device: torch.device) -> torch.nn.Module:
     return MambaEncoder(MambaConfig(d_model=d_model, n_layers=4, d_state=16, bidirectional=True)).to(device)
 
 
-def measure(module: torch.nn.Module, batch: int, length: int, d_model: int, device: torch.device) -> dict:
+def measure(module: torch.nn.Module, batch: int, length: int, d_model: int, device: torch.device,
+            bf16: bool = True) -> dict:
+    """Forward and forward+backward ms (median) and peak GB of ``module`` on a random (batch, L, d_model) input,
+    in bf16 autocast (as in training) or float32; None where it runs out of memory."""
     x = torch.randn(batch, length, d_model, device=device)  # (batch, L, d_model)
 
     def forward():
-        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             module(x)
 
     def train_step():
         module.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = module(x).float().square().mean()
         loss.backward()
 
@@ -55,7 +58,7 @@ def measure(module: torch.nn.Module, batch: int, length: int, d_model: int, devi
             out[f"{name}_gb"] = peak_gb(fn, device)
             out[name] = time_ms(fn, device)
         except torch.cuda.OutOfMemoryError:
-            out[name] = None
+            out[name] = out[f"{name}_gb"] = None
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return out

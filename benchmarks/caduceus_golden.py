@@ -1,4 +1,5 @@
-"""Golden outputs of Caduceus's own modeling code, for tests/seqmamba/test_caduceus.py (and a check of seqmamba's writer).
+"""Golden outputs of Caduceus's own modeling code, for tests/seqmamba/test_caduceus.py (and a check of
+seqmamba's writer).
 
 Runs kuleshov-group/caduceus's ``CaduceusForMaskedLM`` on the CPU with small random configs shaped like the
 published checkpoints (``kuleshov-group/caduceus-ph_*``, ``caduceus-ps_*``: RMSNorm, fused_add_norm, weight-tied

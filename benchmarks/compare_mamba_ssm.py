@@ -28,7 +28,7 @@ import types
 from pathlib import Path
 
 import torch
-from encoder import peak_gb, time_ms
+from block import measure
 from mamba_ssm_ref import _NVCC_FLAGS, load_extension
 from torch import nn
 
@@ -107,30 +107,6 @@ class TheirBidirectional(nn.Module):
         return self.norm_f(hidden)
 
 
-def measure(module: nn.Module, batch: int, length: int, bf16: bool, device: torch.device) -> dict:
-    x = torch.randn(batch, length, D_MODEL, device=device)  # (batch, L, d_model)
-
-    def forward():
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-            module(x)
-
-    def train_step():
-        module.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-            loss = module(x).float().square().mean()
-        loss.backward()
-
-    out = {}
-    for name, fn in (("fwd", forward), ("fwd+bwd", train_step)):
-        try:
-            out[f"{name}_gb"] = peak_gb(fn, device)
-            out[name] = time_ms(fn, device)
-        except torch.cuda.OutOfMemoryError:
-            out[name] = out[f"{name}_gb"] = None
-        torch.cuda.empty_cache()
-    return out
-
-
 def _pair(ours: dict, theirs: dict, key: str) -> str:
     if ours[key] is None or theirs[key] is None:
         return "OOM"
@@ -172,7 +148,7 @@ def main() -> None:
     rows += [("encoder", ours_encoder, theirs_encoder, shape) for shape in ENCODER_SHAPES]
     for what, ours, theirs, (batch, length) in rows:
         for bf16 in (True, False):
-            o, t = (measure(m, batch, length, bf16, device) for m in (ours, theirs))
+            o, t = (measure(m, batch, length, D_MODEL, device, bf16) for m in (ours, theirs))
             line = (f"| {what} | {'bf16' if bf16 else 'fp32'} | {batch} | {length:,} | {_pair(o, t, 'fwd')} "
                     f"| {_ratio(o, t, 'fwd')} | {_pair(o, t, 'fwd+bwd')} | {_ratio(o, t, 'fwd+bwd')} "
                     f"| {_pair(o, t, 'fwd+bwd_gb')} |")
