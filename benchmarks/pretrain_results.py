@@ -273,7 +273,13 @@ def fine_tune_pair(args, sizes: dict, train, dev, test) -> dict:
     from seqmamba import MambaSequenceClassifier
 
     params = classifier_params(args, sizes, max(len(s) for s in train[0]))
-    out = {}
+    # One epoch first, with the dev evaluation and the test prediction, at the pair's very shapes: the first
+    # training of a process pays for its start (Triton compiling kernels for these shapes, among others), which
+    # would otherwise fall on whichever of the pair runs first and eat into its time budget.
+    start = time.perf_counter()
+    warm = MambaSequenceClassifier(**{**params, "max_epochs": 1, "max_time": None}).fit(*train, eval_set=dev)
+    warm.predict_proba(test[0])
+    out = {"warm_up_s": time.perf_counter() - start}
     for name, extra in (("pretrained", {"init": str(args.model), "encoder_lr_scale": sizes["encoder_lr_scale"]}),
                         ("scratch", {})):
         start = time.perf_counter()
@@ -368,7 +374,7 @@ def report(args) -> str:
                   "| features / model | test acc | test MCC | test ROC AUC |", "|---|---:|---:|---:|"]
         for name, r in eco["probe"].items():
             lines.append(f"| frozen {name} + logistic regression | {r['acc']:.3f} | {r['mcc']:.3f} | {r['auc']:.3f} |")
-        for name, r in eco["finetune"].items():
+        for name, r in ((k, v) for k, v in eco["finetune"].items() if isinstance(v, dict)):
             lines.append(f"| fine-tuned from {name} ({r['fit_s']:.0f} s, {r['steps']} steps) | {r['acc']:.3f} | "
                          f"{r['mcc']:.3f} | {r['auc']:.3f} |")
         lines.append("")
