@@ -19,14 +19,13 @@ import contextlib
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..datasets.atomic import atomic_path, output_or_stdout
 from ..errors import InputError
-from ..training.distributed import DistContext, env_world_size, init_distributed, shutdown
+from ..training.distributed import env_world_size, init_distributed, shutdown
 
 
 def balanced_ranges(lengths: Sequence[int], world: int) -> list[range]:
@@ -54,15 +53,6 @@ def part_path(output: str | os.PathLike, rank: int, world: int) -> Path:
     """Where rank ``rank`` writes its part of ``output``: a hidden file beside it, with its suffix."""
     out = Path(output)
     return out.with_name(f".{out.stem}.part{rank:04d}-of-{world:04d}{out.suffix}")
-
-
-@dataclass(frozen=True)
-class Shard:
-    """This process's share of a sharded run: its records (global indices) and where its part goes."""
-
-    ctx: DistContext
-    records: range
-    part: Path
 
 
 def under_torchrun() -> bool:
