@@ -31,8 +31,8 @@ def job(tmp_path_factory):
     return root
 
 
-def torchrun(*argv, cwd):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+def torchrun(*argv, cwd, processes=2):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
                "-m", "seqmamba.pipelines.cli", *argv]
     return subprocess.run(command, env=env(), capture_output=True, text=True, timeout=300, cwd=cwd)
 
@@ -88,6 +88,19 @@ def test_a_failed_process_leaves_no_output_and_no_part(job, tmp_path):
     part_path(out, 1, 2).rmdir()
     done = torchrun("classify", *inputs(job), "-o", str(out), "--device", "cpu", cwd=tmp_path)  # repeated: works
     assert done.returncode == 0, done.stderr and out.is_file()
+
+
+def test_more_processes_than_records(job, tmp_path):
+    """A process whose share is empty writes no part; the output is still the single process's."""
+    (tmp_path / "two.fa").write_text(">a\nACGTACGTAC\n>b\nGGGCCCAATT\n")
+    model = str(job / "model")
+    assert main(["classify", model, str(tmp_path / "two.fa"), "-o", str(tmp_path / "one.tsv"), "--device", "cpu",
+                 "-q"]) == 0
+    done = torchrun("classify", model, str(tmp_path / "two.fa"), "-o", str(tmp_path / "three.tsv"), "--device",
+                    "cpu", cwd=tmp_path, processes=3)
+    assert done.returncode == 0, done.stderr
+    assert_same_table(*(pd.read_csv(tmp_path / f"{n}.tsv", sep="\t") for n in ("three", "one")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.tsv", "three.tsv", "two.fa"]
 
 
 def test_what_cannot_be_split_is_refused_before_any_work(job, tmp_path, monkeypatch, capsys):
