@@ -79,6 +79,19 @@ def directory_kind(directory: str | os.PathLike) -> tuple[str, str] | None:
     return (DNA_MODEL if (Path(directory) / ESTIMATOR_NAME).is_file() else kind_of(model_type)), model_type
 
 
+RUN_OPTIONS = "options.json"  # a model directory's training/options.json: the options of the run that made it
+
+
+def run_command(run_dir: str | os.PathLike) -> str | None:
+    """The command that a run directory's options.json names ("pretrain"), or None: no readable options, or
+    those of `seqmamba train dna`, which name none."""
+    try:
+        options = json.loads((Path(run_dir) / RUN_OPTIONS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return options.get("command") if isinstance(options, dict) else None
+
+
 def wrong_kind(path: str | os.PathLike, model_type: str, wanted: str, subject: str = "") -> InputError:
     """The error for a model file of another kind than the loader's (``wanted``: what it loads).
 

@@ -22,7 +22,6 @@ like an uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import queue
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import model_dir
 from .config import MambaConfig
 from .datasets.genome_tokens import GenomeTokens, GenomeWindow, GenomeWindows, ProgressFor, reverse_complement_ids
 from .datasets.output_safety import DNA_MODEL, check_not_busy, claim_model_dir, lock_output_dir, refuse_same_file
@@ -58,7 +58,7 @@ MAX_WINDOW = 1 << 20
 DEFAULT_WINDOW = {"cpu": 1024, "cuda": 8192}
 DEFAULT_BATCH = {"cpu": 8, "cuda": 16}
 VALID_SEED = 0  # validation windows and their masks: the same set whatever the run's seed
-OPTIONS_NAME = "options.json"
+OPTIONS_NAME = model_dir.RUN_OPTIONS
 MODEL_FILES = ("estimator.json", "config.json", "model.safetensors", "tokenizer.json")
 HINT = "pass resume=True (--resume) to continue it, or overwrite=True (--overwrite) to replace it"
 # Options that may change between a run and its --resume (they do not change what is trained on).
@@ -502,7 +502,7 @@ def claim_pretrain_dir(out_dir: str | os.PathLike, *, resume: bool = False, over
                              "overwrite=True / --overwrite to replace it)")
         return True  # new, empty, or a run stopped before its first checkpoint: it starts (again)
     if resume:
-        if _run_command(run) != "pretrain":
+        if model_dir.run_command(run) != "pretrain":
             raise InputError(f"{path}: holds the run of another command (seqmamba train dna?), not a pretraining "
                              "run; nothing to resume (pass overwrite=True / --overwrite to replace it)")
         return False
@@ -524,15 +524,6 @@ def check_resume_options(run_dir: Path, options: dict[str, Any]) -> None:
         shown = "; ".join(f"{name} {options.get(name)!r} (was {before.get(name)!r})" for name in changed[:3])
         raise InputError(f"{run_dir.parent}: resuming with options unlike the run's: {shown}; give the same "
                          "options, or overwrite=True (--overwrite) to start again")
-
-
-def _run_command(run: Path) -> str | None:
-    """The command a run directory's options.json names (None: none, or `seqmamba train dna`'s)."""
-    try:
-        options = json.loads((run / OPTIONS_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return options.get("command") if isinstance(options, dict) else None
 
 
 def _discard_run(out: Path) -> None:

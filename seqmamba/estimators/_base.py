@@ -271,8 +271,9 @@ def read_estimator_record(directory: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         run = Path(directory) / "training"
         if (run / "checkpoint").is_dir() or (run / ".checkpoint.old").is_dir():
+            command = "seqmamba pretrain" if model_dir.run_command(run) == "pretrain" else "seqmamba train dna"
             raise InputError(f"{directory}: its training was stopped before the model was saved ({run} holds the "
-                             "checkpoint); run the same `seqmamba train dna` command with --resume to finish it")
+                             f"checkpoint); run the same `{command}` command with --resume to finish it")
         found = model_dir.directory_kind(directory)
         if found is not None and found[0] != model_dir.DNA_MODEL:
             raise model_dir.wrong_kind(path, found[1], "DNA model written by `seqmamba train dna` or an "

@@ -243,3 +243,12 @@ def test_plain_gzip_needs_bgzip_for_an_index(tmp_path, capfd):
     assert capfd.readouterr().out.splitlines()[:2] == ["r1\t0\t4\t.\t0\t+", "r1\t4\t8\t.\t0\t+"]
     assert main(["ingest", str(path), "-o", str(tmp_path / "ref"), "-q"]) == 0
     assert FastaFile(tmp_path / "ref" / "g.fa.gz").index()["r2"][0:4] == "GGCC"
+
+
+def test_model_directory_of_a_stopped_pretraining_run_says_resume_pretrain(models, tmp_path, capfd):
+    model = tmp_path / "model"
+    (model / "training" / "checkpoint").mkdir(parents=True)  # what an interrupted `seqmamba pretrain` leaves
+    (model / "training" / "options.json").write_text('{"command": "pretrain", "window": 1024}')
+    (tmp_path / "in.fa").write_text(">r1\nACGT\n")
+    assert main(["embed", str(model), str(tmp_path / "in.fa"), "-o", str(tmp_path / "e.parquet"), "-q"]) == 1
+    assert "run the same `seqmamba pretrain` command with --resume to finish it" in capfd.readouterr().err
