@@ -91,6 +91,15 @@ def check_finite_tensors(tensors: dict[str, torch.Tensor], where: str) -> None:
                              "a good copy")
 
 
+def check_trained(module: nn.Module, where: str, lr: float) -> None:
+    """InputError when training left one of ``module``'s tensors NaN or inf (a diverged run, NaN loss): such
+    a model answers NaN for every input, so it is refused before it is kept or saved, by tensor."""
+    for name, tensor in module.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InputError(f"{where}: training diverged: the network's tensor {name!r} holds NaN or inf; lower lr "
+                             f"(now {lr}) or look for extreme values in the data")
+
+
 def load_weights(model: nn.Module, directory: str | os.PathLike) -> None:
     """Load ``model.safetensors`` into ``model``; the first missing, unexpected or misshaped tensor is named."""
     path = Path(directory) / WEIGHTS_NAME

@@ -126,6 +126,7 @@ class DNAEstimatorBase(BaseEstimator):
         trainer = Trainer(module, task, train, val_data=val, config=config, callbacks=callbacks, run_dir=run_dir)
         with cpu_threads(self._n_threads(), self._torch_device()):
             state = trainer.fit(resume=resume)
+        ckpt.check_trained(module, "fit", self.lr)  # a diverged run (NaN loss) would answer NaN for every input
         self.n_iter_ = state.global_step
         self.best_validation_score_ = state.best_metric
         self.validation_scores_ = dict(state.last_metrics)

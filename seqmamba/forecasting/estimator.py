@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
+from ..checkpoint import check_trained
 from ..datasets.output_safety import API_HINT, FORECASTER, claim_model_dir
 from ..datasets.timeseries import SlidingWindows, Span, standard_splits
 from ..datasets.ts_panel import PanelWindows
@@ -314,12 +315,7 @@ class MambaForecaster(BaseEstimator):
             kept, confirm_mse = ("start" if state.best_step == 0 else "trained"), {}
             if data.confirm is not None:
                 kept, confirm_mse = keep_better(model, start, data.confirm)
-        # A diverged run (NaN loss) would forecast NaN for every input: refuse it here, by tensor.
-        diverged = next((name for name, t in model.state_dict().items()
-                         if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
-        if diverged is not None:
-            raise InputError(f"{where}: training diverged: the network's tensor {diverged!r} holds NaN or "
-                             f"inf; lower lr (now {self.lr}) or look for extreme values in the data")
+        check_trained(model, where, self.lr)  # a diverged run (NaN loss) would forecast NaN for every input
         self.model_ = model.eval()
         self.config_ = config
         self.kept_, self.confirm_mse_ = kept, confirm_mse

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_models import GOOD_TABLE, TINY_DNA, TINY_FORECAST
 from safetensors.torch import load_file, save_file
 
 from seqmamba import MambaForecaster, MambaSequenceClassifier
@@ -27,13 +28,8 @@ from seqmamba.errors import InputError
 from seqmamba.estimators import MambaEmbedder
 from seqmamba.pipelines.cli import main
 
-TINY_FORECAST = ["--lookback", "24", "--horizon", "6", "--d-model", "8", "--n-layers", "1", "--max-epochs", "1",
-                 "--device", "cpu", "-q"]
-TINY_DNA = ["--d-model", "8", "--n-layers", "1", "--d-state", "4", "--max-len", "64", "--epochs", "1",
-            "--batch-size", "8", "--device", "cpu", "-q"]
 API_TINY = dict(lookback=24, horizon=6, d_model=8, n_layers=1, d_state=2, patch_len=4, max_epochs=1, batch_size=64,
                 verbose=0, device="cpu")
-GOOD_TABLE = "sequence,label\n" + "".join(f"{'AT' * 10},AT\n{'GC' * 10},GC\n" for _ in range(4))
 
 
 def toy(n=300, **columns):
@@ -357,3 +353,22 @@ def test_evaluating_fitted_rows_warns_through_the_cli(models, tmp_path, capsys):
         f"Warning: {models / 'toy.csv'}: evaluate: 60 of the 60 scored rows (2022-08-29 00:00:00 to 2022-10-27 "
         "00:00:00) were used in fit")
     assert "Traceback" not in captured.err and "UserWarning" not in captured.err
+
+
+def test_a_diverged_dna_fit_is_refused_and_train_dna_writes_no_model(tmp_path, capsys):
+    # was: the NaN weights were saved, and refused only when the model was loaded
+    X, y = ["ACGT" * 8, "GGCC" * 8] * 8, ["a", "b"] * 8
+    clf = MambaSequenceClassifier(d_model=8, n_layers=1, d_state=4, lr=1e30, max_epochs=2, batch_size=4,
+                                  device="cpu", random_state=0)
+    with pytest.raises(InputError, match=r"^fit: training diverged: the network's tensor '.*' holds NaN or inf; "
+                                         r"lower lr \(now 1e\+30\)"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "model_")
+    table = tmp_path / "train.csv"
+    table.write_text(GOOD_TABLE)
+    out = tmp_path / "model"
+    argv = ["train", "dna", "--train", str(table), "-o", str(out), *TINY_DNA, "--lr", "1e30", "--epochs", "4"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: fit: training diverged") and err.count("\n") == 1, err
+    assert not (out / "model.safetensors").exists() and not (out / "estimator.json").exists()
