@@ -6,6 +6,7 @@ Every problem is an `InputError` naming the file and the place (line, record), s
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import re
 from collections.abc import Iterable
@@ -59,15 +60,16 @@ def read_labelled_table(path: str | os.PathLike) -> tuple[list[str], list[str]]:
         (70, ['0', '1', '0'])
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{path}: no such file")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a table")
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # a file, or a pipe (<(zcat x.csv.gz)): read once
         header_line = handle.readline()
         if not header_line.strip():
             raise InputError(f"{path}: line 1: empty file, expected a header with 'sequence' and 'label'")
         tab = path.suffix.lower() in (".tsv", ".tab") or "\t" in header_line
-        handle.seek(0)
-        lines = _LastLine(handle)
+        lines = _LastLine(itertools.chain([header_line], handle))
         reader = csv.reader(lines, delimiter="\t" if tab else ",")
         header = [name.strip().lower() for name in next(reader)]
         missing = [c for c in (SEQUENCE_COLUMN, LABEL_COLUMN) if c not in header]
