@@ -22,6 +22,11 @@ from ._dna_data import WindowRef, check_sequences, iter_batches, length_bucketed
 from ._heads import POOLINGS, CausalLMModel, MaskedLMModel
 from .classifier import MambaSequenceClassifier
 
+try:  # scikit-learn >= 1.6
+    from sklearn.frozen import FrozenEstimator
+except ImportError:  # pragma: no cover - older scikit-learn
+    FrozenEstimator = None
+
 
 class MambaEmbedder(TransformerMixin, DNAEstimatorBase):
     """Fixed-size embeddings ``(n, d_model)`` of DNA sequences of any length.
@@ -38,8 +43,9 @@ class MambaEmbedder(TransformerMixin, DNAEstimatorBase):
     their length) into one row per sequence. `embed_windows` gives one row per window instead.
 
     Args:
-        model: None, a `MambaSequenceClassifier` (fitted or not), a model directory path, or a Caduceus
-            checkpoint (its directory or hub id, see `seqmamba.load_caduceus`).
+        model: None, a `MambaSequenceClassifier` (fitted or not), a fitted one wrapped in scikit-learn's
+            ``FrozenEstimator`` (which ``clone`` keeps fitted: grid searches, pipelines), a model directory path,
+            or a Caduceus checkpoint (its directory or hub id, see `seqmamba.load_caduceus`).
         pooling: positions -> embedding: ``"mean"``, ``"max"`` or ``"cls"`` (position 0: the [CLS]
             token of a model trained with one, else the first base, which a bidirectional encoder
             conditions on the whole window).
@@ -143,6 +149,8 @@ class MambaEmbedder(TransformerMixin, DNAEstimatorBase):
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         source = self.model
+        if FrozenEstimator is not None and isinstance(source, FrozenEstimator):  # fitted, and kept so by clone()
+            source = source.estimator
         if isinstance(source, (str, os.PathLike)):
             source = load_model_dir(source, device=self.device)
         if isinstance(source, MambaEmbedder):
@@ -154,12 +162,15 @@ class MambaEmbedder(TransformerMixin, DNAEstimatorBase):
                 check_is_fitted(source, "model_")
             except NotFittedError:
                 if X is None or y is None:
-                    raise ValueError("MambaEmbedder: model is an unfitted classifier; fit(X, y) trains it") from None
+                    raise ValueError("MambaEmbedder: model is an unfitted classifier; fit(X, y) trains it "
+                                     "(scikit-learn's clone(), as in GridSearchCV, unfits a fitted one: pass "
+                                     "FrozenEstimator(clf) from sklearn.frozen, or its model directory)") from None
                 source = clone(source).fit(X, y)
             self._adopt(source)
             return self
         if source is not None:
-            raise TypeError(f"model must be None, a MambaSequenceClassifier, a MambaEmbedder or a model directory, "
+            raise TypeError(f"model must be None, a MambaSequenceClassifier, a MambaEmbedder (either may be in a "
+                            f"FrozenEstimator) or a model directory, "
                             f"got {type(source).__name__}")
         if X is None:
             raise ValueError("MambaEmbedder.fit: X is needed to train an encoder (or pass model=...)")

@@ -214,3 +214,14 @@ def test_kmer_baseline_cannot_solve_the_motif_order_task_but_the_data_is_sound()
     counts = KmerCounter(k=3).fit_transform(X)
     assert counts.shape == (40, 64) and np.allclose(counts.sum(1), 1.0)
     assert kmer_codes("AAAA", 2).tolist() == [0, 0, 0]
+
+
+def test_a_frozen_fitted_classifier_survives_clone_as_the_embedders_model(fitted):
+    """GridSearchCV and pipelines clone their steps, and clone() unfits a fitted estimator given as a parameter:
+    scikit-learn's FrozenEstimator keeps it fitted; the plain case says so."""
+    frozen_estimator = pytest.importorskip("sklearn.frozen").FrozenEstimator
+    clf, X, _ = fitted
+    embedder = clone(MambaEmbedder(model=frozen_estimator(clf)))
+    np.testing.assert_allclose(embedder.fit().transform(X[:3]), MambaEmbedder(model=clf).fit().transform(X[:3]))
+    with pytest.raises(ValueError, match=r"unfitted classifier; .*clone\(\).* FrozenEstimator\(clf\)"):
+        clone(MambaEmbedder(model=clf)).fit()
