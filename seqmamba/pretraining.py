@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from . import model_dir
+from .checkpoint import check_trained
 from .config import MambaConfig
 from .datasets.genome_tokens import GenomeTokens, GenomeWindow, GenomeWindows, ProgressFor, reverse_complement_ids
 from .datasets.output_safety import DNA_MODEL, check_not_busy, claim_model_dir, lock_output_dir, refuse_same_file
@@ -288,7 +289,8 @@ def _train(out: Path, genome: GenomeTokens, windows: GenomeWindows, valid: list[
     with cpu_threads(o["threads"], resolve_device(device)):
         state = trainer.fit(resume=resume)  # without a checkpoint the trainer starts afresh
 
-    # -- the model directory (rank 0)
+    # -- the model directory (rank 0); a diverged run (NaN loss) would embed as NaN: no model then
+    check_trained(module, "pretrain", o["lr"])
     module = module.cpu().eval()
     module.gradient_checkpointing = False
     embedder = MambaEmbedder.from_module(module, max_len=window, batch_size=batch_size, mask_fraction=mask_fraction,

@@ -18,6 +18,7 @@ from scipy.stats import chisquare
 
 from seqmamba import MambaEmbedder
 from seqmamba.datasets.genome_tokens import GenomeTokens, GenomeWindows, reverse_complement_ids
+from seqmamba.errors import InputError
 from seqmamba.objectives import MaskedNucleotideTask, NextBaseTask, mask_nucleotides
 from seqmamba.pipelines.cli import main
 from seqmamba.pretraining import WindowBatches, parse_duration, pretrain
@@ -403,3 +404,11 @@ def test_torchrun_two_gloo_ranks_match_one_process(genome, tmp_path):
     state = json.loads((tmp_path / "ddp" / "training" / "checkpoint" / "trainer_state.json").read_text())
     assert state["trainer"]["world_size"] == 2
     assert one.global_step == 4
+
+
+def test_a_diverged_pretraining_writes_no_model(genome, tmp_path):
+    out = tmp_path / "m"
+    with pytest.raises(InputError, match=r"^pretrain: training diverged: the network's tensor '.*' holds NaN or inf; "
+                                         r"lower lr \(now 1e\+30\)"):
+        pretrain(genome, out, max_steps=6, eval_every=6, **{**TINY_API, "lr": 1e30})
+    assert not (out / "model.safetensors").exists() and not (out / "estimator.json").exists()
