@@ -104,6 +104,13 @@ def launch(kernel, grid: tuple, args: tuple, constexprs: dict, direct: bool = Tr
         return
     if not _announced:
         _announce_compiling()
+    device = _launch_device(args)
+    if device is not None and device != torch.cuda.current_device():
+        # Triton launches on the current device: a model on cuda:1 (a torchrun rank, or device="cuda:1")
+        # must not have its kernels run on cuda:0.
+        with torch.cuda.device(device):
+            launch(kernel, grid, args, constexprs, direct)
+        return
     if not (direct and DIRECT):
         kernel[grid](*args, **constexprs)
         return
@@ -123,6 +130,14 @@ def launch(kernel, grid: tuple, args: tuple, constexprs: dict, direct: bool = Tr
         # The compiled launcher takes a 3-d grid and every parameter in the kernel's order, constexprs included.
         compiled, all_constexprs = entry
         compiled[(*grid, 1, 1)[:3]](*args, *all_constexprs)
+
+
+def _launch_device(args: tuple) -> int | None:
+    """The CUDA device index of the launch's first tensor argument (None: not a CUDA tensor)."""
+    for arg in args:
+        if isinstance(arg, torch.Tensor):
+            return arg.device.index if arg.is_cuda else None
+    return None
 
 
 def _first_launch(kernel, grid: tuple, args: tuple, constexprs: dict):

@@ -166,3 +166,29 @@ def test_the_first_gpu_launch_says_kernels_get_compiled_where_the_cache_is_empty
     assert len(notices) == (0 if cached else 1)
     if not cached:
         assert str(tmp_path) in notices[0].getMessage()
+
+
+def test_a_launch_runs_on_its_tensors_device_not_the_current_one(fake_gpu, monkeypatch):
+    """Triton launches on the current CUDA device: tensors on cuda:1 (a torchrun rank, device='cuda:1') get their
+    kernels there, inside torch.cuda.device(1), whatever device is current."""
+    entered = []
+
+    class Device:
+        def __init__(self, index):
+            self.index = index
+
+        def __enter__(self):
+            entered.append(self.index)
+            monkeypatch.setattr(torch.cuda, "current_device", lambda: self.index)
+
+        def __exit__(self, *exc):
+            monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+
+    monkeypatch.setattr(torch.cuda, "device", Device)
+    monkeypatch.setattr(_fast_launch, "_launch_device", lambda args: 1)  # the tensors lie on cuda:1
+    kernel = FakeKernel(["X", "BLOCK"], {"BLOCK"})
+    _fast_launch.launch(kernel, (1,), (torch.zeros(4),), dict(BLOCK=32))
+    assert entered == [1] and len(kernel.compiles) == 1
+    monkeypatch.setattr(_fast_launch, "_launch_device", lambda args: 0)  # on the current device: no switch
+    _fast_launch.launch(kernel, (1,), (torch.zeros(4),), dict(BLOCK=32))
+    assert entered == [1]
