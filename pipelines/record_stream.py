@@ -83,17 +83,15 @@ def record_chunks(paths: Iterable[str | os.PathLike], max_bases: int | None = No
     max_records = CHUNK_RECORDS if max_records is None else max_records
     chunk = Chunk([], [], [])
     bases = 0
-    index = -1
+    index = -1  # of the record, over all the files
     for path in paths:
-        if records is not None and index + 1 >= records.stop:
-            break
         source = os.fspath(path)
         for name, sequence in FastaFile(path, empty="error").records():
             index += 1
-            if records is not None and index not in records:
-                if index >= records.stop:
-                    break
+            if records is not None and index < records.start:
                 continue
+            if records is not None and index >= records.stop:
+                break
             chunk.names.append(name)
             chunk.sequences.append(sequence)
             chunk.files.append(source)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..model_dir import RUN_OPTIONS as RUN_OPTIONS_NAME
+from ..model_dir import RUN_OPTIONS
 from .options import device_option, quiet_option, threads_option
 
 log = logging.getLogger(__name__)
@@ -155,9 +155,6 @@ def training_run_dir(model_dir: str, resume: bool, overwrite: bool) -> Path:
     if resume and found is None:
         log.warning("%s: no checkpoint to resume from; training from the start", run_dir)
     return run_dir
-
-
-RUN_OPTIONS = RUN_OPTIONS_NAME  # the one name, model_dir.py's
 
 
 def check_run_options(run_dir: Path, options: dict, model_dir: str, resume: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,28 +77,35 @@ def load_config(directory: str | os.PathLike, model_type: str | None = None) -> 
     return record.build("config", MambaConfig.from_dict)
 
 
+def first_non_finite(tensors: Mapping[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor holding NaN or inf, or None."""
+    return next((name for name, tensor in tensors.items()
+                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())), None)
+
+
 def check_finite_tensors(tensors: dict[str, torch.Tensor], where: str) -> None:
     """InputError naming ``where`` (the weights file) and the first tensor holding NaN or inf.
 
     A model with such weights (a diverged training run, a damaged file) answers NaN or inf for every
     input, which no command may report as a result.
     """
-    for name, tensor in tensors.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            bad = ~torch.isfinite(tensor)
-            first = tensor[bad].flatten()[0].item()
-            raise InputError(f"{where}: tensor {name!r} holds {int(bad.sum())} non-finite value(s) ({first}) of "
-                             f"{tensor.numel()}; the model is damaged or its training diverged: retrain it or use "
-                             "a good copy")
+    name = first_non_finite(tensors)
+    if name is not None:
+        tensor = tensors[name]
+        bad = ~torch.isfinite(tensor)
+        first = tensor[bad].flatten()[0].item()
+        raise InputError(f"{where}: tensor {name!r} holds {int(bad.sum())} non-finite value(s) ({first}) of "
+                         f"{tensor.numel()}; the model is damaged or its training diverged: retrain it or use "
+                         "a good copy")
 
 
 def check_trained(module: nn.Module, where: str, lr: float) -> None:
     """InputError when training left one of ``module``'s tensors NaN or inf (a diverged run, NaN loss): such
     a model answers NaN for every input, so it is refused before it is kept or saved, by tensor."""
-    for name, tensor in module.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise InputError(f"{where}: training diverged: the network's tensor {name!r} holds NaN or inf; lower lr "
-                             f"(now {lr}) or look for extreme values in the data")
+    name = first_non_finite(module.state_dict())
+    if name is not None:
+        raise InputError(f"{where}: training diverged: the network's tensor {name!r} holds NaN or inf; lower lr "
+                         f"(now {lr}) or look for extreme values in the data")
 
 
 def load_weights(model: nn.Module, directory: str | os.PathLike) -> None:

@@ -59,7 +59,6 @@ MAX_WINDOW = 1 << 20
 DEFAULT_WINDOW = {"cpu": 1024, "cuda": 8192}
 DEFAULT_BATCH = {"cpu": 8, "cuda": 16}
 VALID_SEED = 0  # validation windows and their masks: the same set whatever the run's seed
-OPTIONS_NAME = model_dir.RUN_OPTIONS
 MODEL_FILES = ("estimator.json", "config.json", "model.safetensors", "tokenizer.json")
 HINT = "pass resume=True (--resume) to continue it, or overwrite=True (--overwrite) to replace it"
 # Options that may change between a run and its --resume (they do not change what is trained on).
@@ -262,7 +261,7 @@ def _train(out: Path, genome: GenomeTokens, windows: GenomeWindows, valid: list[
         if overwrite:
             _discard_run(out)
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / OPTIONS_NAME, options)  # on --resume only the free options can differ
+        write_json(run_dir / model_dir.RUN_OPTIONS, options)  # on --resume only the free options can differ
 
     # -- model and engine
     seed_everything(seed)
@@ -516,7 +515,7 @@ def claim_pretrain_dir(out_dir: str | os.PathLike, *, resume: bool = False, over
 def check_resume_options(run_dir: Path, options: dict[str, Any]) -> None:
     """Refuse (`InputError`) resuming with options that change what is trained on (a window size, a seed,
     the genomes...); ``max_steps``, ``max_time``, the device and the like may change."""
-    path = run_dir / OPTIONS_NAME
+    path = run_dir / model_dir.RUN_OPTIONS
     if not path.is_file():
         return
     before = read_json(path)

@@ -122,3 +122,15 @@ def test_balanced_ranges_cover_every_record_in_order_with_even_bases(world):
     if world <= 3:  # few shares of many records: each within the largest record of the even share
         share = sum(lengths) / world
         assert all(abs(sum(lengths[r.start:r.stop]) - share) <= max(lengths) for r in ranges)
+
+
+def test_record_chunks_take_a_share_across_files(tmp_path):
+    from seqmamba.pipelines.record_stream import record_chunks
+
+    (tmp_path / "a.fa").write_text(">a0\nAC\n>a1\nGT\n>a2\nAA\n")
+    (tmp_path / "b.fa").write_text(">b0\nCC\n>b1\nGG\n")
+    paths = [tmp_path / "a.fa", tmp_path / "b.fa"]
+    names = lambda share: [n for chunk in record_chunks(paths, records=share) for n in chunk.names]  # noqa: E731
+    assert names(range(2, 4)) == ["a2", "b0"]
+    assert names(range(0, 5)) == ["a0", "a1", "a2", "b0", "b1"]
+    assert names(range(4, 4)) == []
