@@ -1,8 +1,10 @@
 """The Mamba block and the bidirectional encoder at issue 22's shapes, and where their time goes.
 
 For each shape: forward and forward+backward milliseconds (bf16 autocast, as in training) with the conv
-on its Triton kernel and on the torch reference, so the conv's share shows; then a torch.profiler table
-of the GPU kernels of one block forward at the longest shape (what is left besides the scan).
+on its Triton kernel and on the torch reference, so the conv's share shows, and with the projections as
+batched GEMMs (seqmamba/modules/channels.py) and as torch.matmul / F.linear (the path before it, which
+copies the activations' layout); then a torch.profiler table of the GPU kernels of one block forward at
+the longest shape (what is left besides the scan).
 
     PYTHONPATH=$PWD python3 benchmarks/block.py --out block.md          # GPU
     PYTHONPATH=$PWD python3 benchmarks/block.py --smoke --out /tmp/b.md # CPU, tiny: checks that it runs
@@ -20,6 +22,9 @@ from encoder import peak_gb, time_ms
 
 from seqmamba import MambaConfig, MambaEncoder
 from seqmamba.kernels import depthwise_conv1d
+from seqmamba.modules import bimamba as bimamba_module
+from seqmamba.modules import block as block_module
+from seqmamba.modules import channels
 from seqmamba.modules import ssm as ssm_module
 from seqmamba.modules.block import MambaBlock
 
@@ -69,6 +74,29 @@ def conv_backend(name: str) -> None:
     ssm_module.depthwise_conv1d = functools.partial(depthwise_conv1d, backend=name)
 
 
+def matmul_first(weight: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The projection before channels.py: torch.matmul folds batch and L, copying x (batch, in, L) transposed."""
+    out = torch.matmul(weight, x)  # (batch, out, L)
+    return out if bias is None else out + bias[:, None].to(out.dtype)
+
+
+def linear_last(weight: torch.Tensor, y: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The out projection before channels.py: F.linear of the transposed y (batch, in, L) -> (batch, L, out)."""
+    return torch.nn.functional.linear(y.transpose(1, 2), weight, bias)
+
+
+PROJECTIONS = {"bmm": (channels.channels_first_linear, channels.channels_last_linear),
+               "matmul": (matmul_first, linear_last)}
+
+
+def projection_path(name: str) -> None:
+    """Point every projection of the block, the SSM and BiMamba at one path (this script's A/B switch)."""
+    first, last = PROJECTIONS[name]
+    ssm_module.channels_first_linear = block_module.channels_first_linear = first
+    bimamba_module.channels_first_linear = first
+    block_module.channels_last_linear = bimamba_module.channels_last_linear = last
+
+
 def profile_table(d_model: int, batch: int, length: int, device: torch.device, rows: int = 15) -> str:
     from torch.profiler import ProfilerActivity, profile
 
@@ -99,18 +127,22 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     lines = [f"Device: {name}; torch {torch.__version__}; d_model {d_model}, d_state 16, bf16 autocast. "
              "ms per call (median); conv = the Mamba branch's depthwise conv + SiLU backend.", "",
-             "| what | batch | L | conv | fwd ms | fwd+bwd ms | fwd peak GB | fwd+bwd peak GB |",
-             "|---|---:|---:|---|---:|---:|---:|---:|"]
+             "| what | batch | L | conv | projections | fwd ms | fwd+bwd ms | fwd peak GB | fwd+bwd peak GB |",
+             "|---|---:|---:|---|---|---:|---:|---:|---:|"]
+    fast_conv = "triton" if device.type == "cuda" else "reference"
+    runs = [(backend, "bmm") for backend in backends] + [(fast_conv, "matmul")]
     for what, batch, length in shapes:
-        for backend in backends:
+        for backend, projections in runs:
             conv_backend(backend)
+            projection_path(projections)
             r = measure(build(what, d_model, device), batch, length, d_model, device)
             fmt = lambda v, spec=".2f": "—" if v is None else format(v, spec)  # noqa: E731
-            line = (f"| {what} | {batch} | {length:,} | {backend} | {fmt(r['fwd'])} | {fmt(r['fwd+bwd'])} | "
-                    f"{fmt(r.get('fwd_gb'))} | {fmt(r.get('fwd+bwd_gb'))} |")
+            line = (f"| {what} | {batch} | {length:,} | {backend} | {projections} | {fmt(r['fwd'])} | "
+                    f"{fmt(r['fwd+bwd'])} | {fmt(r.get('fwd_gb'))} | {fmt(r.get('fwd+bwd_gb'))} |")
             lines.append(line)
             print(line, flush=True)
-    conv_backend("triton" if device.type == "cuda" else "reference")
+    conv_backend(fast_conv)
+    projection_path("bmm")
     batch, length = (1, 1_048_576) if not args.smoke else (2, 256)
     lines += ["", f"GPU kernels of one block forward, batch {batch}, L {length:,} (torch.profiler):", "", "```",
               profile_table(d_model, batch, length, device), "```"]

@@ -28,6 +28,25 @@ def cache_entries() -> int:
     return sum(1 for _ in root.glob("*")) if root.is_dir() else 0
 
 
+COMPILES: list[tuple[str, float, list]] = []  # (kernel, seconds, [(stage, seconds)]) of every compile in this process
+
+
+def listen_to_compiles() -> None:
+    """Record each Triton compile (not cache hits) with its stages' seconds, where this Triton has the listener."""
+    try:
+        from triton import knobs
+    except ImportError:
+        return
+
+    def listener(*, src, metadata, metadata_group, times, cache_hit) -> None:
+        if not cache_hit:
+            stages = [(name, us / 1e6) for name, us in times.lowering_stages]
+            COMPILES.append((getattr(getattr(src, "fn", None), "__name__", "?"), times.total / 1e6, stages))
+
+    if hasattr(getattr(knobs, "compilation", None), "listener"):
+        knobs.compilation.listener = listener
+
+
 def sequences(n: int, length: int, seed: int) -> tuple[list[str], list[int]]:
     rng = np.random.default_rng(seed)
     return ["".join(rng.choice(list("ACGT"), length)) for _ in range(n)], [i % 2 for i in range(n)]
@@ -41,6 +60,7 @@ def main() -> None:
     n = 8 if args.smoke else 1  # divides every set's size
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
     rows = [("import seqmamba", time.perf_counter() - START, "", "")]
+    listen_to_compiles()
 
     def phase(what: str, fn) -> object:
         before, t0 = cache_entries(), time.perf_counter()
@@ -76,6 +96,12 @@ def main() -> None:
              "Triton compiled (added to its cache) in each.", "",
              "| phase | seconds | kernels compiled | steps |", "|---|---:|---:|---:|"]
     lines += [f"| {what} | {s:.1f} | {n} | {steps} |" for what, s, n, steps in rows]
+    if COMPILES:
+        lines += ["", f"Triton compiles in this process: {len(COMPILES)}, {sum(c[1] for c in COMPILES):.1f} s in all "
+                  "(compiler time per kernel, slowest first; stage seconds from Triton's compilation listener).", "",
+                  "| kernel | seconds | stages |", "|---|---:|---|"]
+        for kernel, seconds, stages in sorted(COMPILES, key=lambda c: -c[1]):
+            lines.append(f"| {kernel} | {seconds:.2f} | {', '.join(f'{n} {t:.2f}' for n, t in stages)} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
