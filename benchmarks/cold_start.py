@@ -5,11 +5,15 @@ Run it first on a fresh machine (an empty Triton cache) to see the compile cost 
 prints its seconds and how many kernels Triton added to its cache, so compiling and everything else part:
 
     PYTHONPATH=$PWD python3 benchmarks/cold_start.py [--out cold_start.md]
+    SEQMAMBA_COMPILE_AHEAD=0 TRITON_CACHE_DIR=$(mktemp -d) PYTHONPATH=$PWD python3 benchmarks/cold_start.py
+
+(the second: one compile at a time, at each kernel's first launch, as before kernels/compile_ahead.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import tempfile
 import time
@@ -57,6 +61,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU: checks that it runs")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")  # compile-ahead notices
     n = 8 if args.smoke else 1  # divides every set's size
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
     rows = [("import seqmamba", time.perf_counter() - START, "", "")]

@@ -22,37 +22,8 @@ import torch
 
 from seqmamba.kernels import ScanDirection, conv1d_triton, scan_triton
 from seqmamba.kernels._fast_launch import jit_function
+from seqmamba.kernels.compile_ahead import specialization
 from seqmamba.kernels.scan_tuning import HOPPER
-
-
-def _unspecialized(kernel) -> set[int]:
-    """Positions of the parameters the kernel does not specialize on."""
-    jit = jit_function(kernel)
-    if hasattr(jit, "params"):  # a JITFunction
-        return {i for i, p in enumerate(jit.params) if p.do_not_specialize}
-    names = set(jit.kwargs.get("do_not_specialize") or ())  # TRITON_INTERPRET=1: an InterpretedFunction
-    return {i for i, name in enumerate(jit.arg_names) if name in names or i in names}
-
-
-def _int_class(value: int) -> tuple:
-    bits = 32 if -(2**31) <= value < 2**31 else 64
-    return bits, value == 1, value % 16 == 0
-
-
-def specialization(kernel, args: tuple, constexprs: dict) -> tuple:
-    """What Triton compiles this launch for (Triton 3.x's rules; heuristics are derived from these)."""
-    skip = _unspecialized(kernel)
-    key = []
-    for i, arg in enumerate(args):
-        if isinstance(arg, torch.Tensor):
-            key.append((arg.dtype, arg.data_ptr() % 16 == 0))
-        elif isinstance(arg, bool):
-            key.append(arg)
-        elif isinstance(arg, int):
-            key.append(_int_class(arg)[0] if i in skip else _int_class(arg))
-        else:
-            key.append(type(arg).__name__)
-    return (*key, *sorted((k, str(v)) for k, v in constexprs.items()))
 
 
 @contextlib.contextmanager

@@ -13,10 +13,12 @@ The direct launch uses Triton internals, so it runs only on the Triton versions 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -61,6 +63,20 @@ _UNSEEN = object()
 
 log = logging.getLogger("seqmamba.kernels")
 _announced = False  # the compile notice is given once a process
+_recorded: list | None = None  # inside recording_launches(): where launches go instead of the GPU
+
+
+@contextlib.contextmanager
+def recording_launches() -> Iterator[list[tuple]]:
+    """Within: every launch() is recorded as (kernel, grid, args, constexprs) and not made, so the kernels leave
+    their outputs unwritten (kernels/compile_ahead.py's dry runs). Not under the interpreter, which compiles
+    nothing."""
+    global _recorded
+    outer, _recorded = _recorded, []
+    try:
+        yield _recorded
+    finally:
+        _recorded = outer
 
 
 def triton_cache_dir() -> Path:
@@ -101,6 +117,9 @@ def launch(kernel, grid: tuple, args: tuple, constexprs: dict, direct: bool = Tr
     tensors' dtypes, other arguments' values, the constexprs): its value is kept with the compiled kernel."""
     if interpreting():  # the interpreter runs the kernel's Python: nothing to keep
         kernel[grid](*args, **constexprs)
+        return
+    if _recorded is not None:
+        _recorded.append((kernel, grid, args, constexprs))
         return
     if not _announced:
         _announce_compiling()

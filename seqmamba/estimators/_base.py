@@ -34,6 +34,7 @@ from ..errors import InputError
 from ..model_dir import ESTIMATOR_NAME, TOKENIZER_NAME  # the layout: model_dir.py's
 from ..tokenizers.dna import COMPLEMENT, DNATokenizer
 from ..training import Callback, Task, Trainer, TrainerConfig
+from ..training.ahead import compile_forward_kernels, first_rows
 from ..training.device import resolve_device
 from ..training.threads import INFERENCE_REUSE_S, cpu_threads
 from ._dna_data import WindowRef, iter_batches, plan_windows
@@ -147,9 +148,16 @@ class DNAEstimatorBase(BaseEstimator):
         windows = plan_windows(sequences, self.max_len, self._stride)
         out: np.ndarray | None = None
         position = {id(w): i for i, w in enumerate(windows)}
+
+        def batches():
+            return iter_batches(sequences, windows, self.tokenizer_, self.batch_size, add_cls=self.head_["add_cls"],
+                                names=names)
+
         with torch.inference_mode(), cpu_threads(self._n_threads(), device, reuse_seconds=INFERENCE_REUSE_S):
-            for batch in iter_batches(sequences, windows, self.tokenizer_, self.batch_size,
-                                      add_cls=self.head_["add_cls"], names=names):
+            first = next(iter(batches()), None) if device.type == "cuda" else None
+            if first is not None:
+                self._compile_predict_kernels(model, fn, first.as_dict(), len(windows), device)
+            for batch in batches():
                 values = fn(model, {k: v.to(device) for k, v in batch.as_dict().items()})  # (b, k)
                 values = values.float().cpu().numpy()
                 check_finite_outputs(values, batch.windows, names)
@@ -160,6 +168,15 @@ class DNAEstimatorBase(BaseEstimator):
                     progress(sum(w.end - w.start for w in batch.windows))
         assert out is not None
         return out, windows
+
+    def _compile_predict_kernels(self, model: nn.Module, fn: Callable, first: dict[str, torch.Tensor],
+                                 n_windows: int, device: torch.device) -> None:
+        """On a GPU: compile the kernels of the first batch and of the last, partial one in parallel before the
+        first batch runs, not one by one inside it (training/ahead.py)."""
+        first = {k: v.to(device) for k, v in first.items()}
+        rest = n_windows % self.batch_size if n_windows > self.batch_size else 0
+        runs = [first] + ([first_rows(first, rest)] if rest else [])
+        compile_forward_kernels(model, lambda: [fn(model, b) for b in runs])
 
     # -- pickling: weights as safetensors bytes, never a pickled nn.Module ------------------------
 

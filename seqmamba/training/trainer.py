@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from . import state as ckpt_state
+from .ahead import compile_step_kernels, first_rows
 from .callbacks import Callback
 from .config import TrainerConfig, TrainerState, seed_everything
 from .data import LoaderFactory, ResumableSampler, ShardSampler, check_data, groups, make_loader, to_device
@@ -261,6 +262,8 @@ class Trainer:
         else:
             seed_everything(cfg.seed)
         self._metrics = MetricsWriter(self.run_dir / "metrics.jsonl") if self.run_dir and self.ctx.is_main else None
+        if self._compiles_kernels():
+            self._compile_ahead(model)  # before DDP wraps the model: the dry run's backward must not all-reduce
         self._ddp = model
         if self.ctx.enabled:
             self._ddp = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda"
@@ -280,6 +283,36 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.state
+
+    def _compiles_kernels(self) -> bool:
+        """Whether the first steps compile GPU kernels (Triton, on a CUDA device)."""
+        return self.device.type == "cuda"
+
+    def _compile_ahead(self, model: nn.Module) -> None:
+        """Compile the kernels of a training step on the first batch and on the epoch's last, partial batch, and
+        of an evaluation, in parallel before the first step instead of one by one inside it (training/ahead.py,
+        kernels/compile_ahead.py)."""
+        cfg = self.config
+        try:
+            first = next(iter(self._train_loader(self.state.epoch, 0)), None)
+            val = next(iter(self._val_batches()), None) if self.val_data is not None else None
+        except Exception:  # the loop meets the same error and reports it
+            return
+        train, evals = [b for b in (first,) if b is not None], [b for b in (val,) if b is not None]
+        if not _is_factory(self.train_data) and not cfg.drop_last and train:
+            train += self._last_batch(first, len(ResumableSampler(self.train_data, self.ctx, shuffle=False, seed=0)),
+                                      cfg.batch_size)
+        if val is not None and not _is_factory(self.val_data):
+            evals += self._last_batch(val, len(ShardSampler(len(self.val_data), self.ctx)),
+                                      cfg.eval_batch_size or cfg.batch_size)
+        compile_step_kernels(model, self.task.loss, [to_device(b, self.device) for b in train],
+                             [to_device(b, self.device) for b in evals], self._autocast)
+
+    @staticmethod
+    def _last_batch(first: Any, samples: int, batch_size: int) -> list[Any]:
+        """[the epoch's last, partial batch] cut from its first batch, or [] where every batch is full."""
+        rest = samples % batch_size
+        return [first_rows(first, rest)] if rest and samples > batch_size else []
 
     def _done(self) -> bool:
         cfg, st = self.config, self.state

@@ -539,3 +539,39 @@ def test_triton_backward_with_bf16_b_and_c(reverse):
         grads[name] = dict(zip(keys, torch.autograd.grad(loss, [x[k] for k in keys])))
     for key, exact in grads["reference"].items():
         torch.testing.assert_close(grads["triton"][key].double(), exact, rtol=1e-4, atol=1e-4, msg=key)
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_triton_forward_keeps_states_for_the_backward_only_where_one_can_follow(monkeypatch, bidirectional):
+    """Inference (no_grad) of parameters that require grad stores no tile states: a forward under no_grad
+    takes the STORE_STATES=False variant and gives the same output."""
+    from seqmamba.kernels import scan_triton
+
+    stored = []
+    real_launch = scan_triton.launch
+
+    def launch(kernel, grid, args, constexprs, direct=True):
+        if "STORE_STATES" in constexprs:
+            stored.append(constexprs["STORE_STATES"])
+        real_launch(kernel, grid, args, constexprs, direct)
+
+    monkeypatch.setattr(scan_triton, "launch", launch)
+    from seqmamba.kernels import ScanDirection, selective_scan_bidirectional
+
+    case = Case(dim=4, length=40, d_state=3, batch=2)
+    x = case.inputs(seed=3)
+    x["A"] = torch.nn.Parameter(x["A"])  # a model's parameter, as in inference of a trained model
+    parts = {k: x[k] for k in ("u", "delta", "A", "B", "C", "D", "delta_bias")}
+
+    def call():
+        if bidirectional:
+            return torch.cat(selective_scan_bidirectional(ScanDirection(**parts), ScanDirection(**parts), x["z"],
+                                                          delta_softplus=True, backend="triton"))
+        return selective_scan(**x, delta_softplus=True, backend="triton")
+
+    with_grad = call()
+    with torch.no_grad():
+        without = call()
+    assert stored == [True, False]
+    torch.testing.assert_close(without, with_grad.detach(), rtol=0, atol=0)

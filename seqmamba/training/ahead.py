@@ -1,0 +1,103 @@
+"""Dry runs of a training step, an evaluation or a prediction, for compiling their GPU kernels ahead.
+
+`kernels.compile_ahead` needs a run whose launches it can record; these helpers make one from a model and a
+batch that changes nothing a real run would see: the random generators (torch, CUDA, numpy, random) are as
+they were, the parameters' gradients are as they were, and the model is left in the mode it was in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..kernels.compile_ahead import compile_ahead
+
+
+def first_rows(batch: Any, n: int) -> Any:
+    """The first n rows of every tensor in a batch (inside dicts, lists and tuples): a last, partial batch.
+
+    Example:
+        >>> first_rows({"x": torch.zeros(4, 3), "y": [torch.ones(4), "label"]}, 2)["y"][0].shape
+        torch.Size([2])
+    """
+    if torch.is_tensor(batch):
+        return batch[:n] if batch.ndim else batch
+    if isinstance(batch, Mapping):
+        return type(batch)({k: first_rows(v, n) for k, v in batch.items()})  # type: ignore[call-arg]
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(first_rows(v, n) for v in batch))
+    if isinstance(batch, list | tuple):
+        return type(batch)(first_rows(v, n) for v in batch)
+    return batch
+
+
+@contextlib.contextmanager
+def unchanged(model: nn.Module) -> Iterator[None]:
+    """Within: anything may run on the model; after, its gradients, its train/eval mode and every random
+    generator are as they were before."""
+    grads = [(p, p.grad) for p in model.parameters()]
+    for p, _ in grads:
+        p.grad = None  # the dry run's backward writes into new tensors, not into these
+    modes = [(m, m.training) for m in model.modules()]
+    py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002 (seed_everything seeds it)
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        for p, g in grads:
+            p.grad = g
+        for m, training in modes:
+            m.training = training
+        random.setstate(py_state)
+        np.random.set_state(np_state)  # noqa: NPY002
+
+
+def compile_step_kernels(model: nn.Module, loss: Callable[[nn.Module, Any], torch.Tensor],
+                         train_batches: Iterable[Any], eval_batches: Iterable[Any],
+                         autocast: Callable[[], contextlib.AbstractContextManager]) -> int:
+    """Compile ahead (in parallel, on a CUDA GPU: `kernels.compile_ahead`) the kernels of a training step on each
+    of `train_batches` (forward and backward) and of a forward without gradients on each of `eval_batches`,
+    under `autocast()`. The batches are on the model's device. Returns the kernels compiled.
+
+    Example:
+        >>> model = nn.Linear(2, 1)
+        >>> compile_step_kernels(model, lambda m, b: m(b).sum(), [torch.ones(3, 2)], [], contextlib.nullcontext)
+        0
+    """
+    train_batches, eval_batches = list(train_batches), list(eval_batches)
+
+    def dry_run() -> None:
+        with unchanged(model):
+            model.train()
+            for batch in train_batches:
+                with autocast():
+                    value = loss(model, batch)
+                value.float().sum().backward()
+            model.eval()
+            with torch.no_grad():
+                for batch in eval_batches:
+                    with autocast():
+                        loss(model, batch)
+
+    return compile_ahead(dry_run)
+
+
+def compile_forward_kernels(model: nn.Module, forward: Callable[[], object]) -> int:
+    """Compile ahead the kernels that `forward()` (inference with `model`) launches; see compile_step_kernels.
+
+    Example:
+        >>> compile_forward_kernels(nn.Linear(2, 1), lambda: None)
+        0
+    """
+    def dry_run() -> None:
+        with unchanged(model), torch.no_grad():
+            forward()
+
+    return compile_ahead(dry_run)

@@ -1,0 +1,108 @@
+"""kernels/compile_ahead.py: launches recorded in a dry run, each distinct variant compiled once in a worker
+process, markers that spare a warm machine the workers, and a run that never fails because of any of it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+import torch
+from process_helpers import env
+
+from seqmamba.kernels import _fast_launch
+from seqmamba.kernels import compile_ahead as ahead
+
+
+class Kernel:
+    """Stands in for a triton JITFunction (what launch() and specialization() look at)."""
+
+    def __init__(self) -> None:
+        self.params = [types.SimpleNamespace(name=n, is_constexpr=n == "BLOCK", do_not_specialize=False)
+                       for n in ("X", "n", "BLOCK")]
+        self.arg_names = ["X", "n", "BLOCK"]
+        self.launched: list = []
+
+    def __getitem__(self, grid):
+        return lambda *args, **kw: self.launched.append((grid, args, kw))
+
+
+@pytest.fixture
+def gpu_like(monkeypatch):
+    monkeypatch.setattr(_fast_launch, "interpreting", lambda: False)
+
+
+def test_launches_inside_a_recording_are_recorded_and_not_made(gpu_like):
+    kernel, x = Kernel(), torch.zeros(8)
+    with _fast_launch.recording_launches() as launches:
+        _fast_launch.launch(kernel, (4,), (x, 16), dict(BLOCK=32))
+    assert kernel.launched == [] and launches == [(kernel, (4,), (x, 16), dict(BLOCK=32))]
+    _fast_launch.launch(kernel, (4,), (x, 16), dict(BLOCK=32), direct=False)  # outside: launched
+    assert len(kernel.launched) == 1
+
+
+def test_a_variant_travels_as_json_with_triton_dtypes():
+    import triton.language as tl
+
+    variant = ahead.Variant("m", "k", (2, 1, 1), ({"tensor": "bfloat16", "aligned": True}, 7, None),
+                            (("ACC", ahead._constexpr(tl.float32)), ("BLOCK", 8)), 0)
+    back = ahead.Variant.from_json(variant.to_json())
+    assert back == variant and ahead._constexpr_value(dict(back.constexprs)["ACC"]) == tl.float32
+
+
+def stub_variants(*names: str) -> list[ahead.Variant]:
+    return [ahead.Variant("compile_ahead_stubs", name, (i + 1, 1, 1), ({"tensor": "float32", "aligned": True}, i),
+                          (("BLOCK", 16),), 0) for i, name in enumerate(names)]
+
+
+def test_workers_compile_every_variant_once_and_survive_failures(tmp_path, monkeypatch):
+    log = tmp_path / "warmups.jsonl"
+    for key, value in env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AHEAD_STUB_LOG", str(log))
+    variants = stub_variants("kernel", "failing", "kernel", "dying", "kernel", "kernel")
+    done = ahead.compile_in_workers(variants, workers=2)
+    assert done == [True, False, True, False, True, True]  # a raise and a dead worker lose only their own
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted(c["grid"][0] for c in calls) == [1, 3, 5, 6]  # each good variant exactly once
+    assert all(c["args"] == ["torch.float32", repr(c["grid"][0] - 1)] for c in calls)  # a dtype stands in
+    assert all(c["constexprs"] == {"BLOCK": "16"} for c in calls)
+
+
+def test_compile_ahead_compiles_what_the_dry_run_launched_once_per_machine(gpu_like, monkeypatch, tmp_path):
+    kernel, x = Kernel(), torch.zeros(8)
+    monkeypatch.setattr(ahead, "enabled", lambda: True)
+    monkeypatch.setattr(ahead, "triton_cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(ahead, "_marker", lambda k, v, args, cx: tmp_path / "seqmamba_ahead" / f"{v.grid[0]}")
+    monkeypatch.setattr(ahead, "variant_of", lambda k, grid, args, cx: ahead.Variant("m", "k", grid, (), (), 0))
+    compiled: list = []
+    monkeypatch.setattr(ahead, "compile_in_workers",
+                        lambda variants, workers: compiled.append(variants) or [v.grid[0] != 3 for v in variants])
+
+    def dry_run(grids):
+        def run():
+            for g in grids:
+                _fast_launch.launch(kernel, (g,), (x, 16), dict(BLOCK=32))
+            raise ValueError("garbage outputs tripped a check")  # what was recorded still compiles
+        return run
+
+    assert ahead.compile_ahead(dry_run([1, 2, 2, 3])) == 2
+    assert [v.grid[0] for v in compiled[0]] == [1, 2, 3] and kernel.launched == []
+    assert ahead.compile_ahead(dry_run([1, 2, 3, 4])) == 1  # 1 and 2 are marked; 3 failed, so it is tried again
+    assert [v.grid[0] for v in compiled[1]] == [3, 4]
+
+
+def test_switched_off_it_does_not_even_run_the_dry_run(monkeypatch):
+    monkeypatch.setenv(ahead.AHEAD_ENV, "0")
+    assert not ahead.enabled()
+    assert ahead.compile_ahead(lambda: pytest.fail("the dry run ran")) == 0
+
+
+def test_a_cpu_tensor_or_an_unreachable_kernel_makes_no_variant(monkeypatch):
+    kernel = Kernel()
+    assert ahead.variant_of(kernel, (1,), (torch.zeros(4), 3), dict(BLOCK=8)) is None  # no module and name
+    kernel.fn = types.SimpleNamespace(__module__=__name__, __name__="REACHABLE")
+    monkeypatch.setattr(sys.modules[__name__], "REACHABLE", kernel, raising=False)
+    meta = torch.empty(4, device="meta")
+    assert ahead.variant_of(kernel, (1,), (meta, 3), dict(BLOCK=8)) is None  # not a CUDA tensor

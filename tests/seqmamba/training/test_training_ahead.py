@@ -1,0 +1,78 @@
+"""training/ahead.py and the Trainer's use of it: the dry runs that let the GPU kernels compile ahead (in
+parallel) change nothing a real run sees, and cover the shapes the first epoch meets."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from training_helpers import assert_same_weights, weights
+
+from seqmamba.training import Trainer
+from seqmamba.training import ahead as ahead_module
+from seqmamba.training.selftest import run_selftest
+
+
+@pytest.fixture
+def dry_runs(monkeypatch):
+    """compile_ahead as on a GPU: the dry run runs (its launches, here none, would be recorded)."""
+    calls: list = []
+
+    def fake(run):
+        calls.append(run)
+        run()
+        return 0
+
+    monkeypatch.setattr(ahead_module, "compile_ahead", fake)
+    return calls
+
+
+def test_what_runs_inside_unchanged_leaves_grads_modes_and_random_generators_as_they_were():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5))
+    model(torch.ones(2, 3)).sum().backward()
+    grad = model[0].weight.grad.clone()
+    model.eval()
+    before = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())  # noqa: NPY002
+    with ahead_module.unchanged(model):
+        model.train()
+        model(torch.randn(2, 3)).sum().backward()
+        random.random(), np.random.rand()  # noqa: NPY002
+    assert torch.equal(model[0].weight.grad, grad) and not model.training and not model[1].training
+    assert torch.equal(torch.get_rng_state(), before[0]) and random.getstate() == before[1]
+    assert np.array_equal(np.random.get_state()[1], before[2])  # noqa: NPY002
+
+
+def test_step_kernels_run_a_backward_on_train_batches_and_a_forward_without_grad_on_eval_batches(dry_runs):
+    seen = []
+
+    def loss(model, batch):
+        seen.append((batch.shape[0], torch.is_grad_enabled(), model.training))
+        return model(batch).sum()
+
+    model = nn.Linear(2, 1)
+    ahead_module.compile_step_kernels(model, loss, [torch.ones(4, 2), torch.ones(1, 2)], [torch.ones(3, 2)],
+                                      contextlib.nullcontext)
+    assert seen == [(4, True, True), (1, True, True), (3, False, False)] and model.weight.grad is None
+
+
+def test_a_fit_that_compiles_ahead_trains_the_same_weights(tmp_path, dry_runs, monkeypatch):
+    shapes = []
+    real = ahead_module.compile_step_kernels
+
+    def spy(model, loss, train, evals, autocast):
+        shapes.append(([b[0].shape[0] for b in train], [b[0].shape[0] for b in evals]))
+        return real(model, loss, train, evals, autocast)
+
+    monkeypatch.setattr("seqmamba.training.trainer.compile_step_kernels", spy)
+    monkeypatch.setattr(Trainer, "_compiles_kernels", lambda self: True)
+    ahead, _ = run_selftest(None, max_steps=6, quiet=True, batch_size=24, drop_last=False)  # 64 = 2 x 24 + 16
+    assert shapes == [([24, 16], [16])] and len(dry_runs) == 1  # validation: 16, one partial batch
+    again, _ = run_selftest(None, max_steps=6, quiet=True, batch_size=24, drop_last=False)
+    assert_same_weights(weights(ahead.model), weights(again.model))
+    monkeypatch.setattr(Trainer, "_compiles_kernels", lambda self: False)
+    without, _ = run_selftest(None, max_steps=6, quiet=True, batch_size=24, drop_last=False)
+    assert_same_weights(weights(ahead.model), weights(without.model))
