@@ -37,6 +37,33 @@ def first_rows(batch: Any, n: int) -> Any:
     return batch
 
 
+def shapes(batch: Any) -> tuple:
+    """The shapes of every tensor in a batch, in order (what a launch plan can depend on)."""
+    if torch.is_tensor(batch):
+        return (tuple(batch.shape),)
+    if isinstance(batch, Mapping):
+        return tuple(s for k in sorted(batch, key=str) for s in shapes(batch[k]))
+    if isinstance(batch, list | tuple):
+        return tuple(s for v in batch for s in shapes(v))
+    return ()
+
+
+def distinct_batches(batches: Iterable[Any], limit: int = 100_000) -> list[Any]:
+    """The first batch of each distinct set of tensor shapes among (at most `limit` of) `batches`: a
+    validation set's full and last partial batches, or its lengths where they vary.
+
+    Example:
+        >>> [b.shape[0] for b in distinct_batches([torch.zeros(4, 2), torch.ones(4, 2), torch.zeros(1, 2)])]
+        [4, 1]
+    """
+    seen: dict[tuple, Any] = {}
+    for i, batch in enumerate(batches):
+        if i >= limit:
+            break
+        seen.setdefault(shapes(batch), batch)
+    return list(seen.values())
+
+
 @contextlib.contextmanager
 def unchanged(model: nn.Module) -> Iterator[None]:
     """Within: anything may run on the model; after, its gradients, its train/eval mode and every random

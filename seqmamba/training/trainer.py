@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from . import state as ckpt_state
-from .ahead import compile_step_kernels, first_rows
+from .ahead import compile_step_kernels, distinct_batches, first_rows
 from .callbacks import Callback
 from .config import TrainerConfig, TrainerState, seed_everything
 from .data import LoaderFactory, ResumableSampler, ShardSampler, check_data, groups, make_loader, to_device
@@ -289,22 +289,20 @@ class Trainer:
         return self.device.type == "cuda"
 
     def _compile_ahead(self, model: nn.Module) -> None:
-        """Compile the kernels of a training step on the first batch and on the epoch's last, partial batch, and
-        of an evaluation, in parallel before the first step instead of one by one inside it (training/ahead.py,
+        """Compile the kernels of a training step on the first batch and on the epoch's last, partial batch (where
+        the data's length is known), and of an evaluation of every distinct batch shape of the validation set, in
+        parallel before the first step instead of one by one inside it (training/ahead.py,
         kernels/compile_ahead.py)."""
         cfg = self.config
         try:
             first = next(iter(self._train_loader(self.state.epoch, 0)), None)
-            val = next(iter(self._val_batches()), None) if self.val_data is not None else None
+            evals = distinct_batches(self._val_batches()) if self.val_data is not None else []
         except Exception:  # the loop meets the same error and reports it
             return
-        train, evals = [b for b in (first,) if b is not None], [b for b in (val,) if b is not None]
+        train = [first] if first is not None else []
         if not _is_factory(self.train_data) and not cfg.drop_last and train:
             train += self._last_batch(first, len(ResumableSampler(self.train_data, self.ctx, shuffle=False, seed=0)),
                                       cfg.batch_size)
-        if val is not None and not _is_factory(self.val_data):
-            evals += self._last_batch(val, len(ShardSampler(len(self.val_data), self.ctx)),
-                                      cfg.eval_batch_size or cfg.batch_size)
         compile_step_kernels(model, self.task.loss, [to_device(b, self.device) for b in train],
                              [to_device(b, self.device) for b in evals], self._autocast)
 

@@ -76,3 +76,23 @@ def test_a_fit_that_compiles_ahead_trains_the_same_weights(tmp_path, dry_runs, m
     monkeypatch.setattr(Trainer, "_compiles_kernels", lambda self: False)
     without, _ = run_selftest(None, max_steps=6, quiet=True, batch_size=24, drop_last=False)
     assert_same_weights(weights(ahead.model), weights(without.model))
+
+
+def test_every_distinct_batch_shape_of_a_validation_factory_is_dry_run(monkeypatch):
+    """A validation set given as a batch factory (what the estimators pass) has no length to compute its last
+    batch from: its batches are scanned for their distinct shapes (here 4 rows, then 1)."""
+    from seqmamba.training import LossTask, TrainerConfig, TrainerState
+
+    def batches(sizes):
+        return lambda epoch, ctx: iter([torch.ones(n, 2) for n in sizes])
+
+    seen = []
+    monkeypatch.setattr("seqmamba.training.trainer.compile_step_kernels",
+                        lambda model, loss, train, evals, autocast: seen.append(
+                            ([b.shape[0] for b in train], [b.shape[0] for b in evals])))
+    model = nn.Linear(2, 1)
+    trainer = Trainer(model, LossTask(lambda m, b: m(b).sum()), batches([4, 4, 4]), val_data=batches([4, 4, 1]),
+                      config=TrainerConfig(max_steps=1, batch_size=4, device="cpu", quiet=True))
+    trainer.state = TrainerState()
+    trainer._compile_ahead(model)
+    assert seen == [([4], [4, 1])]
