@@ -19,6 +19,7 @@ answering one line each; not a multiprocessing start, which would re-run a user'
 
 from __future__ import annotations
 
+import atexit
 import collections
 import dataclasses
 import hashlib
@@ -180,7 +181,13 @@ def compile_variant(variant: Variant) -> float:
 
 
 def _worker() -> None:
-    """A worker's loop: one Variant per stdin line, one JSON answer per stdout line."""
+    """A worker's loop: one Variant per stdin line, one JSON answer per stdout line. The kernels' modules are
+    imported first, before any variant comes (a worker may be started ahead of need)."""
+    for name in ("scan_triton", "conv1d_triton"):
+        try:
+            importlib.import_module(f"{__package__}.{name}")
+        except ImportError:  # a variant's own import will say what is missing
+            pass
     for line in sys.stdin:
         try:
             answer = {"ok": True, "seconds": compile_variant(Variant.from_json(line))}
@@ -223,23 +230,71 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
+_started: list[subprocess.Popen] = []  # workers started ahead of need (start_workers), not yet given work
+
+
+def _spawn(command: list[str] | None = None) -> subprocess.Popen | None:
+    try:
+        return subprocess.Popen(command or [sys.executable, "-m", __name__], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_worker_env())
+    except OSError as error:
+        log.debug("compile ahead: no worker (%s)", error)
+        return None
+
+
+def _close(proc: subprocess.Popen) -> None:
+    try:
+        assert proc.stdin is not None
+        proc.stdin.close()  # the worker's loop ends, and so does the worker
+    except OSError:
+        pass
+    proc.wait()
+
+
+def start_workers(workers: int | None = None) -> int:
+    """Start the compile workers now, where nothing was compiled ahead on this machine yet (a fresh machine):
+    a worker spends about 4 s importing torch and Triton, which then overlaps the caller's own start (CUDA,
+    the model, the data) instead of delaying the first compile. The next `compile_ahead` uses them; unused
+    ones end with the process. Returns how many were started.
+
+    Example:
+        >>> start_workers() if not enabled() else 0  # no GPU here: nothing to start
+        0
+    """
+    if not enabled() or _started or (triton_cache_dir() / "seqmamba_ahead").exists():
+        return 0
+    for _ in range(workers or _default_workers(MAX_WORKERS)):
+        proc = _spawn()
+        if proc is not None:
+            _started.append(proc)
+    if _started:
+        atexit.register(_close_started)
+    return len(_started)
+
+
+def _close_started() -> None:
+    while _started:
+        _close(_started.pop())
+
+
+def _default_workers(variants: int) -> int:
+    return max(1, min(variants, MAX_WORKERS, (os.cpu_count() or 2) // 2))
+
+
 def compile_in_workers(variants: list[Variant], workers: int, command: list[str] | None = None) -> list[bool]:
-    """Compile every variant in `workers` processes, each taking the next variant as it finishes one; the
-    slow scan kernels go first. Returns, per variant, whether it compiled. A worker that dies loses only its
-    current variant (compiled later at its launch)."""
-    command = command or [sys.executable, "-m", __name__]
+    """Compile every variant in `workers` processes (those start_workers started first), each taking the next
+    variant as it finishes one; the slow scan kernels go first. Returns, per variant, whether it compiled. A
+    worker that dies loses only its current variant (compiled later at its launch)."""
     slow_first = sorted(range(len(variants)), key=lambda i: ("scan_fwd" not in variants[i].name,
                                                              "scan" not in variants[i].name))
     order = collections.deque(slow_first)
     done = [False] * len(variants)
     lock = threading.Lock()
+    ready = [] if command else [_started.pop() for _ in range(min(len(_started), workers))]
 
-    def serve() -> None:
-        try:
-            proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, text=True, env=_worker_env())
-        except OSError as error:
-            log.debug("compile ahead: no worker (%s)", error)
+    def serve(proc: subprocess.Popen | None) -> None:
+        proc = proc or _spawn(command)
+        if proc is None:
             return
         assert proc.stdin is not None and proc.stdout is not None
         try:
@@ -260,17 +315,15 @@ def compile_in_workers(variants: list[Variant], workers: int, command: list[str]
         except Exception as error:  # a lost worker costs only speed: its variants compile at their launch
             log.debug("compile ahead: worker lost (%s: %s)", type(error).__name__, error)
         finally:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-            proc.wait()
+            _close(proc)
 
-    threads = [threading.Thread(target=serve, daemon=True) for _ in range(max(1, workers))]
+    procs = ready + [None] * (max(1, workers) - len(ready))
+    threads = [threading.Thread(target=serve, args=(proc,), daemon=True) for proc in procs]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    _close_started()  # more were started than this needed
     return done
 
 
@@ -300,7 +353,7 @@ def compile_ahead(run: Callable[[], object], workers: int | None = None) -> int:
             todo[marker] = variant
     if not todo:
         return 0
-    n = workers or min(len(todo), MAX_WORKERS, max(1, (os.cpu_count() or 2) // 2))
+    n = workers or _default_workers(len(todo))
     log.info("compiling %d GPU kernels in %d processes before the first launch (first use on this machine)",
              len(todo), n)
     start = time.perf_counter()

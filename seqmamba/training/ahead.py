@@ -16,7 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..kernels.compile_ahead import compile_ahead
+from ..kernels.compile_ahead import compile_ahead, start_workers
+
+__all__ = ["compile_forward_kernels", "compile_step_kernels", "distinct_batches", "first_rows", "start_workers",
+           "unchanged"]
 
 
 def first_rows(batch: Any, n: int) -> Any:

@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from . import state as ckpt_state
-from .ahead import compile_step_kernels, distinct_batches, first_rows
+from .ahead import compile_step_kernels, distinct_batches, first_rows, start_workers
 from .callbacks import Callback
 from .config import TrainerConfig, TrainerState, seed_everything
 from .data import LoaderFactory, ResumableSampler, ShardSampler, check_data, groups, make_loader, to_device
@@ -247,6 +247,8 @@ class Trainer:
 
     def _fit(self, resume: bool) -> TrainerState:
         cfg = self.config
+        if self._compiles_kernels():
+            start_workers()  # on a fresh machine: their start overlaps CUDA's and the model's
         model = self.model.to(self.device)
         if cfg.gradient_checkpointing is not None:
             _set_gradient_checkpointing(model, cfg.gradient_checkpointing)

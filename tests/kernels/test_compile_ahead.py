@@ -106,3 +106,19 @@ def test_a_cpu_tensor_or_an_unreachable_kernel_makes_no_variant(monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "REACHABLE", kernel, raising=False)
     meta = torch.empty(4, device="meta")
     assert ahead.variant_of(kernel, (1,), (meta, 3), dict(BLOCK=8)) is None  # not a CUDA tensor
+
+
+def test_workers_started_ahead_take_the_work_and_only_on_a_fresh_machine(tmp_path, monkeypatch):
+    log = tmp_path / "warmups.jsonl"
+    for key, value in env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AHEAD_STUB_LOG", str(log))
+    monkeypatch.setattr(ahead, "enabled", lambda: True)
+    monkeypatch.setattr(ahead, "triton_cache_dir", lambda: tmp_path)
+    assert ahead.start_workers(3) == 3
+    started = {p.pid for p in ahead._started}
+    assert ahead.compile_in_workers(stub_variants("kernel", "kernel"), workers=2) == [True, True]
+    assert {json.loads(line)["pid"] for line in log.read_text().splitlines()} <= started
+    assert ahead._started == []  # the third, not needed, was closed
+    (tmp_path / "seqmamba_ahead").mkdir()  # something was compiled ahead here before: no early start
+    assert ahead.start_workers(3) == 0
