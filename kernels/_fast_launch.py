@@ -14,6 +14,7 @@ The direct launch uses Triton internals, so it runs only on the Triton versions 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import re
@@ -63,20 +64,22 @@ _UNSEEN = object()
 
 log = logging.getLogger("seqmamba.kernels")
 _announced = False  # the compile notice is given once a process
-_recorded: list | None = None  # inside recording_launches(): where launches go instead of the GPU
+# Inside recording_launches(): where this thread's launches go instead of the GPU. A context variable, so that
+# another thread's launches (a server predicting in two threads) are never taken for the dry run's.
+_recorded: contextvars.ContextVar[list | None] = contextvars.ContextVar("seqmamba_recorded_launches", default=None)
 
 
 @contextlib.contextmanager
 def recording_launches() -> Iterator[list[tuple]]:
-    """Within: every launch() is recorded as (kernel, grid, args, constexprs) and not made, so the kernels leave
-    their outputs unwritten (kernels/compile_ahead.py's dry runs). Not under the interpreter, which compiles
-    nothing."""
-    global _recorded
-    outer, _recorded = _recorded, []
+    """Within, in this thread: every launch() is recorded as (kernel, grid, args, constexprs) and not made, so the
+    kernels leave their outputs unwritten (kernels/compile_ahead.py's dry runs). Not under the interpreter,
+    which compiles nothing."""
+    records: list[tuple] = []
+    token = _recorded.set(records)
     try:
-        yield _recorded
+        yield records
     finally:
-        _recorded = outer
+        _recorded.reset(token)
 
 
 def triton_cache_dir() -> Path:
@@ -118,8 +121,9 @@ def launch(kernel, grid: tuple, args: tuple, constexprs: dict, direct: bool = Tr
     if interpreting():  # the interpreter runs the kernel's Python: nothing to keep
         kernel[grid](*args, **constexprs)
         return
-    if _recorded is not None:
-        _recorded.append((kernel, grid, args, constexprs))
+    records = _recorded.get()
+    if records is not None:
+        records.append((kernel, grid, args, constexprs))
         return
     if not _announced:
         _announce_compiling()

@@ -278,7 +278,9 @@ def _close_started() -> None:
 
 
 def _default_workers(variants: int) -> int:
-    return max(1, min(variants, MAX_WORKERS, (os.cpu_count() or 2) // 2))
+    """Half the CPU cores, shared among the processes of this machine under torchrun, at most MAX_WORKERS."""
+    local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return max(1, min(variants, MAX_WORKERS, (os.cpu_count() or 2) // 2 // local_processes))
 
 
 def compile_in_workers(variants: list[Variant], workers: int, command: list[str] | None = None) -> list[bool]:

@@ -175,8 +175,7 @@ class DNAEstimatorBase(BaseEstimator):
         first batch runs, not one by one inside it (training/ahead.py)."""
         first = {k: v.to(device) for k, v in first.items()}
         rest = n_windows % self.batch_size if n_windows > self.batch_size else 0
-        runs = [first] + ([first_rows(first, rest)] if rest else [])
-        compile_forward_kernels(model, lambda: [fn(model, b) for b in runs])
+        compile_forward_kernels(model, fn, [first] + ([first_rows(first, rest)] if rest else []))
 
     # -- pickling: weights as safetensors bytes, never a pickled nn.Module ------------------------
 

@@ -89,12 +89,27 @@ def unchanged(model: nn.Module) -> Iterator[None]:
         np.random.set_state(np_state)  # noqa: NPY002
 
 
+_dry_runs_made: set[tuple] = set()  # this process's dry runs: one alike has nothing new to compile
+
+
+def _first_time(model: nn.Module, what: tuple) -> bool:
+    """Whether no dry run of this model's shapes and `what` (the mode, the batches' shapes) was made in this
+    process yet; notes it as made."""
+    key = (type(model).__qualname__, *what,
+           tuple((n, tuple(p.shape), p.dtype, str(p.device), p.requires_grad) for n, p in model.named_parameters()))
+    if key in _dry_runs_made:
+        return False
+    _dry_runs_made.add(key)
+    return True
+
+
 def compile_step_kernels(model: nn.Module, loss: Callable[[nn.Module, Any], torch.Tensor],
                          train_batches: Iterable[Any], eval_batches: Iterable[Any],
                          autocast: Callable[[], contextlib.AbstractContextManager]) -> int:
     """Compile ahead (in parallel, on a CUDA GPU: `kernels.compile_ahead`) the kernels of a training step on each
     of `train_batches` (forward and backward) and of a forward without gradients on each of `eval_batches`,
-    under `autocast()`. The batches are on the model's device. Returns the kernels compiled.
+    under `autocast()`. The batches are on the model's device. Returns the kernels compiled; a dry run alike to
+    one made before in this process is not made again.
 
     Example:
         >>> model = nn.Linear(2, 1)
@@ -102,6 +117,11 @@ def compile_step_kernels(model: nn.Module, loss: Callable[[nn.Module, Any], torc
         0
     """
     train_batches, eval_batches = list(train_batches), list(eval_batches)
+    context = autocast()
+    what = ("step", type(context).__name__, str(getattr(context, "fast_dtype", "")),
+            tuple(map(shapes, train_batches)), tuple(map(shapes, eval_batches)))
+    if not _first_time(model, what):
+        return 0
 
     def dry_run() -> None:
         with unchanged(model):
@@ -119,15 +139,22 @@ def compile_step_kernels(model: nn.Module, loss: Callable[[nn.Module, Any], torc
     return compile_ahead(dry_run)
 
 
-def compile_forward_kernels(model: nn.Module, forward: Callable[[], object]) -> int:
-    """Compile ahead the kernels that `forward()` (inference with `model`) launches; see compile_step_kernels.
+def compile_forward_kernels(model: nn.Module, forward: Callable[[nn.Module, Any], object],
+                            batches: Iterable[Any]) -> int:
+    """Compile ahead the kernels that inference, `forward(model, batch)` on each batch, launches; see
+    compile_step_kernels.
 
     Example:
-        >>> compile_forward_kernels(nn.Linear(2, 1), lambda: None)
+        >>> compile_forward_kernels(nn.Linear(2, 1), lambda m, b: m(b), [torch.ones(3, 2)])
         0
     """
+    batches = list(batches)
+    if not _first_time(model, ("forward", tuple(map(shapes, batches)))):
+        return 0
+
     def dry_run() -> None:
         with unchanged(model), torch.no_grad():
-            forward()
+            for batch in batches:
+                forward(model, batch)
 
     return compile_ahead(dry_run)

@@ -122,3 +122,24 @@ def test_workers_started_ahead_take_the_work_and_only_on_a_fresh_machine(tmp_pat
     assert ahead._started == []  # the third, not needed, was closed
     (tmp_path / "seqmamba_ahead").mkdir()  # something was compiled ahead here before: no early start
     assert ahead.start_workers(3) == 0
+
+
+def test_another_threads_launches_are_made_while_one_thread_records(gpu_like):
+    import threading
+
+    kernel, x = Kernel(), torch.zeros(8)
+    inside, release = threading.Event(), threading.Event()
+
+    def dry_run():
+        with _fast_launch.recording_launches() as launches:
+            inside.set()
+            release.wait(10)
+            return launches
+
+    thread = threading.Thread(target=dry_run)
+    thread.start()
+    inside.wait(10)
+    _fast_launch.launch(kernel, (1,), (x, 16), dict(BLOCK=32), direct=False)  # this thread is not recording
+    release.set()
+    thread.join()
+    assert len(kernel.launched) == 1

@@ -28,6 +28,7 @@ def dry_runs(monkeypatch):
         return 0
 
     monkeypatch.setattr(ahead_module, "compile_ahead", fake)
+    monkeypatch.setattr(ahead_module, "_dry_runs_made", set())
     return calls
 
 
@@ -96,3 +97,14 @@ def test_every_distinct_batch_shape_of_a_validation_factory_is_dry_run(monkeypat
     trainer.state = TrainerState()
     trainer._compile_ahead(model)
     assert seen == [([4], [4, 1])]
+
+
+def test_a_dry_run_alike_to_one_made_in_this_process_is_not_made_again(dry_runs):
+    model, loss = nn.Linear(2, 1), lambda m, b: m(b).sum()
+    for _ in range(2):
+        ahead_module.compile_step_kernels(model, loss, [torch.ones(4, 2)], [], contextlib.nullcontext)
+        ahead_module.compile_forward_kernels(model, lambda m, b: m(b), [torch.ones(4, 2)])
+    assert len(dry_runs) == 2  # one step, one forward
+    ahead_module.compile_forward_kernels(nn.Linear(2, 3), lambda m, b: m(b), [torch.ones(4, 2)])  # another model
+    ahead_module.compile_forward_kernels(model, lambda m, b: m(b), [torch.ones(5, 2)])  # another batch
+    assert len(dry_runs) == 4
