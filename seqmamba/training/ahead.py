@@ -51,7 +51,7 @@ def shapes(batch: Any) -> tuple:
     return ()
 
 
-def distinct_batches(batches: Iterable[Any], limit: int = 100_000) -> list[Any]:
+def distinct_batches(batches: Iterable[Any], limit: int = 2_000) -> list[Any]:
     """The first batch of each distinct set of tensor shapes among (at most `limit` of) `batches`: a
     validation set's full and last partial batches, or its lengths where they vary.
 
