@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..kernels.compile_ahead import compile_ahead, start_workers
+from .data import map_tensors
 
 __all__ = ["compile_forward_kernels", "compile_step_kernels", "distinct_batches", "first_rows", "start_workers",
            "unchanged"]
@@ -29,15 +30,7 @@ def first_rows(batch: Any, n: int) -> Any:
         >>> first_rows({"x": torch.zeros(4, 3), "y": [torch.ones(4), "label"]}, 2)["y"][0].shape
         torch.Size([2])
     """
-    if torch.is_tensor(batch):
-        return batch[:n] if batch.ndim else batch
-    if isinstance(batch, Mapping):
-        return type(batch)({k: first_rows(v, n) for k, v in batch.items()})  # type: ignore[call-arg]
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(first_rows(v, n) for v in batch))
-    if isinstance(batch, list | tuple):
-        return type(batch)(first_rows(v, n) for v in batch)
-    return batch
+    return map_tensors(batch, lambda t: t[:n] if t.ndim else t)
 
 
 def shapes(batch: Any) -> tuple:

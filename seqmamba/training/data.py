@@ -86,17 +86,27 @@ def groups(batches: Iterable[T], size: int) -> Iterator[tuple[list[T], bool]]:
         group = following
 
 
+def map_tensors(batch: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``batch`` with fn applied to every tensor inside it (dicts, namedtuples, lists and tuples kept as they are).
+
+    Example:
+        >>> map_tensors({"x": torch.ones(2), "names": ["a", torch.zeros(1)]}, lambda t: t + 1)["names"][1]
+        tensor([1.])
+    """
+    if torch.is_tensor(batch):
+        return fn(batch)
+    if isinstance(batch, Mapping):
+        return type(batch)({k: map_tensors(v, fn) for k, v in batch.items()})  # type: ignore[call-arg]
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(map_tensors(v, fn) for v in batch))
+    if isinstance(batch, list | tuple):
+        return type(batch)(map_tensors(v, fn) for v in batch)
+    return batch
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
     """``batch`` with every tensor (inside dicts, lists and tuples) moved to ``device``."""
-    if torch.is_tensor(batch):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return type(batch)({k: to_device(v, device) for k, v in batch.items()})  # type: ignore[call-arg]
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(to_device(v, device) for v in batch))
-    if isinstance(batch, list | tuple):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
+    return map_tensors(batch, lambda t: t.to(device, non_blocking=True))
 
 
 def make_loader(
