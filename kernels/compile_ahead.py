@@ -268,11 +268,12 @@ def start_workers(workers: int | None = None) -> int:
         if proc is not None:
             _started.append(proc)
     if _started:
-        atexit.register(_close_started)
+        atexit.register(stop_workers)
     return len(_started)
 
 
-def _close_started() -> None:
+def stop_workers() -> None:
+    """End the workers start_workers started that no compile_ahead took (nothing to compile after all)."""
     while _started:
         _close(_started.pop())
 
@@ -325,7 +326,7 @@ def compile_in_workers(variants: list[Variant], workers: int, command: list[str]
         thread.start()
     for thread in threads:
         thread.join()
-    _close_started()  # more were started than this needed
+    stop_workers()  # more were started than this needed
     return done
 
 
@@ -354,6 +355,7 @@ def compile_ahead(run: Callable[[], object], workers: int | None = None) -> int:
         if marker not in todo and not marker.exists():
             todo[marker] = variant
     if not todo:
+        stop_workers()
         return 0
     n = workers or _default_workers(len(todo))
     log.info("compiling %d GPU kernels in %d processes before the first launch (first use on this machine)",

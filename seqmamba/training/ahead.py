@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..kernels.compile_ahead import compile_ahead, start_workers
+from ..kernels.compile_ahead import compile_ahead, start_workers, stop_workers
 from .data import map_tensors
 
 __all__ = ["compile_forward_kernels", "compile_step_kernels", "distinct_batches", "first_rows", "start_workers",
-           "unchanged"]
+           "stop_workers", "unchanged"]
 
 
 def first_rows(batch: Any, n: int) -> Any:
@@ -91,6 +91,7 @@ def _first_time(model: nn.Module, what: tuple) -> bool:
     key = (type(model).__qualname__, *what,
            tuple((n, tuple(p.shape), p.dtype, str(p.device), p.requires_grad) for n, p in model.named_parameters()))
     if key in _dry_runs_made:
+        stop_workers()  # any started for it have nothing to do
         return False
     _dry_runs_made.add(key)
     return True

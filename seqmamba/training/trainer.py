@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from . import state as ckpt_state
-from .ahead import compile_step_kernels, distinct_batches, first_rows, start_workers
+from .ahead import compile_step_kernels, distinct_batches, first_rows, start_workers, stop_workers
 from .callbacks import Callback
 from .config import TrainerConfig, TrainerState, seed_everything
 from .data import LoaderFactory, ResumableSampler, ShardSampler, check_data, groups, make_loader, to_device
@@ -300,6 +300,7 @@ class Trainer:
             first = next(iter(self._train_loader(self.state.epoch, 0)), None)
             evals = distinct_batches(self._val_batches()) if self.val_data is not None else []
         except Exception:  # the loop meets the same error and reports it
+            stop_workers()
             return
         train = [first] if first is not None else []
         if not _is_factory(self.train_data) and not cfg.drop_last and train:

@@ -143,3 +143,14 @@ def test_another_threads_launches_are_made_while_one_thread_records(gpu_like):
     release.set()
     thread.join()
     assert len(kernel.launched) == 1
+
+
+def test_workers_started_for_nothing_end_when_the_dry_run_launches_nothing(tmp_path, monkeypatch, gpu_like):
+    for key, value in env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(ahead, "enabled", lambda: True)
+    monkeypatch.setattr(ahead, "triton_cache_dir", lambda: tmp_path)
+    assert ahead.start_workers(2) == 2
+    procs = list(ahead._started)
+    assert ahead.compile_ahead(lambda: None) == 0
+    assert ahead._started == [] and all(p.poll() is not None for p in procs)
