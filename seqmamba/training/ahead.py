@@ -62,9 +62,10 @@ def distinct_batches(batches: Iterable[Any], limit: int = 2_000) -> list[Any]:
 
 @contextlib.contextmanager
 def unchanged(model: nn.Module) -> Iterator[None]:
-    """Within: anything may run on the model; after, its gradients, its train/eval mode and every random
-    generator are as they were before."""
+    """Within: anything may run on the model; after, its gradients, its buffers (a norm's running statistics), its
+    train/eval mode and every random generator are as they were before."""
     grads = [(p, p.grad) for p in model.parameters()]
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
     for p, _ in grads:
         p.grad = None  # the dry run's backward writes into new tensors, not into these
     modes = [(m, m.training) for m in model.modules()]
@@ -76,6 +77,9 @@ def unchanged(model: nn.Module) -> Iterator[None]:
     finally:
         for p, g in grads:
             p.grad = g
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
         for m, training in modes:
             m.training = training
         random.setstate(py_state)

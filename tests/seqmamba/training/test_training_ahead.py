@@ -33,16 +33,18 @@ def dry_runs(monkeypatch):
 
 
 def test_what_runs_inside_unchanged_leaves_grads_modes_and_random_generators_as_they_were():
-    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5))
+    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5), nn.BatchNorm1d(3))
     model(torch.ones(2, 3)).sum().backward()
     grad = model[0].weight.grad.clone()
     model.eval()
     before = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())  # noqa: NPY002
+    stats = model[2].running_mean.clone(), model[2].num_batches_tracked.clone()
     with ahead_module.unchanged(model):
         model.train()
-        model(torch.randn(2, 3)).sum().backward()
+        model(torch.randn(2, 3) * 100).sum().backward()  # garbage, as a dry run's outputs are
         random.random(), np.random.rand()  # noqa: NPY002
     assert torch.equal(model[0].weight.grad, grad) and not model.training and not model[1].training
+    assert torch.equal(model[2].running_mean, stats[0]) and torch.equal(model[2].num_batches_tracked, stats[1])
     assert torch.equal(torch.get_rng_state(), before[0]) and random.getstate() == before[1]
     assert np.array_equal(np.random.get_state()[1], before[2])  # noqa: NPY002
 
