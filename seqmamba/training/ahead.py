@@ -1,8 +1,8 @@
 """Dry runs of a training step, an evaluation or a prediction, for compiling their GPU kernels ahead.
 
 `kernels.compile_ahead` needs a run whose launches it can record; these helpers make one from a model and a
-batch that changes nothing a real run would see: the random generators (torch, CUDA, numpy, random) are as
-they were, the parameters' gradients are as they were, and the model is left in the mode it was in.
+batch that changes nothing a real run would see: the random generators (torch, CUDA, numpy, random), the
+parameters' gradients and the model's buffers are as they were, and the model is left in the mode it was in.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ def shapes(batch: Any) -> tuple:
     return ()
 
 
-def distinct_batches(batches: Iterable[Any], limit: int = 2_000) -> list[Any]:
-    """The first batch of each distinct set of tensor shapes among (at most `limit` of) `batches`: a
-    validation set's full and last partial batches, or its lengths where they vary.
+def distinct_batches(batches: Iterable[Any], limit: int = 2_000, most: int = 8) -> list[Any]:
+    """The first batch of each distinct set of tensor shapes among (at most `limit` of) `batches`, at most `most`
+    of them (a dry run holds them all at once): a validation set's full and last partial batches, or its first
+    few lengths where they vary.
 
     Example:
         >>> [b.shape[0] for b in distinct_batches([torch.zeros(4, 2), torch.ones(4, 2), torch.zeros(1, 2)])]
@@ -57,6 +58,8 @@ def distinct_batches(batches: Iterable[Any], limit: int = 2_000) -> list[Any]:
         if i >= limit:
             break
         seen.setdefault(shapes(batch), batch)
+        if len(seen) == most:
+            break
     return list(seen.values())
 
 
