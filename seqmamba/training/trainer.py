@@ -292,8 +292,8 @@ class Trainer:
 
     def _compile_ahead(self, model: nn.Module) -> None:
         """Compile the kernels of a training step on the first batch and on the epoch's last, partial batch (where
-        the data's length is known), and of an evaluation of every distinct batch shape of the validation set, in
-        parallel before the first step instead of one by one inside it (training/ahead.py,
+        the data's length is known), and of an evaluation of each distinct batch shape of the validation set (up to
+        8), in parallel before the first step instead of one by one inside it (training/ahead.py,
         kernels/compile_ahead.py)."""
         cfg = self.config
         try:
