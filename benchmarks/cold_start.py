@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,10 +24,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from seqmamba import MambaSequenceClassifier  # noqa: E402
+from seqmamba.kernels.compile_ahead import triton_cache_dir  # noqa: E402
 
 
 def cache_entries() -> int:
-    root = Path(os.environ.get("TRITON_CACHE_DIR", Path.home() / ".triton" / "cache"))
+    root = triton_cache_dir()
     return sum(1 for p in root.glob("*") if p.name != "seqmamba_ahead") if root.is_dir() else 0  # not the markers
 
 

@@ -154,3 +154,30 @@ def test_workers_started_for_nothing_end_when_the_dry_run_launches_nothing(tmp_p
     procs = list(ahead._started)
     assert ahead.compile_ahead(lambda: None) == 0
     assert ahead._started == [] and all(p.poll() is not None for p in procs)
+
+
+class CudaLike(torch.Tensor):
+    """A CPU tensor that says it lies on cuda:1: variant_of's view of a GPU launch's argument."""
+
+    @property
+    def is_cuda(self):
+        return True
+
+    @property
+    def device(self):
+        return torch.device("cuda", 1)
+
+
+def test_a_gpu_launch_becomes_a_variant_a_worker_can_rebuild(monkeypatch):
+    import triton.language as tl
+
+    kernel = Kernel()
+    kernel.fn = types.SimpleNamespace(__module__=__name__, __name__="REACHABLE")
+    monkeypatch.setattr(sys.modules[__name__], "REACHABLE", kernel, raising=False)
+    x = torch.zeros(16, dtype=torch.bfloat16).as_subclass(CudaLike)
+    variant = ahead.variant_of(kernel, (3,), (x, x[1:], 1000, None), dict(BLOCK=8, ACC=tl.float32))
+    assert variant == ahead.Variant(
+        __name__, "REACHABLE", (3,),
+        ({"tensor": "bfloat16", "aligned": True}, {"tensor": "bfloat16", "aligned": False}, 1000, None),
+        (("ACC", {"tl_dtype": "fp32"}), ("BLOCK", 8)), 1)
+    assert ahead.variant_of(kernel, (3,), (x, 1000), dict(BLOCK=object())) is None  # JSON cannot carry it

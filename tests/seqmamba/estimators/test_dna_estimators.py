@@ -12,6 +12,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
+from torch import nn
 
 from seqmamba import MambaEmbedder, MambaSequenceClassifier
 from seqmamba.errors import InputError
@@ -225,3 +226,14 @@ def test_a_frozen_fitted_classifier_survives_clone_as_the_embedders_model(fitted
     np.testing.assert_allclose(embedder.fit().transform(X[:3]), MambaEmbedder(model=clf).fit().transform(X[:3]))
     with pytest.raises(ValueError, match=r"unfitted classifier; .*clone\(\).* FrozenEstimator\(clf\)"):
         clone(MambaEmbedder(model=clf)).fit()
+
+
+@pytest.mark.parametrize(("n_windows", "sizes"), [(10, [4, 2]), (8, [4]), (3, [4])])
+def test_prediction_dry_runs_its_first_batch_and_its_last_partial_one(monkeypatch, n_windows, sizes):
+    seen = []
+    monkeypatch.setattr("seqmamba.estimators._base.compile_forward_kernels",
+                        lambda model, fn, batches: seen.extend(b["input_ids"].shape[0] for b in batches))
+    first = {"input_ids": torch.zeros(4, 10, dtype=torch.long), "attention_mask": torch.ones(4, 10)}
+    MambaSequenceClassifier(batch_size=4)._compile_predict_kernels(nn.Identity(), None, first, n_windows,
+                                                                   torch.device("cpu"))
+    assert seen == sizes

@@ -110,3 +110,4 @@ def test_a_dry_run_alike_to_one_made_in_this_process_is_not_made_again(dry_runs)
     ahead_module.compile_forward_kernels(nn.Linear(2, 3), lambda m, b: m(b), [torch.ones(4, 2)])  # another model
     ahead_module.compile_forward_kernels(model, lambda m, b: m(b), [torch.ones(5, 2)])  # another batch
     assert len(dry_runs) == 4
+
