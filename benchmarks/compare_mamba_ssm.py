@@ -1,7 +1,7 @@
 """seqmamba's Mamba block and bidirectional encoder side by side with mamba_ssm's, in one process on one GPU.
 
 mamba_ssm (its `Mamba` block, with causal-conv1d's CUDA conv) is built at run time from the two PyPI sdists,
-for this GPU only; nothing of theirs is committed:
+for this GPU only; nothing of theirs is committed. Their Python needs einops (`pip install einops`):
 
     pip download --no-deps --no-binary :all: mamba-ssm==2.3.2.post1 causal-conv1d==1.7.0   # or the PyPI files
     PYTHONPATH=$PWD python3 benchmarks/compare_mamba_ssm.py --mamba-sdist mamba_ssm-2.3.2.post1.tar.gz \\

@@ -32,6 +32,7 @@ def load_extension(sdist: str | os.PathLike, build_dir: str | os.PathLike | None
     from torch.utils.cpp_extension import load
 
     root = Path(build_dir or os.environ.get("MAMBA_SSM_BUILD_DIR") or tempfile.mkdtemp(prefix="mamba_ssm_"))
+    root.mkdir(parents=True, exist_ok=True)  # torch's loader puts its lock file there
     sdist = Path(sdist)
     if sdist.is_file():
         with tarfile.open(sdist) as archive:

@@ -79,8 +79,10 @@ def _state_grads(n, A, A2, B, C, DB_SUM, DC_SUM, TILE_STATES, state_offs, bc_bas
     return y, gB_sum, ddt_decay, dA_acc
 
 
+# Counts that change with L and the batch are not specialized on (==1, divisible by 16): a new length reuses
+# the compiled kernel (offsets get their alignment from BLOCK_L, d_state and length).
 @triton.heuristics({"ACC": working_dtype("A2")})
-@triton.jit
+@triton.jit(do_not_specialize=["blocks_per_group", "n_tiles", "tiles_per_chunk", "n_chunks"])
 def scan_bwd_kernel(
     U, U_R, DELTA, DELTA_R, A, A2, B, B_R, C, C_R, D, Z, BIAS, DOUT, TILE_STATES,  # inputs; A2 = A * log2(e)
     G_CARRY,  # (2, batch, dim, n_chunks, N): [0] g = dL/dh entering each chunk from its far end; [1] scratch

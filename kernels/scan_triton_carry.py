@@ -16,8 +16,10 @@ import triton.language as tl
 from .scan_triton_common import combine, working_dtype
 
 
+# Counts that change with L and the batch are not specialized on (==1, divisible by 16): a new length reuses
+# the compiled kernel (offsets get their alignment from BLOCK_L, d_state and length).
 @triton.heuristics({"ACC": working_dtype("CHUNK_LOCAL")})
-@triton.jit
+@triton.jit(do_not_specialize=["n_chunks"])
 def chunk_carry_kernel(
     H0, CHUNK_LOCAL, CHUNK_DECAY, ENTER, FINAL,  # (batch, dim, n_chunks, N) but H0 and FINAL (batch, dim, N)
     d_state, n_chunks,

@@ -35,8 +35,10 @@ from .scan_triton_common import (
 )
 
 
+# Counts that change with L and the batch are not specialized on (==1, divisible by 16): a new length reuses
+# the compiled kernel (offsets get their alignment from BLOCK_L, d_state and length).
 @triton.heuristics({"ACC": working_dtype("A2"), "STORE_LAST": lambda args: args["n_chunks"] == 1})
-@triton.jit
+@triton.jit(do_not_specialize=["blocks_per_group", "n_tiles", "tiles_per_chunk", "n_chunks", "n_state_tiles"])
 def scan_fwd_kernel(
     U, U_R, DELTA, DELTA_R, A2, B, B_R, C, C_R, D, Z, BIAS,  # inputs; A2 = A * log2(e), (dim, N), working dtype
     ENTER,  # (batch, dim, n_chunks, N): state entering each chunk

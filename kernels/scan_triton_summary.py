@@ -58,8 +58,10 @@ def _summary_inputs(U, DELTA, B, row, bc_offs, n_ok, tile, length, d_mask, BLOCK
     return u, delta, B_tile, mask
 
 
+# Counts that change with L and the batch are not specialized on (==1, divisible by 16): a new length reuses
+# the compiled kernel (offsets get their alignment from BLOCK_L, d_state and length).
 @triton.heuristics({"ACC": working_dtype("A2")})
-@triton.jit
+@triton.jit(do_not_specialize=["blocks_per_group", "n_chunks"])
 def fwd_summary_kernel(
     U, U_R, DELTA, DELTA_R, A2, B, B_R, BIAS, CHUNK_LOCAL, CHUNK_DECAY,
     dim, length, d_state, groups, channels_per_group, blocks_per_group, chunk_len, n_chunks,
@@ -119,8 +121,10 @@ def _fwd_summary_program(
     tl.store(CHUNK_DECAY + chunk_offs, tl.exp2(A2_tile * later[:, None]), mask=dn_mask)
 
 
+# Counts that change with L and the batch are not specialized on (==1, divisible by 16): a new length reuses
+# the compiled kernel (offsets get their alignment from BLOCK_L, d_state and length).
 @triton.heuristics({"ACC": working_dtype("A2")})
-@triton.jit
+@triton.jit(do_not_specialize=["blocks_per_group", "n_chunks"])
 def bwd_summary_kernel(
     DELTA, DELTA_R, A2, C, C_R, Z, BIAS, DOUT, G_LOCAL, G_DECAY,
     dim, length, d_state, groups, channels_per_group, blocks_per_group, chunk_len, n_chunks,

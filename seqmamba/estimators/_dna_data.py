@@ -94,17 +94,23 @@ class Batch:
         return {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
 
 
+PAD_TO_MULTIPLE_OF = 16  # batch widths (tokens): see encode_windows
+
+
 def encode_windows(
     sequences: Sequence[str], windows: Sequence[WindowRef], tokenizer: DNATokenizer, add_cls: bool,
     names: Sequence[str] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokenize and right-pad a group of windows: ids ``(b, L)`` int64 and mask ``(b, L)``."""
+    """Tokenize and right-pad a group of windows: ids ``(b, L)`` int64 and mask ``(b, L)``, L the longest
+    window rounded up to a multiple of PAD_TO_MULTIPLE_OF."""
     encoded = []
     for w in windows:
         record = names[w.row] if names is not None else f"sequence {w.row}"
         ids = tokenizer.encode(sequences[w.row][w.start:w.end], record=record, offset=w.start)
         encoded.append(np.concatenate(([CLS], ids)) if add_cls else ids)
-    width = max(len(ids) for ids in encoded)
+    # Widths a multiple of 16, as Hugging Face's pad_to_multiple_of: the GPU scan then compiles one kernel for
+    # every length (Triton specializes a row length on its divisibility by 16) and loads its rows aligned.
+    width = -(-max(len(ids) for ids in encoded) // PAD_TO_MULTIPLE_OF) * PAD_TO_MULTIPLE_OF
     input_ids = np.full((len(encoded), width), PAD, dtype=np.int64)
     mask = np.zeros((len(encoded), width), dtype=np.int64)
     for row, ids in enumerate(encoded):

@@ -181,3 +181,32 @@ def test_a_gpu_launch_becomes_a_variant_a_worker_can_rebuild(monkeypatch):
         ({"tensor": "bfloat16", "aligned": True}, {"tensor": "bfloat16", "aligned": False}, 1000, None),
         (("ACC", {"tl_dtype": "fp32"}), ("BLOCK", 8)), 1)
     assert ahead.variant_of(kernel, (3,), (x, 1000), dict(BLOCK=object())) is None  # JSON cannot carry it
+
+
+def test_a_new_length_reuses_the_compiled_scan_kernels(gpu_like, monkeypatch):
+    """The loop counts that change with L are not specialized on: L 256 and L 4,096 (both multiples of 16)
+    make the same forward, summary and backward variants (only the small carry kernel's block follows the
+    chunk count)."""
+    from seqmamba.kernels import scan_triton
+    from seqmamba.kernels.scan_tuning import HOPPER
+
+    monkeypatch.setattr(scan_triton, "interpreting", lambda: False)
+    scan_triton._plans.clear()
+    variants = []
+    for length in (256, 4096):
+        g = torch.Generator().manual_seed(0)
+        u = torch.randn(1, 64, length, generator=g, requires_grad=True)
+        delta, z = torch.rand(1, 64, length, generator=g), torch.randn(1, 64, length, generator=g)
+        B, C = torch.randn(1, 16, length, generator=g), torch.randn(1, 16, length, generator=g)
+        A, D = -torch.rand(64, 16, generator=g), torch.ones(64)
+        with _fast_launch.recording_launches() as launches:
+            out = scan_triton.scan_checked(u, delta, A, B, C, D, z, torch.zeros(64), True, False, reverse=False,
+                                           initial_state=None, tuning=HOPPER)
+            out.sum().backward()
+        variants.append({_fast_launch.jit_function(k).__name__: ahead.specialization(k, args, cx)
+                         for k, _grid, args, cx in launches})
+    scan_triton._plans.clear()
+    short, long = variants
+    assert {"scan_fwd_kernel", "fwd_summary_kernel", "bwd_summary_kernel", "scan_bwd_kernel"} <= short.keys()
+    for name in ("scan_fwd_kernel", "fwd_summary_kernel", "bwd_summary_kernel", "scan_bwd_kernel"):
+        assert short[name] == long[name], name

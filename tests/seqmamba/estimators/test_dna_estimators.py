@@ -16,7 +16,8 @@ from torch import nn
 
 from seqmamba import MambaEmbedder, MambaSequenceClassifier
 from seqmamba.errors import InputError
-from seqmamba.estimators._dna_data import plan_windows, window_spans
+from seqmamba.estimators._dna_data import WindowRef, iter_batches, plan_windows, window_spans
+from seqmamba.tokenizers.dna import PAD, DNATokenizer
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,16 @@ def test_window_spans_cover_the_sequence():
     assert window_spans(3, 4, 4) == [(0, 3)]
     refs = plan_windows(["A" * 9, "C" * 2], 4, 4)
     assert [(w.row, w.start, w.end) for w in refs] == [(0, 0, 4), (0, 4, 8), (0, 8, 9), (1, 0, 2)]
+
+
+def test_batches_are_padded_to_a_multiple_of_16_and_the_mask_holds_the_real_tokens():
+    seqs = ["ACGT" * 75, "ACG" * 10, "A" * 32]
+    windows = [WindowRef(i, 0, len(s)) for i, s in enumerate(seqs)]
+    (batch,) = iter_batches(seqs, windows, DNATokenizer(), batch_size=3, add_cls=True)
+    assert batch.input_ids.shape == (3, 304)  # 301 tokens with [CLS], rounded up
+    real = {w.row: w.end - w.start + 1 for w in batch.windows}
+    assert sorted(batch.attention_mask.sum(1).tolist()) == sorted(real.values())
+    assert (batch.input_ids[batch.attention_mask == 0] == PAD).all()
 
 
 def test_init_stores_params_unchanged_and_validates_in_fit():
