@@ -58,8 +58,8 @@ PUBLISHED = {key: dict(zip(_MODELS, pairs)) for key, pairs in {
 PUBLISHED_MODELS = ("S-Mamba", "iTransformer", "PatchTST", "DLinear")
 # The forecaster's settings for the table (one set for every data set and horizon).
 MODEL = dict(architecture="variate", d_model=64, n_layers=2, d_state=2, dropout=0.1, linear_path="auto",
-             linear_init="ridge", linear_alpha=1e-3, linear_lr_scale=1.0, confirm_fraction=0.5, max_epochs=10,
-             batch_size=32, lr=1e-4, patience=3)
+             linear_init="ridge", linear_alpha=1e-3, linear_lr_scale=1.0, confirm_fraction=0.5, confirm_alpha=0.05,
+             max_epochs=10, batch_size=32, lr=1e-4, patience=3)
 SMOKE = dict(architecture="variate", d_model=16, n_layers=1, d_state=2, dropout=0.0, linear_path="auto",
              linear_init="ridge", max_epochs=1, batch_size=64, lr=1e-3, patience=None)
 

@@ -45,6 +45,9 @@ from .options import device_option, quiet_option, threads_option
 @click.option("--confirm-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.5,
               show_default=True, help="Share of the validation rows held back from early stopping; the trained "
                                       "network is kept only if it beats the linear start there (0: off).")
+@click.option("--confirm-alpha", type=click.FloatRange(min=0, max=1, min_open=True), default=0.05,
+              show_default=True, help="Level of the Diebold-Mariano test by which the trained network (or its "
+                                      "mix with the start) must beat the linear start there (1: any lower MSE).")
 @threads_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True,
@@ -64,7 +67,8 @@ from .options import device_option, quiet_option, threads_option
                    "forecast gets a column <target>_q<level> per level, evaluate the pinball loss and coverage.")
 def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, architecture: str, d_model: int,
                    n_layers: int, d_state: int, patch_len: int, max_epochs: int, batch_size: int, lr: float,
-                   linear_path: str, linear_init: str, confirm_fraction: float, patience: int, split: str,
+                   linear_path: str, linear_init: str, confirm_fraction: float,
+                   confirm_alpha: float, patience: int, split: str,
                    missing: str, device: str, threads: int | None, seed: int, overwrite: bool, quiet: bool,
                    id_col: str | None, covariates: tuple[str, ...], future_covariates: tuple[str, ...],
                    quantiles: str | None) -> None:
@@ -113,6 +117,7 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
                             d_state=d_state, patch_len=patch_len, architecture=architecture,
                             max_epochs=max_epochs, batch_size=batch_size, lr=lr, patience=patience,
                             linear_path=linear_path, linear_init=linear_init, confirm_fraction=confirm_fraction,
+                            confirm_alpha=confirm_alpha,
                             device=device, n_threads=threads,
                             random_state=seed, verbose=0 if quiet else 1, id_col=id_col,
                             past_covariates=list(past_names) or None, future_covariates=list(future_names) or None,

@@ -52,8 +52,9 @@ class MambaForecaster(BaseEstimator):
     before the first step the network *is* that linear model. Its validation MSE is measured before
     training and competes with every epoch: early stopping keeps whichever is best. The latest
     ``confirm_fraction`` of the validation rows is held back from early stopping: the linear start, the
-    trained network and their even mix (the mean of their forecasts) are scored there and the best is
-    kept (see :mod:`seqmamba.forecasting.confirm`), so training can only replace the start by something
+    trained network and their even mix (the mean of their forecasts) are scored there, and the mix or
+    the network replaces the start only where it is better there by a significance test (see
+    :mod:`seqmamba.forecasting.confirm`): training can only replace the start by something shown to be
     better on validation windows it was not selected on.
 
     Args:
@@ -76,6 +77,9 @@ class MambaForecaster(BaseEstimator):
         confirm_fraction: share of the validation rows (the latest) held back from early stopping
             to confirm that training beat the linear start (``linear_init="ridge"`` only; 0: no
             confirmation, the early-stopping winner is kept).
+        confirm_alpha: the level of the one-sided Diebold-Mariano test by which the mix or the trained
+            network must beat the simpler forecaster on the held-back windows to replace it (1.0: a lower
+            MSE is enough).
         max_epochs, batch_size, lr, weight_decay: the training run (batch_size counts windows).
         patience: epochs without a better validation MSE before stopping (None: never); the best
             epoch's weights are kept.
@@ -151,8 +155,9 @@ class MambaForecaster(BaseEstimator):
     def __init__(self, lookback: int = 96, horizon: int = 96, d_model: int = 64, n_layers: int = 2,
                  d_state: int = 2, patch_len: int = 16, architecture: str = "variate", dropout: float = 0.1,
                  linear_path: str = "auto", linear_init: str = "ridge", linear_alpha: float = 1e-3,
-                 linear_lr_scale: float = 1.0, confirm_fraction: float = 0.5, max_epochs: int = 10,
-                 batch_size: int = 32, lr: float = 1e-4, weight_decay: float = 0.01, patience: int | None = 3,
+                 linear_lr_scale: float = 1.0, confirm_fraction: float = 0.5, confirm_alpha: float = 0.05,
+                 max_epochs: int = 10, batch_size: int = 32, lr: float = 1e-4, weight_decay: float = 0.01,
+                 patience: int | None = 3,
                  validation_fraction: float = 0.1, max_time: float | None = None, device: str = "auto",
                  n_threads: int | None = None, random_state: int | None = 0, verbose: int = 1,
                  id_col: str | None = None, past_covariates: list[str] | None = None,
@@ -170,6 +175,7 @@ class MambaForecaster(BaseEstimator):
         self.linear_alpha = linear_alpha
         self.linear_lr_scale = linear_lr_scale
         self.confirm_fraction = confirm_fraction
+        self.confirm_alpha = confirm_alpha
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -314,7 +320,7 @@ class MambaForecaster(BaseEstimator):
             # best_step 0: no epoch beat the start even on the early-stopping rows (the weights are the start's).
             kept, confirm_mse = ("start" if state.best_step == 0 else "trained"), {}
             if data.confirm is not None:
-                kept, confirm_mse = keep_better(model, start, data.confirm)
+                kept, confirm_mse = keep_better(model, start, data.confirm, alpha=self.confirm_alpha)
         check_trained(model, where, self.lr)  # a diverged run (NaN loss) would forecast NaN for every input
         self.model_ = model.eval()
         self.config_ = config
@@ -363,6 +369,8 @@ class MambaForecaster(BaseEstimator):
             raise ValueError(f"linear_lr_scale must be >= 0, got {self.linear_lr_scale}")
         if not 0 <= self.confirm_fraction < 1:
             raise ValueError(f"confirm_fraction must be in [0, 1), got {self.confirm_fraction}")
+        if not 0 < self.confirm_alpha <= 1:
+            raise ValueError(f"confirm_alpha must be in (0, 1], got {self.confirm_alpha}")
         from ..training import seed_everything
 
         config = self._config(n_variables)

@@ -12,7 +12,7 @@ from sklearn.base import clone
 from seqmamba import MambaForecaster
 from seqmamba.baselines import DLinear, evaluate_windows
 from seqmamba.datasets.timeseries import SlidingWindows
-from seqmamba.forecasting.confirm import keep_better, split_validation
+from seqmamba.forecasting.confirm import dm_pvalue, keep_better, split_validation
 from seqmamba.forecasting.linear_init import fit_linear_path, fit_skip, linear_forecast
 from seqmamba.modules.revin import RevIN
 
@@ -209,11 +209,39 @@ def test_keep_better_keeps_the_better_weights_on_the_held_back_windows(start_sca
     assert float(model.scale.detach()) == (trained_scale if kept == "trained" else start_scale)
 
 
+def test_dm_pvalue_is_a_z_test_at_horizon_1_and_widens_over_overlapping_windows():
+    rng = np.random.default_rng(1)
+    simple, other = rng.normal(1.1, 1.0, 200), rng.normal(1.0, 1.0, 200)
+    gap = simple - other
+    z = gap.mean() / (gap.std() / np.sqrt(len(gap)))  # population std: the variance at lag 0
+    from math import erfc, sqrt
+    assert dm_pvalue(simple, other, horizon=1) == pytest.approx(0.5 * erfc(z / sqrt(2)))
+    # Errors shared by runs of 8 windows (as overlapping targets share them): the same mean gap is less evidence.
+    runs_simple, runs_other = np.repeat(simple[:25], 8), np.repeat(other[:25], 8)
+    assert dm_pvalue(runs_simple, runs_other, horizon=8) > dm_pvalue(runs_simple, runs_other, horizon=1)
+    assert dm_pvalue(other, simple, 1) == pytest.approx(1 - dm_pvalue(simple, other, 1))
+
+
+def test_a_held_back_lead_too_small_to_be_significant_keeps_the_start():
+    # AR(1) with a weak coefficient: persistence scaled by it wins the held-back windows by a hair.
+    rng = np.random.default_rng(6)  # a draw where it wins (p 0.41)
+    values = np.zeros((60, 1), np.float32)
+    for t in range(1, 60):
+        values[t] = 0.1 * values[t - 1] + rng.normal()
+    windows = SlidingWindows(values, L, H)
+    model, start = _Persistence(0.1), {"scale": torch.tensor(0.0)}
+    kept, scores = keep_better(model, start, windows, alpha=1.0)
+    assert kept == "trained" and scores["trained"] < scores["start"]  # a lower MSE, as the data was drawn
+    kept, _ = keep_better(model, start, windows)  # alpha 0.05
+    assert kept == "start" and float(model.scale.detach()) == 0.0
+
+
 def test_fit_confirms_on_held_back_rows():
     values = series()
-    model = MambaForecaster(**TINY, max_epochs=3, lr=1e-2).fit(values[:240], X_val=values[240 - L:])
+    model = MambaForecaster(**TINY, max_epochs=3, lr=1e-2, confirm_alpha=1.0).fit(values[:240],
+                                                                               X_val=values[240 - L:])
     assert list(model.confirm_mse_) == ["start", "blend", "trained"]
-    assert model.kept_ == min(model.confirm_mse_, key=model.confirm_mse_.get)
+    assert model.kept_ == min(model.confirm_mse_, key=model.confirm_mse_.get)  # alpha 1: any lower MSE
     held_back = values[240 - L + 30:]  # 76 validation rows: 16 warm-up, 30 to stop on, the last 30 held back
     scaled = SlidingWindows(model.scaler_.transform(held_back), L, H)
     got = evaluate_windows(lambda x: model.model_(torch.from_numpy(x)).detach(), scaled)["mse"]
