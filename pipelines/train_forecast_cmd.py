@@ -131,7 +131,8 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
         best += f" (linear start: {model.start_val_mse_:.4f})"
     if model.confirm_mse_:
         held = model.confirm_mse_
-        scores = ", ".join(f"{name} {mse:.4f}" for name, mse in held.items())
+        scores = ", ".join(f"{name} {mse:.4f}" + (f" (p {model.confirm_pvalue_[name]:.2g})" if name in
+                                                  model.confirm_pvalue_ else "") for name, mse in held.items())
         best += f"; held-back validation MSE: {scores}; kept the {model.kept_}"
     click.echo(f"trained {model.n_epochs_} epoch(s) on {len(frame)} rows x {what}{best}; model in {target}",
                err=True)

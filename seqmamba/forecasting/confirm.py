@@ -95,13 +95,14 @@ def dm_pvalue(simple: np.ndarray, other: np.ndarray, horizon: int) -> float:
 
 
 def keep_better(model: nn.Module, start: dict[str, torch.Tensor], windows: Any, batch_size: int = 1024,
-                alpha: float = 0.05) -> tuple[str, dict[str, float]]:
+                alpha: float = 0.05) -> tuple[str, dict[str, float], dict[str, float]]:
     """Score the trained ``model``, its ``start`` weights and (where the model has ``blended_state``) their
     even mix on ``windows`` (a SlidingWindows, stride 1) and leave the model holding the one kept: walking
     from the simplest (start, mix, trained), a candidate replaces the one kept so far only where its loss is
     lower with :func:`dm_pvalue` below ``alpha`` (1.0: wherever its MSE is lower).
 
-    Returns (``"start"``, ``"blend"`` or ``"trained"``, {candidate: mse}).
+    Returns (``"start"``, ``"blend"`` or ``"trained"``, {candidate: mse}, {candidate but the start: the p-value
+    against the one kept before it}).
     """
     device = next(model.parameters()).device
     was_training = model.training
@@ -120,11 +121,11 @@ def keep_better(model: nn.Module, start: dict[str, torch.Tensor], windows: Any, 
     for name, state in candidates.items():
         model.load_state_dict(state)
         losses[name] = window_mse(forecast, windows, batch_size)
-    kept = "start"
+    kept, pvalues = "start", {}
     for name in list(candidates)[1:]:
-        lower = losses[name].mean() < losses[kept].mean()
-        if lower and (alpha >= 1 or dm_pvalue(losses[kept], losses[name], windows.horizon) < alpha):
+        pvalues[name] = dm_pvalue(losses[kept], losses[name], windows.horizon)
+        if losses[name].mean() < losses[kept].mean() and (alpha >= 1 or pvalues[name] < alpha):
             kept = name
     model.load_state_dict(candidates[kept])
     model.train(was_training)
-    return kept, {name: float(loss.mean()) for name, loss in losses.items()}
+    return kept, {name: float(loss.mean()) for name, loss in losses.items()}, pvalues

@@ -110,7 +110,8 @@ class MambaForecaster(BaseEstimator):
     epoch), ``best_val_mse_``, ``n_epochs_``, ``start_val_mse_`` (validation MSE before the first
     step), ``linear_val_mse_`` (validation MSE of each closed-form linear path tried, by input),
     ``confirm_mse_`` (``{"start", "blend", "trained"}`` MSE on the held-back rows; empty when not
-    confirmed), ``kept_`` (``"start"``, ``"blend"``, the even mix of the two forecasts, or
+    confirmed), ``confirm_pvalue_`` (the Diebold-Mariano p-value of ``"blend"`` and of ``"trained"`` against the
+    one kept before each was tried), ``kept_`` (``"start"``, ``"blend"``, the even mix of the two forecasts, or
     ``"trained"``: which weights the forecaster holds), and ``train_span_`` / ``val_span_`` (first and
     last timestamp of the training rows and of the validation rows scored in fit; None without
     timestamps): :meth:`evaluate` warns when the rows it scores fall inside them. ``feature_names_in_`` are the
@@ -318,13 +319,13 @@ class MambaForecaster(BaseEstimator):
                 callbacks=[_History()])
             state = trainer.fit()
             # best_step 0: no epoch beat the start even on the early-stopping rows (the weights are the start's).
-            kept, confirm_mse = ("start" if state.best_step == 0 else "trained"), {}
+            kept, confirm_mse, confirm_p = ("start" if state.best_step == 0 else "trained"), {}, {}
             if data.confirm is not None:
-                kept, confirm_mse = keep_better(model, start, data.confirm, alpha=self.confirm_alpha)
+                kept, confirm_mse, confirm_p = keep_better(model, start, data.confirm, alpha=self.confirm_alpha)
         check_trained(model, where, self.lr)  # a diverged run (NaN loss) would forecast NaN for every input
         self.model_ = model.eval()
         self.config_ = config
-        self.kept_, self.confirm_mse_ = kept, confirm_mse
+        self.kept_, self.confirm_mse_, self.confirm_pvalue_ = kept, confirm_mse, confirm_p
         self.history_ = history
         self.n_epochs_ = len(history)
         self.best_val_mse_ = state.best_metric

@@ -105,6 +105,7 @@ def save_dir(est: Any, directory: str | os.PathLike) -> Path:
         "start_val_mse_": getattr(est, "start_val_mse_", None),
         "linear_val_mse_": getattr(est, "linear_val_mse_", {}),
         "confirm_mse_": getattr(est, "confirm_mse_", {}),
+        "confirm_pvalue_": getattr(est, "confirm_pvalue_", {}),
         "kept_": getattr(est, "kept_", "trained"),
     })
     envelope = {"format_version": FORMAT, "model_type": type(est).__name__, "seqmamba_version": __version__,
@@ -237,6 +238,7 @@ def _read_fitted(est: Any, record: model_dir.Record, n: int) -> int | None:
     est.start_val_mse_ = record.get("fitted.start_val_mse_", float | None, None)
     est.linear_val_mse_ = record.get("fitted.linear_val_mse_", dict, {})
     est.confirm_mse_ = record.get("fitted.confirm_mse_", dict, {})
+    est.confirm_pvalue_ = record.get("fitted.confirm_pvalue_", dict, {})
     est.kept_ = record.get("fitted.kept_", str, "trained")
     if "fitted.panel" in record:
         if est.id_col is None:

@@ -202,7 +202,7 @@ def test_keep_better_keeps_the_better_weights_on_the_held_back_windows(start_sca
     windows = SlidingWindows(np.full((60, 2), 3.0, np.float32), L, H)  # flat at 3: persistence is exact
     model = _Persistence(trained_scale)
     start = {"scale": torch.tensor(start_scale)}
-    got, scores = keep_better(model, start, windows)
+    got, scores, _ = keep_better(model, start, windows)
     assert got == kept
     assert scores == {"start": pytest.approx(9.0 * (1 - start_scale) ** 2),
                       "trained": pytest.approx(9.0 * (1 - trained_scale) ** 2)}
@@ -230,9 +230,10 @@ def test_a_held_back_lead_too_small_to_be_significant_keeps_the_start():
         values[t] = 0.1 * values[t - 1] + rng.normal()
     windows = SlidingWindows(values, L, H)
     model, start = _Persistence(0.1), {"scale": torch.tensor(0.0)}
-    kept, scores = keep_better(model, start, windows, alpha=1.0)
+    kept, scores, pvalues = keep_better(model, start, windows, alpha=1.0)
     assert kept == "trained" and scores["trained"] < scores["start"]  # a lower MSE, as the data was drawn
-    kept, _ = keep_better(model, start, windows)  # alpha 0.05
+    assert pvalues["trained"] == pytest.approx(0.41, abs=0.01)
+    kept, _, _ = keep_better(model, start, windows)  # alpha 0.05
     assert kept == "start" and float(model.scale.detach()) == 0.0
 
 
@@ -242,6 +243,8 @@ def test_fit_confirms_on_held_back_rows():
                                                                                X_val=values[240 - L:])
     assert list(model.confirm_mse_) == ["start", "blend", "trained"]
     assert model.kept_ == min(model.confirm_mse_, key=model.confirm_mse_.get)  # alpha 1: any lower MSE
+    assert set(model.confirm_pvalue_) == {"blend", "trained"}
+    assert all(0 <= p <= 1 for p in model.confirm_pvalue_.values())
     held_back = values[240 - L + 30:]  # 76 validation rows: 16 warm-up, 30 to stop on, the last 30 held back
     scaled = SlidingWindows(model.scaler_.transform(held_back), L, H)
     got = evaluate_windows(lambda x: model.model_(torch.from_numpy(x)).detach(), scaled)["mse"]
