@@ -147,6 +147,7 @@ def test_save_load_and_pickle_keep_the_chosen_input(tmp_path):
     assert loaded.config_.skip_input == "raw" and loaded.linear_val_mse_ == model.linear_val_mse_
     assert loaded.start_val_mse_ == model.start_val_mse_
     assert (loaded.kept_, loaded.confirm_mse_) == (model.kept_, model.confirm_mse_) and model.confirm_mse_
+    assert loaded.confirm_pvalue_ == model.confirm_pvalue_ and model.confirm_pvalue_
     np.testing.assert_array_equal(loaded.predict(values), expected)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(values), expected)
 
