@@ -78,7 +78,8 @@ def run(dataset: str, lookback: int, horizon: int, device: str, seed: int) -> di
             row["skip"] = model.config_.skip_input
             row["dlinear"] = evaluate_windows(DLinear(lookback, horizon).fit(scaled(train)).predict, windows)["mse"]
         print(f"{dataset} L={lookback} H={horizon} {name}: test {row[name]['test']:.4f}, {kind} val "
-              f"{score:.4f}, kept {model.kept_} {model.confirm_mse_ or ''}, {model.n_epochs_} epochs, {seconds:.0f} s",
+              f"{score:.4f}, kept {model.kept_} {model.confirm_mse_ or ''} p {model.confirm_pvalue_ or ''}, "
+              f"{model.n_epochs_} epochs, {seconds:.0f} s",
               file=sys.stderr, flush=True)
     row["pick"] = min(VARIANTS, key=lambda name: row[name]["val"])
     return row
