@@ -131,11 +131,17 @@ def train_forecast(data: str, model_dir: str, lookback: int, horizon: int, archi
         best += f" (linear start: {model.start_val_mse_:.4f})"
     if model.confirm_mse_:
         held = model.confirm_mse_
-        scores = ", ".join(f"{name} {mse:.4f}" + (f" (p {model.confirm_pvalue_[name]:.2g})" if name in
-                                                  model.confirm_pvalue_ else "") for name, mse in held.items())
+        scores = ", ".join(f"{name} {mse:.4f}{_p_note(model.confirm_pvalue_, name)}" for name, mse in held.items())
         best += f"; held-back validation MSE: {scores}; kept the {model.kept_}"
     click.echo(f"trained {model.n_epochs_} epoch(s) on {len(frame)} rows x {what}{best}; model in {target}",
                err=True)
+
+
+def _p_note(pvalues: dict, name: str) -> str:
+    """" (p 0.031)" after a held-back candidate's MSE; " (too few windows to test)" where it had none."""
+    if name not in pvalues:
+        return ""
+    return " (too few windows to test)" if pvalues[name] is None else f" (p {pvalues[name]:.2g})"
 
 
 def column_list(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -238,6 +238,15 @@ def test_a_held_back_lead_too_small_to_be_significant_keeps_the_start():
     assert kept == "start" and float(model.scale.detach()) == 0.0
 
 
+def test_held_back_windows_fewer_than_two_horizons_cannot_replace_the_start():
+    windows = SlidingWindows(np.full((L + 3 * H - 2, 1), 3.0, np.float32), L, H)  # 2H - 1 windows
+    assert len(windows) == 2 * H - 1
+    model, start = _Persistence(1.0), {"scale": torch.tensor(0.0)}  # exact against all wrong
+    kept, scores, pvalues = keep_better(model, start, windows)
+    assert kept == "start" and pvalues == {"trained": None} and scores["trained"] < scores["start"]
+    assert keep_better(_Persistence(1.0), start, windows, alpha=1.0)[0] == "trained"
+
+
 def test_fit_confirms_on_held_back_rows():
     values = series()
     model = MambaForecaster(**TINY, max_epochs=3, lr=1e-2, confirm_alpha=1.0).fit(values[:240],
