@@ -247,6 +247,19 @@ def test_held_back_windows_fewer_than_two_horizons_cannot_replace_the_start():
     assert keep_better(_Persistence(1.0), start, windows, alpha=1.0)[0] == "trained"
 
 
+def test_a_validation_span_too_short_to_hold_rows_back_keeps_the_start():
+    values = series()
+    short_val = values[240 - L:240 + H + 1]  # 2 windows: too few to split
+    free = MambaForecaster(**TINY, max_epochs=3, lr=3e-2, confirm_fraction=0).fit(values[:240], X_val=short_val)
+    assert free.kept_ == "trained"  # early stopping's best epoch beat the start on those windows
+    with pytest.warns(UserWarning, match="too few to hold"):
+        model = MambaForecaster(**TINY, max_epochs=3, lr=3e-2).fit(values[:240], X_val=short_val)
+    assert model.kept_ == "start" and model.confirm_mse_ == {}
+    start = MambaForecaster(**TINY, max_epochs=1, lr=1e-12, confirm_fraction=0).fit(values[:240], X_val=short_val)
+    np.testing.assert_allclose(model.predict(), start.predict(), rtol=1e-5)  # (a step of 1e-12 from the start)
+    assert not np.allclose(free.predict(), start.predict(), rtol=1e-5)
+
+
 def test_fit_confirms_on_held_back_rows():
     values = series()
     model = MambaForecaster(**TINY, max_epochs=3, lr=1e-2, confirm_alpha=1.0).fit(values[:240],
