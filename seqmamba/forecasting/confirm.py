@@ -12,9 +12,9 @@ A third candidate is their even mix, whose forecast is the mean of the two (for 
 express it, :meth:`VariateMamba.blended_state`): where the two err differently, their mean can
 beat both, and the held-back rows decide whether it did.
 
-A lower held-back MSE alone was not enough either: at lookback 336, ETTh1's trained networks won the
-held-back rows by 0.3-0.4 % and lost on test (by 2.6 % at horizon 336), and Exchange's won them by 15 %
-at horizon 336 and lost on test by 9 %. Windows one step apart share all but one of their target rows,
+A lower held-back MSE alone was not enough either: ETTh1's trained networks (lookback 336) won the
+held-back rows by 0.3-0.4 % and lost on test (by 2.6 % at horizon 336), and Exchange's (lookback 96,
+horizon 336) won them by 15 % and lost on test by 9 %. Windows one step apart share all but one of their target rows,
 so a few hundred of them hold few independent errors. So a candidate replaces a simpler one (the start,
 then the mix) only where a one-sided Diebold-Mariano test over the held-back windows (per-window MSE,
 Newey-West variance over the horizon - 1 lags that overlapping targets correlate) finds its loss lower
