@@ -30,10 +30,19 @@ def evaluate_windows(model_fn: Callable[[np.ndarray], Any], windows: Any, batch_
         >>> evaluate_windows(lambda x: np.zeros((len(x), 2, 2)), data)
         {'mse': 1.0, 'mae': 1.0, 'n_windows': 5}
     """
-    x, y = windows.arrays()  # (n, L, C), (n, H, C): views
-    if len(x) == 0:
+    squared, absolute = window_errors(model_fn, windows, batch_size)
+    if len(squared) == 0:
         raise ValueError("no complete window in this span: it is shorter than lookback + horizon")
-    squared = absolute = 0.0
+    # Every window holds H x C values: the mean of the windows' means weighs every value alike.
+    return {"mse": float(squared.mean()), "mae": float(absolute.mean()), "n_windows": len(squared)}
+
+
+def window_errors(model_fn: Callable[[np.ndarray], Any], windows: Any, batch_size: int = 2048
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's MSE and MAE (over its steps and variables), two ``(n_windows,)`` float64 arrays: what
+    :func:`evaluate_windows` averages, and what a test between two forecasters compares window by window."""
+    x, y = windows.arrays()  # (n, L, C), (n, H, C): views
+    squared, absolute = np.empty(len(x)), np.empty(len(x))
     for start in range(0, len(x), batch_size):
         batch = np.ascontiguousarray(x[start:start + batch_size])  # (b, L, C)
         forecast = model_fn(batch)
@@ -42,8 +51,7 @@ def evaluate_windows(model_fn: Callable[[np.ndarray], Any], windows: Any, batch_
         target = y[start:start + batch_size]
         if forecast.shape != target.shape:
             raise ValueError(f"model_fn returned shape {forecast.shape}, expected {target.shape}")
-        error = forecast.astype(np.float64) - target  # float64 sums: millions of terms
-        squared += float(np.square(error).sum())
-        absolute += float(np.abs(error).sum())
-    count = y.size
-    return {"mse": squared / count, "mae": absolute / count, "n_windows": len(x)}
+        error = forecast.astype(np.float64) - target  # (b, H, C), float64: millions of terms in all
+        squared[start:start + len(error)] = np.square(error).mean(axis=(1, 2))
+        absolute[start:start + len(error)] = np.abs(error).mean(axis=(1, 2))
+    return squared, absolute

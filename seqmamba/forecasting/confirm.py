@@ -58,19 +58,6 @@ def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def window_mse(forecast: Any, windows: Any, batch_size: int = 1024) -> np.ndarray:
-    """The MSE of each window (over its steps and variables), ``(n_windows,)`` float64; their mean is
-    :func:`seqmamba.baselines.evaluate_windows`'s ``mse``. ``forecast`` maps ``(b, L, C)`` to ``(b, H, C)``."""
-    x, y = windows.arrays()  # (n, L, C), (n, H, C)
-    out = np.empty(len(x))
-    for start in range(0, len(x), batch_size):
-        pred = forecast(np.ascontiguousarray(x[start:start + batch_size]))
-        pred = pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
-        error = pred.astype(np.float64) - y[start:start + batch_size]  # (b, H, C)
-        out[start:start + len(error)] = np.square(error).mean(axis=(1, 2))
-    return out
-
-
 def dm_pvalue(simple: np.ndarray, other: np.ndarray, horizon: int) -> float | None:
     """One-sided Diebold-Mariano p-value for "``other``'s expected loss is lower than ``simple``'s", from the
     per-window losses of the two on the same windows (stride 1). The variance of the mean loss gap is
@@ -110,6 +97,8 @@ def keep_better(model: nn.Module, start: dict[str, torch.Tensor], windows: Any, 
     Returns (``"start"``, ``"blend"`` or ``"trained"``, {candidate: mse}, {candidate but the start: the p-value
     against the one kept before it, None where the windows were too few}).
     """
+    from ..baselines import window_errors
+
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -126,7 +115,7 @@ def keep_better(model: nn.Module, start: dict[str, torch.Tensor], windows: Any, 
     losses = {}
     for name, state in candidates.items():
         model.load_state_dict(state)
-        losses[name] = window_mse(forecast, windows, batch_size)
+        losses[name] = window_errors(forecast, windows, batch_size)[0]  # (n_windows,) MSE
     kept, pvalues = "start", {}
     for name in list(candidates)[1:]:
         pvalues[name] = dm_pvalue(losses[kept], losses[name], windows.horizon)
