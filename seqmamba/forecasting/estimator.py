@@ -22,7 +22,7 @@ from ..datasets.ts_panel import PanelWindows
 from ..errors import InputError
 from ..tokenizers.timeseries import TimeSeriesTokenizer
 from .columns import Roles, check_covariate_params, column_roles
-from .confirm import keep_better, split_validation, state_copy
+from .confirm import choose_kept, split_validation, state_copy
 from .finite import check_forecast, check_window_forecasts, scale_checked
 from .frames import check_columns, check_continues, future_index, make_output, named, read_table, typical_step
 from .future import future_label, horizon_rows, missing_future, read_future
@@ -319,18 +319,10 @@ class MambaForecaster(BaseEstimator):
                                      eval_at_start=val is not None, drop_last=False, quiet=not self.verbose),
                 callbacks=[_History()])
             state = trainer.fit()
-            # best_step 0: no epoch beat the start even on the early-stopping rows (the weights are the start's).
-            kept, confirm_mse, confirm_p = ("start" if state.best_step == 0 else "trained"), {}, {}
-            if data.confirm is not None:
-                kept, confirm_mse, confirm_p = keep_better(model, start, data.confirm, alpha=self.confirm_alpha)
-            elif kept == "trained" and val is not None and self._confirms() and self.confirm_fraction > 0:
-                # No validation rows to hold back: nothing shows the trained network better on rows it was not
-                # selected on (Exchange at horizon 720 kept one 4-45 % worse than its start on test).
-                model.load_state_dict(start)
-                kept = "start"
-                warnings.warn(f"MambaForecaster: the validation rows are too few to hold {self.confirm_fraction} "
-                              "of them back and confirm the trained network, so the linear start is kept "
-                              "(confirm_fraction=0 keeps early stopping's best epoch)", UserWarning, stacklevel=3)
+            # best_step 0: no epoch beat the start even on the early-stopping rows (None: no validation).
+            confirm = self.confirm_fraction if val is not None and self._confirms() else 0.0
+            kept, confirm_mse, confirm_p = choose_kept(model, start, state.best_step != 0, data.confirm, confirm,
+                                                       self.confirm_alpha)
         check_trained(model, where, self.lr)  # a diverged run (NaN loss) would forecast NaN for every input
         self.model_ = model.eval()
         self.config_ = config
