@@ -24,6 +24,7 @@ import os
 import sys
 import tarfile
 import tempfile
+import time
 import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -116,6 +117,21 @@ class TheirBidirectional(nn.Module):
         return self.norm_f(hidden)
 
 
+def warm_up(module: nn.Module, batch: int, length: int, device: torch.device, bf16: bool) -> None:
+    """One untimed inference forward and one train step (compiles their kernels); skipped if memory runs out."""
+    x = torch.randn(batch, length, D_MODEL, device=device)  # (batch, L, d_model)
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            with torch.no_grad():  # inference takes other kernels than training
+                module(x)
+            loss = module(x).float().square().mean()
+        loss.backward()
+    except torch.cuda.OutOfMemoryError:
+        pass
+    module.zero_grad(set_to_none=True)
+    torch.cuda.empty_cache()
+
+
 def _pair(ours: dict, theirs: dict, key: str) -> str:
     if ours[key] is None or theirs[key] is None:
         return "OOM"
@@ -136,17 +152,26 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("compare_mamba_ssm.py: needs a CUDA GPU (mamba_ssm has no CPU path)")
     device = torch.device("cuda")
-    Mamba = load_mamba(args.mamba_sdist, args.conv_sdist,
-                       args.build or Path(os.environ.get("MAMBA_SSM_BUILD_DIR") or tempfile.mkdtemp()))
-    torch.manual_seed(0)
-    ours_block = MambaBlock(d_model=D_MODEL, d_state=D_STATE).to(device)
+    started = time.perf_counter()
+    build = args.build or Path(os.environ.get("MAMBA_SSM_BUILD_DIR") or tempfile.mkdtemp())
+    with ThreadPoolExecutor(1) as pool:  # their compile (minutes of nvcc) overlaps ours (Triton's JIT)
+        mamba_job = pool.submit(load_mamba, args.mamba_sdist, args.conv_sdist, build)
+        torch.manual_seed(0)
+        ours_block = MambaBlock(d_model=D_MODEL, d_state=D_STATE).to(device)
+        config = MambaConfig(d_model=D_MODEL, n_layers=4, d_state=D_STATE, bidirectional=True)
+        ours_encoder = MambaEncoder(config).to(device)
+        for bf16 in (True, False):  # one untimed train step per shape compiles what the timed runs use
+            for module, shapes in ((ours_block, BLOCK_SHAPES), (ours_encoder, ENCODER_SHAPES)):
+                for batch, length in shapes:
+                    warm_up(module, batch, length, device, bf16)
+        print(f"seqmamba warmed in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        Mamba = mamba_job.result()
+    print(f"mamba_ssm built in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     theirs_block = their_block(Mamba, ours_block)
     with torch.no_grad():  # the same function: float32 outputs on one input
         x = torch.randn(2, 1024, D_MODEL, device=device)
         a, b = ours_block(x), theirs_block(x)
         same = float((a - b).abs().max() / b.abs().max())
-    config = MambaConfig(d_model=D_MODEL, n_layers=4, d_state=D_STATE, bidirectional=True)
-    ours_encoder = MambaEncoder(config).to(device)
     theirs_encoder = TheirBidirectional(Mamba).to(device)
     lines = [f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}; d_model {D_MODEL}, "
              f"d_state {D_STATE}. ms per call (median); ratio = mamba_ssm / seqmamba (above 1: seqmamba faster). "
@@ -163,10 +188,9 @@ def main() -> None:
                     f"| {_pair(o, t, 'fwd+bwd_gb')} |")
             lines.append(line)
             print(line, flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+            if args.out:  # row by row: a run cut short keeps its rows
+                args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
