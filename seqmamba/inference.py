@@ -1,15 +1,24 @@
-"""Recurrent inference state for causal encoders: one (conv, SSM) state pair per layer.
+"""Inference helpers: the recurrent state of causal encoders, and forwards replayed from CUDA graphs.
 
-The same cache serves `MambaEncoder.step` (one token at a time, O(1) per token) and
-`MambaEncoder.forward_chunked` (a long input chunk by chunk), so a prompt can be consumed by chunks and
-then continued token by token.
+`InferenceCache` holds one (conv, SSM) state pair per layer. The same cache serves `MambaEncoder.step` (one
+token at a time, O(1) per token) and `MambaEncoder.forward_chunked` (a long input chunk by chunk), so a prompt
+can be consumed by chunks and then continued token by token.
+
+`GraphedForward` runs a model's forward on batches of repeated shapes by replaying a captured CUDA graph: one
+launch from the host instead of a few hundred, which is what a batch of short windows waits on.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,3 +65,76 @@ class InferenceCache:
         for t in (*self.conv_states, *self.ssm_states):
             t.zero_()
         self.seqlen_offset = 0
+
+
+@dataclass
+class _Captured:
+    inputs: dict[str, torch.Tensor]  # the graph reads its batch from these
+    output: torch.Tensor  # and writes its result here (memory of the shared pool)
+    graph: torch.cuda.CUDAGraph
+
+
+class GraphedForward:
+    """``fn(model, batch)`` (no autograd) replayed from a CUDA graph for each batch shape that repeats.
+
+    A batch is a dict of tensors. The first batch of a shape runs eagerly (it also compiles the kernels); the
+    second is captured into a CUDA graph, and every later one copies its tensors into the graph's inputs and
+    replays it: the GPU runs the same kernels on the same addresses, so the output is bit for bit the eager
+    one, without the host launching each kernel. At most ``most`` shapes are captured (their graphs share one
+    memory pool), and only batches of at most ``max_tokens`` tokens (rows x length of the largest tensor): a
+    long input is not host-bound, and a graph keeps its activation memory. Other batches, tensors off CUDA,
+    and everything after a failed capture (logged once) run eagerly.
+
+    The tensor returned by a replay is the graph's own output buffer: use or copy it before the next call.
+
+    Example:
+        >>> run = GraphedForward(nn.Linear(2, 1), lambda model, batch: model(batch["x"]))
+        >>> run({"x": torch.ones(3, 2)}).shape  # on a CPU every call is eager
+        torch.Size([3, 1])
+    """
+
+    def __init__(self, model: nn.Module, fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
+                 most: int = 8, max_tokens: int = 1 << 18) -> None:
+        self.model, self.fn, self.most, self.max_tokens = model, fn, most, max_tokens
+        self.enabled = True
+        self.captured: dict[tuple, _Captured] = {}
+        self._seen: Counter[tuple] = Counter()
+        self._pool = None
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        tensors = list(batch.values())
+        if not (self.enabled and tensors and all(t.is_cuda for t in tensors)) or torch.is_grad_enabled():
+            return self.fn(self.model, batch)
+        key = tuple((name, tuple(t.shape), t.dtype, t.device) for name, t in sorted(batch.items()))
+        entry = self.captured.get(key)
+        if entry is None:
+            self._seen[key] += 1
+            too_big = max(t.numel() for t in tensors) > self.max_tokens
+            if self._seen[key] < 2 or len(self.captured) >= self.most or too_big:
+                return self.fn(self.model, batch)
+            try:
+                entry = self.captured[key] = self._capture(batch)
+            except Exception as err:  # anything the forward does that a graph cannot hold: stay eager
+                logger.warning("CUDA graph capture failed (%s); running eagerly", err)
+                self.enabled = False
+                return self.fn(self.model, batch)
+        for name, t in batch.items():
+            entry.inputs[name].copy_(t)
+        entry.graph.replay()
+        return entry.output
+
+    def _capture(self, batch: dict[str, torch.Tensor]) -> _Captured:
+        device = next(iter(batch.values())).device
+        inputs = {name: t.clone() for name, t in batch.items()}
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        # One eager run on a side stream first: lazy initialisation and allocations stay out of the graph.
+        side, current = torch.cuda.Stream(device), torch.cuda.current_stream(device)
+        side.wait_stream(current)
+        with torch.cuda.stream(side):
+            self.fn(self.model, inputs)
+        current.wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool):
+            output = self.fn(self.model, inputs)
+        return _Captured(inputs, output, graph)

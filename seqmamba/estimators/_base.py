@@ -31,6 +31,7 @@ from ..config import MambaConfig
 from ..datasets.atomic import atomic_output, staged_files
 from ..datasets.output_safety import API_HINT, DNA_MODEL, claim_model_dir
 from ..errors import InputError
+from ..inference import GraphedForward
 from ..model_dir import ESTIMATOR_NAME, TOKENIZER_NAME  # the layout: model_dir.py's
 from ..tokenizers.dna import COMPLEMENT, DNATokenizer
 from ..training import Callback, Task, Trainer, TrainerConfig
@@ -153,19 +154,30 @@ class DNAEstimatorBase(BaseEstimator):
             return iter_batches(sequences, windows, self.tokenizer_, self.batch_size, add_cls=self.head_["add_cls"],
                                 names=names)
 
+        def collect(values: torch.Tensor, batch_windows: list[WindowRef]) -> None:
+            nonlocal out
+            values = values.cpu().numpy()  # waits for this batch's kernels
+            check_finite_outputs(values, batch_windows, names)
+            if out is None:
+                out = np.empty((len(windows), values.shape[1]), dtype=np.float32)
+            out[[position[id(w)] for w in batch_windows]] = values
+            if progress is not None:
+                progress(sum(w.end - w.start for w in batch_windows))
+
+        forward = GraphedForward(model, fn)  # short windows on a GPU: one graph launch per batch
         with torch.inference_mode(), cpu_threads(self._n_threads(), device, reuse_seconds=INFERENCE_REUSE_S):
             first = next(iter(batches()), None) if device.type == "cuda" else None
             if first is not None:
                 self._compile_predict_kernels(model, fn, first.as_dict(), len(windows), device)
+            pending = None
             for batch in batches():
-                values = fn(model, {k: v.to(device) for k, v in batch.as_dict().items()})  # (b, k)
-                values = values.float().cpu().numpy()
-                check_finite_outputs(values, batch.windows, names)
-                if out is None:
-                    out = np.empty((len(windows), values.shape[1]), dtype=np.float32)
-                out[[position[id(w)] for w in batch.windows]] = values
-                if progress is not None:
-                    progress(sum(w.end - w.start for w in batch.windows))
+                values = forward({k: v.to(device, non_blocking=True) for k, v in batch.as_dict().items()})  # (b, k)
+                values = values.float().clone()  # a replayed graph's buffer is rewritten by the next replay
+                if pending is not None:  # the previous batch is read back while this one runs
+                    collect(*pending)
+                pending = (values, batch.windows)
+            if pending is not None:
+                collect(*pending)
         assert out is not None
         return out, windows
 

@@ -1,0 +1,60 @@
+"""GraphedForward: a forward replayed from a CUDA graph gives the eager forward's output, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from seqmamba.estimators import MambaSequenceClassifier
+from seqmamba.estimators import _base as estimator_base
+from seqmamba.inference import GraphedForward
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+
+
+def test_off_cuda_every_call_is_the_eager_forward():
+    model = nn.Linear(3, 2)
+    run = GraphedForward(model, lambda m, b: m(b["x"]))
+    x = torch.randn(4, 3)
+    with torch.inference_mode():
+        for _ in range(3):
+            assert torch.equal(run({"x": x}), model(x))
+    assert run.captured == {}
+
+
+class EagerForward:
+    """GraphedForward's stand-in that never captures: the reference path."""
+
+    def __init__(self, model, fn, **_):
+        self.model, self.fn = model, fn
+
+    def __call__(self, batch):
+        return self.fn(self.model, batch)
+
+
+@needs_cuda
+def test_replayed_forward_equals_eager_and_reads_each_new_batch():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.SiLU(), nn.Linear(16, 2)).cuda()
+    run = GraphedForward(model, lambda m, b: m(b["x"]) * b["w"])
+    with torch.inference_mode():
+        for i in range(4):  # eager, capture, replay, replay
+            x, w = torch.randn(5, 8, device="cuda"), torch.rand(5, 1, device="cuda")
+            assert torch.equal(run({"x": x, "w": w}), model(x) * w), i
+        assert len(run.captured) == 1
+
+
+@needs_cuda
+def test_classifier_predictions_through_graphs_equal_eager(monkeypatch):
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGT"), 96)) for _ in range(40)]  # 5 batches of one shape, then a partial
+    labels = [s.count("A") > 24 for s in seqs]
+    clf = MambaSequenceClassifier(d_model=32, n_layers=2, max_epochs=1, batch_size=8, device="cuda", random_state=0)
+    clf.fit(seqs, labels)
+    test = seqs + seqs[:3]
+    graphed = clf.predict_proba(test)
+    monkeypatch.setattr(estimator_base, "GraphedForward", EagerForward)
+    eager = clf.predict_proba(test)
+    np.testing.assert_array_equal(graphed, eager)
