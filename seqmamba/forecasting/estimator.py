@@ -17,21 +17,22 @@ from sklearn.exceptions import NotFittedError
 
 from ..checkpoint import check_trained
 from ..datasets.output_safety import API_HINT, FORECASTER, claim_model_dir
-from ..datasets.timeseries import SlidingWindows, Span, standard_splits
+from ..datasets.timeseries import SlidingWindows
 from ..datasets.ts_panel import PanelWindows
 from ..errors import InputError
 from ..tokenizers.timeseries import TimeSeriesTokenizer
 from .columns import Roles, check_covariate_params, column_roles
 from .confirm import choose_kept, split_validation, state_copy
-from .finite import check_forecast, check_window_forecasts, scale_checked
+from .finite import check_forecast, scale_checked
 from .frames import check_columns, check_continues, future_index, make_output, named, read_table, typical_step
 from .future import future_label, horizon_rows, missing_future, read_future
 from .linear_init import fit_skip, validation_mse
 from .model import ForecastConfig, PatchStream, build_model
-from .overlap import span_of, warn_overlap
+from .overlap import span_of
 from .panel import FitData, evaluate_panel, predict_panel, prepare_fit, update_panel
 from .persist import load_dir, restore_state, save_dir, state_dict
-from .quantiles import QuantileTask, quantile_columns, residual_offsets, score_windows
+from .quantiles import QuantileTask, quantile_columns, residual_offsets
+from .scoring import evaluate_series
 
 LINEAR_PATHS = ("auto", "normalized", "raw")
 LINEAR_INITS = ("ridge", "random")
@@ -594,65 +595,7 @@ class MambaForecaster(BaseEstimator):
         self._check_fitted()
         if self.id_col is not None:
             return evaluate_panel(self, X, start, end, protocol, batch_size)
-        series, _ = read_table(X)
-        what = named(X, "evaluate")
-        check_columns(series, self._columns, what)
-        span = self._span(series, start, end, protocol, what)
-        fitted = {"training": getattr(self, "train_span_", None), "validation": getattr(self, "val_span_", None)}
-        scores = self._score_span(series, span, self.scaler_, what, fitted, batch_size)
-        return {**scores, "start": span.start, "end": span.end}
-
-    def _span(self, series: Any, start: int | None, end: int | None, protocol: str, what: str) -> Span:
-        """Rows ``[start, end)`` of a series (negative: from its end), or the protocol's test span."""
-        if start is None and end is None:
-            return standard_splits(series, self.lookback, protocol=protocol).test
-        start = 0 if start is None else start
-        end = len(series) if end is None else end
-        if start < 0:
-            start += len(series)
-        if end < 0:
-            end += len(series)
-        if not 0 <= start <= end <= len(series):
-            raise InputError(f"{what}: rows [{start}, {end}) are outside the {len(series)} rows of X")
-        return Span("span", start, end)
-
-    def _score_span(self, series: Any, span: Span, scaler: Any, what: str, fitted: dict[str, Any],
-                    batch_size: int, depth: int = 1) -> dict[str, float]:
-        """The scores of every window of rows ``span`` of one series (z-scored with ``scaler``); warns when
-        the scored rows overlap the ``fitted`` spans. ``depth``: calls between the user's evaluate() and this one
-        (the warning names the user's line)."""
-        from ..baselines import evaluate_windows
-        from ..training.threads import INFERENCE_REUSE_S, cpu_threads
-
-        L, H = self.lookback, self.horizon
-        rows = scale_checked(scaler, series.values[span.slice], what, self._columns, series.timestamps,
-                             span.start)  # only the span's rows: a bad value elsewhere in X does not matter
-        roles, levels = self._fitted_roles(), self.config_.quantiles
-        windows = self._windows([rows], roles)
-        if len(windows) == 0:
-            raise InputError(f"{what}: rows [{span.start}, {span.end}) hold no window of "
-                             f"lookback + horizon = {L + H} rows")
-        warn_overlap(series.timestamps, span.start + L, span.end, L, fitted, what, stacklevel=3 + depth)
-        device = next(self.model_.parameters()).device
-        model = self.model_.eval()
-
-        def check(point: torch.Tensor, first: int) -> None:  # names the rows of a non-finite forecast
-            check_window_forecasts(point, first, span.start, L, H, what)
-
-        with cpu_threads(getattr(self, "n_threads", None), device, INFERENCE_REUSE_S):
-            if roles.has_covariates or levels:
-                return score_windows(model, windows, levels, batch_size=batch_size, check=check)
-            done = 0
-
-            def forecast(x: np.ndarray) -> torch.Tensor:
-                nonlocal done
-                with torch.no_grad():
-                    out = model(torch.from_numpy(x).to(device))
-                check(out, done)
-                done += len(x)
-                return out
-
-            return evaluate_windows(forecast, windows, batch_size=batch_size)
+        return evaluate_series(self, X, start, end, protocol, batch_size)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Negative test-span MSE of :meth:`evaluate` (higher is better, as scikit-learn expects)."""

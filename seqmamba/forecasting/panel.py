@@ -39,6 +39,7 @@ from .finite import check_forecast, scale_checked
 from .frames import TableKind, check_columns, check_continues, future_index, named, typical_step
 from .future import missing_future, read_future_panel
 from .overlap import FitSpan, span_of
+from .scoring import score_span, scored_span
 
 # Forecasts of this many series at once (bounds the memory of one forward pass).
 PREDICT_BATCH = 512
@@ -274,12 +275,12 @@ def evaluate_panel(est: Estimator, X: Any, start: int | None, end: int | None, p
     per_series, spans = {}, {}
     for series_id, series in zip(panel.ids, panel.series):
         state, label = est.series_[series_id], _label(what, series_id)
-        span = est._span(series, start, end, protocol, label)
+        span = scored_span(est, series, start, end, protocol, label)
         spans[series_id] = span
         if span.n_windows(L, H) == 0:
             continue  # too short for a window here: named in "skipped"
         fitted = {"training": state.train_span, "validation": state.val_span}
-        per_series[series_id] = est._score_span(series, span, state.scaler, label, fitted, batch_size, depth=2)
+        per_series[series_id] = score_span(est, series, span, state.scaler, label, fitted, batch_size, depth=2)
     if not per_series:
         raise InputError(f"{what}: no series holds a window of lookback + horizon = {L + H} rows in its span")
     total = sum(s["n_windows"] for s in per_series.values())
