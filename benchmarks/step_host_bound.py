@@ -4,7 +4,9 @@ clipping, at the DNA classifier's default size (d_model 64, 2 layers, batch 32, 
 
     PYTHONPATH=$PWD python3 benchmarks/step_host_bound.py
 
-Where wall time is well above kernel time the GPU waits on the host's Python, launches and torch calls.
+Where wall time is well above kernel time the GPU waits on the host's Python, launches and torch calls. The
+last column is what a CUDA graph of the whole step (forward, backward, clipping and a capturable AdamW, captured
+once for the batch's shape) would take: the bound for graphing the Trainer's step.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from seqmamba.dna import DNAEncoder
 SIZES = [(64, 32, 1024), (256, 32, 1024), (128, 8, 4096)]  # (d_model, batch, L)
 
 
-def measure(d_model: int, batch: int, length: int, device: torch.device) -> tuple[float, float, list[str]]:
-    """Median wall ms per step (20 steps), GPU kernel ms per step (10 profiled steps), the top kernels."""
+def measure(d_model: int, batch: int, length: int, device: torch.device,
+            capturable: bool = False) -> tuple[float, float, list[str], object]:
+    """Median wall ms per step (20 steps), GPU kernel ms per step (10 profiled steps), the top kernels, and the
+    step function (with a capturable AdamW: one whose step a CUDA graph can hold)."""
     encoder = DNAEncoder(MambaConfig(d_model=d_model, n_layers=2, d_state=16, bidirectional=True,
                                      vocab_size=5)).to(device)
     head = torch.nn.Linear(d_model, 2).to(device)
     params = list(encoder.parameters()) + list(head.parameters())
-    optimizer = torch.optim.AdamW(params, lr=1e-3)
+    optimizer = torch.optim.AdamW(params, lr=1e-3, capturable=capturable)
     ids = torch.randint(0, 4, (batch, length), device=device)  # (batch, L)
     labels = torch.randint(0, 2, (batch,), device=device)
 
@@ -36,7 +40,7 @@ def measure(d_model: int, batch: int, length: int, device: torch.device) -> tupl
         with torch.autocast("cuda", dtype=torch.bfloat16):
             logits = head(encoder(ids).mean(1))  # (batch, 2)
         loss = torch.nn.functional.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=not capturable)  # a graph needs the gradients at fixed addresses
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
@@ -58,7 +62,28 @@ def measure(d_model: int, batch: int, length: int, device: torch.device) -> tupl
     gpu = sum(e.self_device_time_total for e in events) / 10 / 1e3
     top = sorted(events, key=lambda e: -e.self_device_time_total)[:6]
     lines = [f"    {e.key[:60]:60s} {e.self_device_time_total / 10 / 1e3:.3f} ms x{e.count // 10}" for e in top]
-    return statistics.median(wall), gpu, lines
+    return statistics.median(wall), gpu, lines, step
+
+
+def graphed_ms(d_model: int, batch: int, length: int, device: torch.device) -> float:
+    """Median wall ms per replay of a CUDA graph holding the whole step (20 replays)."""
+    *_, step = measure(d_model, batch, length, device, capturable=True)  # warmed up, gradients allocated
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    wall = []
+    for _ in range(20):
+        start = time.perf_counter()
+        graph.replay()
+        torch.cuda.synchronize()
+        wall.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(wall)
 
 
 def main() -> None:
@@ -68,9 +93,13 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}")
     for d_model, batch, length in SIZES:
-        wall, gpu, lines = measure(d_model, batch, length, device)
+        wall, gpu, lines, _ = measure(d_model, batch, length, device)
+        try:
+            graphed = f"{graphed_ms(d_model, batch, length, device):.2f} ms/step"
+        except Exception as err:  # say why the step could not be captured
+            graphed = f"capture failed: {err!r}"[:160]
         print(f"d_model {d_model}, batch {batch}, L {length}: wall {wall:.2f} ms/step, GPU kernels {gpu:.2f} ms/step "
-              f"({wall / gpu:.1f}x)", flush=True)
+              f"({wall / gpu:.1f}x); whole step as one CUDA graph: {graphed}", flush=True)
         print("\n".join(lines), flush=True)
 
 
