@@ -11,6 +11,7 @@ launch from the host instead of a few hundred, which is what a batch of short wi
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 logger = logging.getLogger(__name__)
+GRAPHS_ENV = "SEQMAMBA_CUDA_GRAPHS"  # set to 0: every forward eager
 
 
 @dataclass
@@ -83,7 +85,8 @@ class GraphedForward:
     one, without the host launching each kernel. At most ``most`` shapes are captured (their graphs share one
     memory pool), and only batches of at most ``max_tokens`` tokens (rows x length of the largest tensor): a
     long input is not host-bound, and a graph keeps its activation memory. Other batches, tensors off CUDA,
-    and everything after a failed capture (logged once) run eagerly.
+    everything after a failed capture (logged once) and every call where the environment sets
+    ``SEQMAMBA_CUDA_GRAPHS=0`` run eagerly.
 
     The tensor returned by a replay is the graph's own output buffer: use or copy it before the next call.
 
@@ -96,7 +99,7 @@ class GraphedForward:
     def __init__(self, model: nn.Module, fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
                  most: int = 8, max_tokens: int = 1 << 18) -> None:
         self.model, self.fn, self.most, self.max_tokens = model, fn, most, max_tokens
-        self.enabled = True
+        self.enabled = os.environ.get(GRAPHS_ENV, "1") != "0"
         self.captured: dict[tuple, _Captured] = {}
         self._seen: Counter[tuple] = Counter()
         self._pool = None

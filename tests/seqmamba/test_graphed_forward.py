@@ -58,3 +58,10 @@ def test_classifier_predictions_through_graphs_equal_eager(monkeypatch):
     monkeypatch.setattr(estimator_base, "GraphedForward", EagerForward)
     eager = clf.predict_proba(test)
     np.testing.assert_array_equal(graphed, eager)
+
+
+def test_the_environment_switch_turns_graphs_off(monkeypatch):
+    monkeypatch.setenv("SEQMAMBA_CUDA_GRAPHS", "0")
+    assert not GraphedForward(nn.Linear(2, 1), lambda m, b: m(b["x"])).enabled
+    monkeypatch.delenv("SEQMAMBA_CUDA_GRAPHS")
+    assert GraphedForward(nn.Linear(2, 1), lambda m, b: m(b["x"])).enabled
