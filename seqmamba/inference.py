@@ -79,14 +79,16 @@ class _Captured:
 class GraphedForward:
     """``fn(model, batch)`` (no autograd) replayed from a CUDA graph for each batch shape that repeats.
 
-    A batch is a dict of tensors. The first batch of a shape runs eagerly (it also compiles the kernels); the
-    second is captured into a CUDA graph, and every later one copies its tensors into the graph's inputs and
-    replays it: the GPU runs the same kernels on the same addresses, so the output is bit for bit the eager
-    one, without the host launching each kernel. At most ``most`` shapes are captured (their graphs share one
-    memory pool), and only batches of at most ``max_tokens`` tokens (rows x length of the largest tensor): a
-    long input is not host-bound, and a graph keeps its activation memory. Other batches, tensors off CUDA,
-    everything after a failed capture (logged once) and every call where the environment sets
-    ``SEQMAMBA_CUDA_GRAPHS=0`` run eagerly.
+    A batch is a dict of tensors. The first ``capture_after`` batches of a shape run eagerly (the first also
+    compiles the kernels; a shape that comes only once or twice is not worth a capture, which costs about two
+    forwards); the next is captured into a CUDA graph, and it and every later one copy their tensors into the
+    graph's inputs and replay it: the GPU runs the same kernels on the same addresses, so the output is bit for
+    bit the eager one, without the host launching each kernel.
+
+    At most ``most`` shapes are captured (their graphs share one memory pool), and only batches of at most
+    ``max_tokens`` tokens (rows x length of the largest tensor): a long input is not host-bound, and a graph
+    keeps its activation memory. Other batches, tensors off CUDA, everything after a failed capture (logged
+    once) and every call where the environment sets ``SEQMAMBA_CUDA_GRAPHS=0`` run eagerly.
 
     The tensor returned by a replay is the graph's own output buffer: use or copy it before the next call.
 
@@ -97,8 +99,9 @@ class GraphedForward:
     """
 
     def __init__(self, model: nn.Module, fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
-                 most: int = 8, max_tokens: int = 1 << 18) -> None:
+                 most: int = 8, max_tokens: int = 1 << 18, capture_after: int = 2) -> None:
         self.model, self.fn, self.most, self.max_tokens = model, fn, most, max_tokens
+        self.capture_after = capture_after
         self.enabled = os.environ.get(GRAPHS_ENV, "1") != "0"
         self.captured: dict[tuple, _Captured] = {}
         self._seen: Counter[tuple] = Counter()
@@ -113,7 +116,7 @@ class GraphedForward:
         if entry is None:
             self._seen[key] += 1
             too_big = max(t.numel() for t in tensors) > self.max_tokens
-            if self._seen[key] < 2 or len(self.captured) >= self.most or too_big:
+            if self._seen[key] <= self.capture_after or len(self.captured) >= self.most or too_big:
                 return self.fn(self.model, batch)
             try:
                 entry = self.captured[key] = self._capture(batch)

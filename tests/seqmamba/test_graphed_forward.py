@@ -40,7 +40,7 @@ def test_replayed_forward_equals_eager_and_reads_each_new_batch():
     model = nn.Sequential(nn.Linear(8, 16), nn.SiLU(), nn.Linear(16, 2)).cuda()
     run = GraphedForward(model, lambda m, b: m(b["x"]) * b["w"])
     with torch.inference_mode():
-        for i in range(4):  # eager, capture, replay, replay
+        for i in range(5):  # eager, eager, captured and replayed, replayed, replayed
             x, w = torch.randn(5, 8, device="cuda"), torch.rand(5, 1, device="cuda")
             assert torch.equal(run({"x": x, "w": w}), model(x) * w), i
         assert len(run.captured) == 1
