@@ -34,7 +34,7 @@ SIZES = [(64, 2, 32, 256, 8192), (64, 2, 32, 1024, 2048), (256, 4, 64, 256, 8192
 
 
 class EagerForward:
-    """GraphedForward's stand-in that never captures: what predict did before."""
+    """GraphedForward's stand-in that never captures (graphs off)."""
 
     def __init__(self, model, fn, **_):
         self.model, self.fn = model, fn
