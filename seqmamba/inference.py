@@ -20,7 +20,13 @@ import torch
 from torch import nn
 
 logger = logging.getLogger(__name__)
-GRAPHS_ENV = "SEQMAMBA_CUDA_GRAPHS"  # set to 0: every forward eager
+GRAPHS_ENV = "SEQMAMBA_CUDA_GRAPHS"  # set to 0: no CUDA graphs (every forward and training step eager)
+
+
+def cuda_graphs_wanted() -> bool:
+    """Whether seqmamba's estimators and predictions may use CUDA graphs: unless ``SEQMAMBA_CUDA_GRAPHS=0``."""
+    return os.environ.get(GRAPHS_ENV, "1") != "0"
+
 
 
 @dataclass
@@ -102,7 +108,7 @@ class GraphedForward:
                  most: int = 8, max_tokens: int = 1 << 18, capture_after: int = 2) -> None:
         self.model, self.fn, self.most, self.max_tokens = model, fn, most, max_tokens
         self.capture_after = capture_after
-        self.enabled = os.environ.get(GRAPHS_ENV, "1") != "0"
+        self.enabled = cuda_graphs_wanted()
         self.captured: dict[tuple, _Captured] = {}
         self._seen: Counter[tuple] = Counter()
         self._pool = None

@@ -52,6 +52,10 @@ class TrainerConfig:
             (e.g. a model initialised in closed form) are a candidate for the best checkpoint and
             for early stopping's comparisons.
         gradient_checkpointing: set the model's ``gradient_checkpointing`` (None: leave it).
+        cuda_graphs: on a CUDA GPU, replay each repeated batch shape's whole step (forward, backward, clipping,
+            AdamW) from a CUDA graph (`seqmamba.training.graphs`): for small models, whose steps wait on the
+            host. Taken only by one process with one micro-batch per step and no gradient checkpointing; the
+            optimizer is then a capturable AdamW (the same updates to rounding).
         quiet: no progress bar.
         overwrite: start afresh in a run directory that already holds a checkpoint (else an error).
 
@@ -90,6 +94,7 @@ class TrainerConfig:
     restore_best: bool = False
     eval_at_start: bool = False
     gradient_checkpointing: bool | None = None
+    cuda_graphs: bool = False
     quiet: bool = False
     overwrite: bool = False
 

@@ -75,12 +75,30 @@ def build_optimizer(
     weight_decay: float = 0.01,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
+    capturable: bool = False,
 ) -> torch.optim.AdamW:
-    """AdamW over `param_groups(model, weight_decay)`."""
+    """AdamW over `param_groups(model, weight_decay)`; ``capturable``: one whose step a CUDA graph can hold
+    (its learning rates then need `lr_tensors`)."""
     groups = param_groups(model, weight_decay, lr)
     if not groups:
         raise ValueError("build_optimizer: the model has no trainable parameters")
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, capturable=capturable)
+
+
+def lr_tensors(optimizer: torch.optim.Optimizer) -> None:
+    """Each group's learning rate as a 0-d tensor on its parameters' device, in place: a CUDA graph of the step
+    reads it there, and the schedule fills it in place (LRScheduler does for tensors). Call after the scheduler
+    is built, and again after `load_state_dict` (which puts numbers back).
+
+    Example:
+        >>> opt = build_optimizer(nn.Linear(2, 1), lr=1e-3)
+        >>> lr_tensors(opt)
+        >>> opt.param_groups[0]["lr"].ndim
+        0
+    """
+    for group in optimizer.param_groups:
+        if not torch.is_tensor(group["lr"]):
+            group["lr"] = torch.tensor(float(group["lr"]), device=group["params"][0].device)
 
 
 class WarmupCosine:

@@ -62,9 +62,16 @@ def load_model_weights(model: nn.Module, directory: Path) -> None:
 
 # --------------------------------------------------------------------------------- JSON + safetensors
 
+def _number(value: Any) -> Any:
+    """JSON's fallback for a 0-d tensor (the learning rates of an optimizer whose step a CUDA graph holds)."""
+    if torch.is_tensor(value) and value.ndim == 0:
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def _write_json(path: Path, data: Any) -> None:
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
+        json.dump(data, f, indent=1, sort_keys=True, default=_number)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())

@@ -34,8 +34,9 @@ from .distributed import (
     init_distributed,
     shutdown,
 )
+from .graphs import GraphedStep
 from .metrics import MetricsWriter
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, lr_tensors
 from .progress import TrainProgress
 from .task import Task, as_task
 
@@ -102,6 +103,7 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._ddp: nn.Module = model
+        self._graph_step: GraphedStep | None = None
         self._best_in_memory: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------------------------- public
@@ -151,7 +153,9 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------- set-up
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
+    def _autocast(self, cache: bool = True) -> contextlib.AbstractContextManager:
+        """bf16 autocast or nothing, as the precision says; ``cache=False``: without autocast's cache of cast
+        weights, which a CUDA graph cannot keep."""
         precision = self.config.precision
         if precision == "auto":
             # bf16 needs no loss scaling; GPUs before Ampere would only emulate it.
@@ -159,7 +163,25 @@ class Trainer:
             precision = "bf16" if cuda_bf16 else "fp32"
         if precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=cache)
+
+    def _graphs_taken(self, model: nn.Module) -> bool:
+        """Whether this run's steps go through CUDA graphs (``cuda_graphs``, where they can: see TrainerConfig)."""
+        cfg = self.config
+        if not cfg.cuda_graphs:
+            return False
+        why = None
+        if self.device.type != "cuda":
+            why = "not on a CUDA device"
+        elif self.ctx.enabled:
+            why = "several processes (DDP)"
+        elif cfg.grad_accum_steps != 1:
+            why = "gradient accumulation"
+        elif any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules()):
+            why = "gradient checkpointing"
+        if why is not None:
+            log.info("cuda_graphs: steps run eagerly (%s)", why)
+        return why is None
 
     def _train_loader(self, epoch: int, skip_batches: int) -> Iterable[Any]:
         cfg = self.config
@@ -254,7 +276,8 @@ class Trainer:
             _set_gradient_checkpointing(model, cfg.gradient_checkpointing)
         total_steps = self._total_steps()
         schedule = cfg.schedule if total_steps is not None else "constant"
-        self.optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas, cfg.adam_eps)
+        graphs = self._graphs_taken(model)
+        self.optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas, cfg.adam_eps, capturable=graphs)
         self.scheduler = build_scheduler(self.optimizer, cfg.warmup_steps, total_steps, schedule, cfg.min_lr_ratio)
         self.state = TrainerState()
         self.should_stop = False
@@ -263,6 +286,11 @@ class Trainer:
             self._restore(found)
         else:
             seed_everything(cfg.seed)
+        self._graph_step = None
+        if graphs:
+            lr_tensors(self.optimizer)  # after the scheduler and the restore: both leave numbers
+            self._graph_step = GraphedStep(model, self.task.loss, self.optimizer, cfg.max_grad_norm,
+                                           lambda: self._autocast(cache=False))
         self._metrics = MetricsWriter(self.run_dir / "metrics.jsonl") if self.run_dir and self.ctx.is_main else None
         if self._compiles_kernels():
             self._compile_ahead(model)  # before DDP wraps the model: the dry run's backward must not all-reduce
@@ -357,6 +385,9 @@ class Trainer:
         cfg, st, model = self.config, self.state, self._ddp
         model.train()
         n = len(group)
+        if self._graph_step is not None:
+            self._graphed_step(group[0])
+            return
         loss_total = torch.zeros((), device=self.device)
         tokens = 0
         for i, batch in enumerate(group):
@@ -380,7 +411,22 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        step_loss = float(loss_total) / n
+        self._after_step(float(loss_total) / n, lr, grad_norm, n, tokens)
+
+    def _graphed_step(self, batch: Any) -> None:
+        """One step through `GraphedStep` (eager, captured or replayed; it zeroes the gradients in place)."""
+        batch = to_device(batch, self.device)
+        lr = float(self.optimizer.param_groups[0]["lr"])  # a tensor here: the graph reads it on the device
+        loss, norm = self._graph_step(batch)
+        self.scheduler.step()
+        self.state.samples += self.task.batch_size(batch)
+        tokens = self.task.num_tokens(batch)
+        self.state.tokens += tokens
+        self._after_step(float(loss), lr, None if norm is None else float(norm), 1, tokens)
+
+    def _after_step(self, step_loss: float, lr: float, grad_norm: float | None, n: int, tokens: int) -> None:
+        """The bookkeeping of a finished optimizer step: counters, progress, the log record, callbacks."""
+        cfg, st = self.config, self.state
         st.global_step += 1
         st.batches_in_epoch += n
         st.loss_sum += step_loss
