@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 logger = logging.getLogger(__name__)
-GRAPHS_ENV = "SEQMAMBA_CUDA_GRAPHS"  # set to 0: no CUDA graphs (every forward and training step eager)
+GRAPHS_ENV = "SEQMAMBA_CUDA_GRAPHS"  # set to 0: every prediction forward eager
 
 
 def cuda_graphs_wanted() -> bool:
-    """Whether seqmamba's estimators and predictions may use CUDA graphs: unless ``SEQMAMBA_CUDA_GRAPHS=0``."""
+    """Whether predictions may replay CUDA graphs (`GraphedForward`): unless ``SEQMAMBA_CUDA_GRAPHS=0``."""
     return os.environ.get(GRAPHS_ENV, "1") != "0"
 
 
