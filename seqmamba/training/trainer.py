@@ -308,6 +308,9 @@ class Trainer:
         finally:
             self._progress.close()
             self._ddp = model
+            if self._graph_step is not None:  # the graphs' memory and the gradients they kept go with them
+                self._graph_step = None
+                self.optimizer.zero_grad(set_to_none=True)
         if cfg.restore_best:
             self._load_best()
         for cb in self.callbacks:

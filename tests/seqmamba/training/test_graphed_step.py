@@ -12,7 +12,7 @@ from torch.utils.data import TensorDataset
 from training_helpers import weights
 
 from seqmamba import MambaConfig, MambaEncoder
-from seqmamba.training import SupervisedTask, Trainer, TrainerConfig
+from seqmamba.training import Callback, SupervisedTask, Trainer, TrainerConfig
 from seqmamba.training.graphs import GraphedStep, eager_step
 from seqmamba.training.optim import build_optimizer, build_scheduler, lr_tensors
 from seqmamba.training.state import read_checkpoint, write_checkpoint
@@ -104,6 +104,17 @@ class _Encoded(nn.Module):
         return self.head(self.encoder(x).mean(1))
 
 
+class CaptureCounts(Callback):
+    """After each step: how many batch shapes the trainer's graphs hold (None: no graphs)."""
+
+    def __init__(self) -> None:
+        self.seen: list[int | None] = []
+
+    def on_step_end(self, trainer) -> None:
+        step = trainer._graph_step
+        self.seen.append(None if step is None else len(step.captured))
+
+
 @needs_cuda
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_graphed_training_follows_eager_training_on_a_gpu(precision):
@@ -116,11 +127,12 @@ def test_graphed_training_follows_eager_training_on_a_gpu(precision):
         model = _Encoded()
         config = TrainerConfig(max_epochs=3, batch_size=16, lr=1e-3, device="cuda", precision=precision, quiet=True,
                                cuda_graphs=graphs, shuffle=False)
-        trainer = Trainer(model, SupervisedTask(nn.functional.mse_loss), data, config=config)
-        trainer.fit()
-        results.append((weights(model), trainer))
-    (eager, _), (graphed, trainer) = results
-    assert len(trainer._graph_step.captured) == 1  # 6 batches of one shape an epoch: eager, eager, then replays
+        counts = CaptureCounts()
+        Trainer(model, SupervisedTask(nn.functional.mse_loss), data, config=config, callbacks=[counts]).fit()
+        results.append((weights(model), counts.seen))
+    (eager, no_graphs), (graphed, captures) = results
+    assert no_graphs == [None] * 18
+    assert captures == [0, 0] + [1] * 16  # 6 batches of one shape an epoch: eager, eager, then replays
     tol = 1e-5 if precision == "fp32" else 2e-2
     for name in eager:
         torch.testing.assert_close(graphed[name], eager[name], atol=tol, rtol=tol, msg=name)
