@@ -8,7 +8,7 @@ long frame.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,11 +20,11 @@ from .frames import check_columns, named, read_table
 from .overlap import warn_overlap
 from .quantiles import score_windows
 
-if TYPE_CHECKING:
-    from .estimator import MambaForecaster
+# The functions below take the estimator (a fitted `MambaForecaster`) as ``model``; it imports them, so this
+# module does not import it back.
 
 
-def evaluate_series(model: MambaForecaster, X: Any, start: int | None, end: int | None, protocol: str,
+def evaluate_series(model: Any, X: Any, start: int | None, end: int | None, protocol: str,
                     batch_size: int) -> dict[str, float]:
     """The scores of :meth:`MambaForecaster.evaluate` for a forecaster of one wide series (no ``id_col``):
     every window of rows ``[start, end)`` of ``X`` (or of the protocol's test span), with the span's
@@ -38,7 +38,7 @@ def evaluate_series(model: MambaForecaster, X: Any, start: int | None, end: int 
     return {**scores, "start": span.start, "end": span.end}
 
 
-def scored_span(model: MambaForecaster, series: Any, start: int | None, end: int | None, protocol: str,
+def scored_span(model: Any, series: Any, start: int | None, end: int | None, protocol: str,
                 what: str) -> Span:
     """Rows ``[start, end)`` of a series (negative: from its end), or the protocol's test span."""
     if start is None and end is None:
@@ -54,7 +54,7 @@ def scored_span(model: MambaForecaster, series: Any, start: int | None, end: int
     return Span("span", start, end)
 
 
-def score_span(model: MambaForecaster, series: Any, span: Span, scaler: Any, what: str, fitted: dict[str, Any],
+def score_span(model: Any, series: Any, span: Span, scaler: Any, what: str, fitted: dict[str, Any],
                batch_size: int, depth: int = 1) -> dict[str, float]:
     """The scores of every window of rows ``span`` of one series (z-scored with ``scaler``); warns when
     the scored rows overlap the ``fitted`` spans. ``depth``: calls between the user's evaluate() and this one
