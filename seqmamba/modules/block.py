@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import MambaConfig
-from .channels import channels_first_linear, channels_last_linear
+from .channels import channels_first_linear, channels_last_linear, gemm_input
 from .ssm import SelectiveSSM
 
 
@@ -32,10 +32,11 @@ def project_in(linear: nn.Linear, hidden: torch.Tensor) -> tuple[torch.Tensor, t
 
     Two batched GEMMs write x and z each contiguous, with no copy of hidden or of the result (see
     `channels_first_linear`); one GEMM into (batch, 2*d_inner, L) would leave z strided over the batch.
+    Under autocast hidden is cast once for both (one cast kept for the backward, not two).
     """
     w_x, w_z = linear.weight.chunk(2, dim=0)  # (d_inner, d_model) each
     b_x, b_z = linear.bias.chunk(2) if linear.bias is not None else (None, None)
-    hidden_t = hidden.transpose(1, 2)  # (batch, d_model, L), a view
+    hidden_t = gemm_input(hidden).transpose(1, 2)  # (batch, d_model, L), a view
     return channels_first_linear(w_x, hidden_t, b_x), channels_first_linear(w_z, hidden_t, b_z)
 
 

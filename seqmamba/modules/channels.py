@@ -15,12 +15,24 @@ from __future__ import annotations
 import torch
 
 
-def _weight(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def gemm_input(t: torch.Tensor) -> torch.Tensor:
+    """t in the dtype a GEMM under autocast runs in (t itself outside autocast). An activation that feeds two
+    GEMMs is cast once this way: autocast would cast it, and keep the cast for the backward, once per GEMM.
+
+    Example:
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     gemm_input(torch.ones(2)).dtype
+        torch.bfloat16
+    """
+    if torch.is_autocast_enabled(t.device.type) and t.is_floating_point():
+        return t.to(torch.get_autocast_dtype(t.device.type))
+    return t
+
+
+def _weight(weight: torch.Tensor) -> torch.Tensor:
     """The weight in the dtype the GEMM will run in: cast once before the broadcast, so that autocast does
     not cast the (batch, out, in) view, a copy per batch row."""
-    if torch.is_autocast_enabled(x.device.type) and weight.is_floating_point():
-        return weight.to(torch.get_autocast_dtype(x.device.type))
-    return weight
+    return gemm_input(weight)
 
 
 def channels_first_linear(weight: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -33,7 +45,7 @@ def channels_first_linear(weight: torch.Tensor, x: torch.Tensor, bias: torch.Ten
         >>> torch.allclose(channels_first_linear(w, x), torch.einsum("ok,bkl->bol", w, x), atol=1e-6)
         True
     """
-    w = _weight(weight, x)
+    w = _weight(weight)
     out = torch.bmm(w.expand(x.shape[0], *w.shape), x)  # (batch, out, L)
     return out if bias is None else out + bias[:, None].to(out.dtype)
 
@@ -46,6 +58,6 @@ def channels_last_linear(weight: torch.Tensor, y: torch.Tensor, bias: torch.Tens
         >>> torch.allclose(channels_last_linear(w, y), torch.einsum("ok,bkl->blo", w, y), atol=1e-6)
         True
     """
-    w = _weight(weight, y).t()  # (in, out)
+    w = _weight(weight).t()  # (in, out)
     out = torch.bmm(y.transpose(1, 2), w.expand(y.shape[0], *w.shape))  # (batch, L, out)
     return out if bias is None else out + bias.to(out.dtype)
