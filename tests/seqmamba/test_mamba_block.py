@@ -161,3 +161,27 @@ def test_block_projections_copy_no_activation(batch):
     assert x.is_contiguous() and z.is_contiguous() and dt.is_contiguous() and out.is_contiguous()
     big = [(op, n) for op, n in log.copies if n > small]
     assert big == [], big
+
+
+def test_in_proj_under_autocast_casts_its_input_once():
+    """Both in_proj GEMMs read one bf16 cast of hidden: one cast made, and one kept for the backward (autocast
+    alone would cast, and keep, it once per GEMM)."""
+    from seqmamba.modules.block import project_in
+
+    torch.manual_seed(0)
+    block = MambaBlock(d_model=16, d_state=4)
+    hidden = torch.randn(2, 40, 16, requires_grad=True)  # L 40: no weight (32 x 16) has its shape
+    kept = set()
+
+    def pack(t):
+        if t.dtype == torch.bfloat16 and t.shape in ((2, 40, 16), (2, 16, 40)):
+            kept.add(t.untyped_storage().data_ptr())
+        return t
+
+    with _Copies() as log, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            x, z = project_in(block.in_proj, hidden)
+    casts_of_hidden = [n for op, n in log.copies if op.startswith("aten._to_copy") and n == hidden.numel()]
+    assert len(casts_of_hidden) == 1 and len(kept) == 1
+    (x.float().sum() + z.float().sum()).backward()
+    assert hidden.grad is not None and hidden.grad.dtype == torch.float32
