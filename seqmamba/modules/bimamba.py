@@ -11,7 +11,7 @@ from ..config import COMBINE_MODES, MambaConfig
 from ..kernels import selective_scan_bidirectional
 from ..kernels.scan_bidirectional import fuses
 from .block import project_in, ssm_kwargs
-from .channels import channels_first_linear, channels_last_linear
+from .channels import channels_first_linear, channels_last_linear, gemm_input
 from .ssm import SelectiveSSM
 
 
@@ -55,6 +55,7 @@ class BiMambaMixer(nn.Module):
         ``mask`` (batch, L): 1 on real tokens; padded positions do not reach the real ones (see
         `SelectiveSSM.forward`).
         """
+        hidden = gemm_input(hidden)  # under autocast one cast, read by in_proj's GEMMs and gate_proj alike
         x, z = project_in(self.in_proj, hidden)  # (batch, d_inner, L) each
         if fuses(x):  # both directions in one launch per pass, gated by the shared z
             y_fwd, y_rev = selective_scan_bidirectional(
