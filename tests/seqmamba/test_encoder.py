@@ -120,3 +120,38 @@ def test_bidirectional_mixer_gives_the_same_through_the_one_call_and_the_two(mon
         results.append([y.detach()] + [p.grad.clone() for p in mixer.parameters()])
     for two, one in zip(*results):
         torch.testing.assert_close(one, two, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_rms_norm_backward_equals_autograds_of_the_formula(dtype):
+    from seqmamba.modules.norm import RMSNorm, rms_norm_ref
+
+    torch.manual_seed(0)
+    norm = RMSNorm(6, eps=1e-5).to(torch.float64 if dtype == torch.float64 else torch.float32)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    x = (3 * torch.randn(2, 5, 6)).to(dtype).requires_grad_()
+    g = torch.randn(2, 5, 6).to(dtype)
+    fast = norm(x)
+    grads = torch.autograd.grad(fast, [x, norm.weight], g)
+    ref = rms_norm_ref(x, norm.weight, norm.eps)
+    ref_grads = torch.autograd.grad(ref, [x, norm.weight], g)
+    assert torch.equal(fast, ref)  # the same formula, op for op
+    tol = dict(atol=1e-2, rtol=1e-2) if dtype == torch.bfloat16 else {}
+    for got, want in zip(grads, ref_grads, strict=True):
+        assert got.dtype == want.dtype
+        torch.testing.assert_close(got, want, **tol)
+    if dtype == torch.float64:
+        assert torch.autograd.gradcheck(lambda a, w: RMSNorm.forward(norm, a), (x.detach().requires_grad_(),
+                                                                                norm.weight))
+
+
+def test_rms_norm_keeps_its_input_and_one_scale_per_row_for_the_backward():
+    from seqmamba.modules.norm import RMSNorm
+
+    norm = RMSNorm(8)
+    x = torch.randn(3, 4, 8, requires_grad=True)
+    kept = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(tuple(t.shape)) or t, lambda t: t):
+        norm(x)
+    assert sorted(kept) == [(3, 4, 1), (3, 4, 8), (8,)]  # x, weight, 1/rms: no normalised copy of x
