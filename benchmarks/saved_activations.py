@@ -4,7 +4,8 @@ long sequence's training memory. Runs on a CPU: the Triton kernels (the GPU path
     PYTHONPATH=$PWD python3 benchmarks/saved_activations.py --d-model 64 --length 512
 
 Every tensor saved for the backward is listed once (by storage: views of one buffer count once), parameters and
-the input left out, with its shape, dtype and bytes per token, in bf16 autocast as training runs. The sizes
+the input left out, with its shape, dtype and bytes per token, in bf16 autocast as training runs. Tensors whose
+size does not change with L (casts of weights, A) are found by a second run at L + 64 and counted apart. The sizes
 are the GPU's, which runs the same kernels on the same shapes, except the scan's saved tile states (float32,
 (directions, tiles, d_inner, d_state)): the interpreter's tuning saves one every 16 steps, the H100's every 32,
 so they are twice the GPU's here.
@@ -60,6 +61,11 @@ def main() -> None:
     args = parser.parse_args()
     use_triton()
     rows = saved(args.d_model, args.length, not args.causal)
+    longer = saved(args.d_model, args.length + 64, not args.causal)
+    fixed = [r for r in rows if r in longer]  # the same shape at both lengths
+    for r in fixed:
+        longer.remove(r)
+    rows = [r for r in rows if r not in fixed]
     d_inner = 2 * args.d_model
     print(f"one {'causal' if args.causal else 'bidirectional'} layer, d_model {args.d_model} (d_inner {d_inner}), "
           f"L {args.length}, bf16 autocast; bytes per token (a d_inner-wide bf16 tensor: {2 * d_inner})\n")
@@ -67,6 +73,7 @@ def main() -> None:
     for shape, dtype, nbytes in rows:
         print(f"| {shape} | {str(dtype).removeprefix('torch.')} | {nbytes / args.length:,.0f} |")
     print(f"| all | | {sum(r[2] for r in rows) / args.length:,.0f} |")
+    print(f"\nand {len(fixed)} tensors whose size does not change with L: {sum(r[2] for r in fixed):,} bytes in all")
 
 
 if __name__ == "__main__":
