@@ -16,6 +16,7 @@ import sys
 import time
 
 import torch
+from scan_short import graphed
 from torch.profiler import ProfilerActivity, profile
 
 from seqmamba import MambaConfig
@@ -68,19 +69,11 @@ def measure(d_model: int, batch: int, length: int, device: torch.device,
 def graphed_ms(d_model: int, batch: int, length: int, device: torch.device) -> float:
     """Median wall ms per replay of a CUDA graph holding the whole step (20 replays)."""
     *_, step = measure(d_model, batch, length, device, capturable=True)  # warmed up, gradients allocated
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step()
+    replay = graphed(step)
     wall = []
     for _ in range(20):
         start = time.perf_counter()
-        graph.replay()
+        replay()
         torch.cuda.synchronize()
         wall.append((time.perf_counter() - start) * 1e3)
     return statistics.median(wall)
