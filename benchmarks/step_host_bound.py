@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 from scan_short import graphed
@@ -25,10 +26,10 @@ from seqmamba.dna import DNAEncoder
 SIZES = [(64, 32, 1024), (256, 32, 1024), (128, 8, 4096)]  # (d_model, batch, L)
 
 
-def measure(d_model: int, batch: int, length: int, device: torch.device,
-            capturable: bool = False) -> tuple[float, float, list[str], object]:
-    """Median wall ms per step (20 steps), GPU kernel ms per step (10 profiled steps), the top kernels, and the
-    step function (with a capturable AdamW: one whose step a CUDA graph can hold)."""
+def make_step(d_model: int, batch: int, length: int, device: torch.device,
+              capturable: bool = False) -> Callable[[], None]:
+    """One training step of a fresh bidirectional DNAEncoder with a pooled 2-class head on one random batch
+    (``capturable``: its AdamW is one whose step a CUDA graph can hold, gradients kept in place)."""
     encoder = DNAEncoder(MambaConfig(d_model=d_model, n_layers=2, d_state=16, bidirectional=True,
                                      vocab_size=5)).to(device)
     head = torch.nn.Linear(d_model, 2).to(device)
@@ -49,12 +50,24 @@ def measure(d_model: int, batch: int, length: int, device: torch.device,
     for _ in range(5):  # compiles the kernels
         step()
     torch.cuda.synchronize()
+    return step
+
+
+def wall_ms(fn: Callable[[], None], calls: int = 20) -> float:
+    """Median wall ms of `calls` calls, each waited for."""
     wall = []
-    for _ in range(20):
+    for _ in range(calls):
         start = time.perf_counter()
-        step()
+        fn()
         torch.cuda.synchronize()
         wall.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(wall)
+
+
+def measure(d_model: int, batch: int, length: int, device: torch.device) -> tuple[float, float, list[str]]:
+    """Median wall ms per step (20 steps), GPU kernel ms per step (10 profiled steps), the top kernels."""
+    step = make_step(d_model, batch, length, device)
+    wall = wall_ms(step)
     with profile(activities=[ProfilerActivity.CUDA], acc_events=True) as prof:
         for _ in range(10):
             step()
@@ -63,20 +76,12 @@ def measure(d_model: int, batch: int, length: int, device: torch.device,
     gpu = sum(e.self_device_time_total for e in events) / 10 / 1e3
     top = sorted(events, key=lambda e: -e.self_device_time_total)[:6]
     lines = [f"    {e.key[:60]:60s} {e.self_device_time_total / 10 / 1e3:.3f} ms x{e.count // 10}" for e in top]
-    return statistics.median(wall), gpu, lines, step
+    return wall, gpu, lines
 
 
 def graphed_ms(d_model: int, batch: int, length: int, device: torch.device) -> float:
     """Median wall ms per replay of a CUDA graph holding the whole step (20 replays)."""
-    *_, step = measure(d_model, batch, length, device, capturable=True)  # warmed up, gradients allocated
-    replay = graphed(step)
-    wall = []
-    for _ in range(20):
-        start = time.perf_counter()
-        replay()
-        torch.cuda.synchronize()
-        wall.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(wall)
+    return wall_ms(graphed(make_step(d_model, batch, length, device, capturable=True)))
 
 
 def main() -> None:
@@ -86,7 +91,7 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}")
     for d_model, batch, length in SIZES:
-        wall, gpu, lines, _ = measure(d_model, batch, length, device)
+        wall, gpu, lines = measure(d_model, batch, length, device)
         try:
             graphed = f"{graphed_ms(d_model, batch, length, device):.2f} ms/step"
         except Exception as err:  # say why the step could not be captured

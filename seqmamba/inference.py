@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 logger = logging.getLogger(__name__)
-GRAPHS_ENV = "SEQMAMBA_CUDA_GRAPHS"  # set to 0: every prediction forward eager
+GRAPHS_ENV = "SEQMAMBA_CUDA_GRAPHS"  # set to 0: no CUDA graphs, every forward and training step eager
 
 
 def cuda_graphs_wanted() -> bool:
-    """Whether predictions may replay CUDA graphs (`GraphedForward`): unless ``SEQMAMBA_CUDA_GRAPHS=0``."""
+    """Whether forwards and training steps may replay CUDA graphs: unless ``SEQMAMBA_CUDA_GRAPHS=0``."""
     return os.environ.get(GRAPHS_ENV, "1") != "0"
 
 
@@ -75,6 +75,34 @@ class InferenceCache:
         self.seqlen_offset = 0
 
 
+class CaptureSchedule:
+    """Which batch shapes get a CUDA graph: a shape's first ``capture_after`` batches run eagerly (the first also
+    compiles the kernels; a shape that comes once or twice is not worth a capture), the next is captured; at most
+    ``most`` shapes are; none after a failed capture or where ``SEQMAMBA_CUDA_GRAPHS=0``.
+
+    Example:
+        >>> schedule = CaptureSchedule(most=8, capture_after=2)
+        >>> [schedule.capture_now("a", captured=0) for _ in range(3)]
+        [False, False, True]
+    """
+
+    def __init__(self, most: int, capture_after: int) -> None:
+        self.most, self.capture_after = most, capture_after
+        self.enabled = cuda_graphs_wanted()
+        self._seen: Counter[object] = Counter()
+
+    def capture_now(self, key: object, captured: int) -> bool:
+        """Counts one more batch of shape ``key`` (not yet captured; ``captured`` shapes are); whether to
+        capture it now."""
+        self._seen[key] += 1
+        return self.enabled and self._seen[key] > self.capture_after and captured < self.most
+
+    def failed(self, err: Exception, what: str) -> None:
+        """A capture failed: log it once, and run everything eagerly from now on."""
+        logger.warning("CUDA graph capture of %s failed (%s); running eagerly", what, err)
+        self.enabled = False
+
+
 @dataclass
 class _Captured:
     inputs: dict[str, torch.Tensor]  # the graph reads its batch from these
@@ -106,29 +134,25 @@ class GraphedForward:
 
     def __init__(self, model: nn.Module, fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
                  most: int = 8, max_tokens: int = 1 << 18, capture_after: int = 2) -> None:
-        self.model, self.fn, self.most, self.max_tokens = model, fn, most, max_tokens
-        self.capture_after = capture_after
-        self.enabled = cuda_graphs_wanted()
+        self.model, self.fn, self.max_tokens = model, fn, max_tokens
+        self.schedule = CaptureSchedule(most, capture_after)
         self.captured: dict[tuple, _Captured] = {}
-        self._seen: Counter[tuple] = Counter()
         self._pool = None
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         tensors = list(batch.values())
-        if not (self.enabled and tensors and all(t.is_cuda for t in tensors)) or torch.is_grad_enabled():
+        if not (tensors and all(t.is_cuda for t in tensors)) or torch.is_grad_enabled():
             return self.fn(self.model, batch)
         key = tuple((name, tuple(t.shape), t.dtype, t.device) for name, t in sorted(batch.items()))
         entry = self.captured.get(key)
         if entry is None:
-            self._seen[key] += 1
-            too_big = max(t.numel() for t in tensors) > self.max_tokens
-            if self._seen[key] <= self.capture_after or len(self.captured) >= self.most or too_big:
+            small = max(t.numel() for t in tensors) <= self.max_tokens
+            if not (small and self.schedule.capture_now(key, len(self.captured))):
                 return self.fn(self.model, batch)
             try:
                 entry = self.captured[key] = self._capture(batch)
             except Exception as err:  # anything the forward does that a graph cannot hold: stay eager
-                logger.warning("CUDA graph capture failed (%s); running eagerly", err)
-                self.enabled = False
+                self.schedule.failed(err, "the forward")
                 return self.fn(self.model, batch)
         for name, t in batch.items():
             entry.inputs[name].copy_(t)

@@ -21,8 +21,6 @@ generator) advance per replay as they do per eager step, but draw other numbers.
 from __future__ import annotations
 
 import contextlib
-import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..inference import CaptureSchedule
 from .data import map_tensors
-
-log = logging.getLogger(__name__)
 
 
 def eager_step(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], batch: Any,
@@ -74,8 +71,9 @@ class _Captured:
 class GraphedStep:
     """`eager_step` on each batch, replayed from a CUDA graph once a batch shape has come ``capture_after`` times.
 
-    At most ``most`` shapes are captured (their graphs share one memory pool); other shapes, batches off CUDA,
-    and every step after a capture that failed (logged once) run eagerly. The tensors a replay returns are the
+    Which shapes are captured is `CaptureSchedule`'s rule (at most ``most``; none where
+    ``SEQMAMBA_CUDA_GRAPHS=0``); their graphs share one memory pool. Other shapes, batches off CUDA, and every
+    step after a capture that failed (logged once) run eagerly. The tensors a replay returns are the
     graph's own: read them before the next step.
 
     Example:
@@ -93,10 +91,8 @@ class GraphedStep:
                  capture_after: int = 2) -> None:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.max_grad_norm, self.autocast = max_grad_norm, autocast
-        self.most, self.capture_after = most, capture_after
-        self.enabled = True
+        self.schedule = CaptureSchedule(most, capture_after)
         self.captured: dict[tuple, _Captured] = {}
-        self._seen: Counter[tuple] = Counter()
         self._pool = None
         self._grads_ready = False
 
@@ -108,16 +104,13 @@ class GraphedStep:
         key = tuple((tuple(t.shape), t.dtype) for t in tensors)
         entry = self.captured.get(key)
         if entry is None:
-            self._seen[key] += 1
             on_cuda = bool(tensors) and all(t.is_cuda for t in tensors)
-            if (not (self.enabled and on_cuda) or self._seen[key] <= self.capture_after
-                    or len(self.captured) >= self.most):
+            if not (on_cuda and self.schedule.capture_now(key, len(self.captured))):
                 return self._eager(batch)
             try:
                 entry = self.captured[key] = self._capture(batch)
             except Exception as err:  # what the step does that a graph cannot hold: stay eager
-                log.warning("CUDA graph capture of the training step failed (%s); training eagerly", err)
-                self.enabled = False
+                self.schedule.failed(err, "the training step")
                 return self._eager(batch)
         inputs: list[torch.Tensor] = []
         map_tensors(entry.batch, inputs.append)

@@ -9,7 +9,7 @@ from torch import nn
 
 from seqmamba.estimators import MambaSequenceClassifier
 from seqmamba.estimators import _base as estimator_base
-from seqmamba.inference import GraphedForward
+from seqmamba.inference import CaptureSchedule, GraphedForward
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
 
@@ -62,6 +62,17 @@ def test_classifier_predictions_through_graphs_equal_eager(monkeypatch):
 
 def test_the_environment_switch_turns_graphs_off(monkeypatch):
     monkeypatch.setenv("SEQMAMBA_CUDA_GRAPHS", "0")
-    assert not GraphedForward(nn.Linear(2, 1), lambda m, b: m(b["x"])).enabled
+    assert not GraphedForward(nn.Linear(2, 1), lambda m, b: m(b["x"])).schedule.enabled
+    assert not CaptureSchedule(most=8, capture_after=0).capture_now("shape", captured=0)
     monkeypatch.delenv("SEQMAMBA_CUDA_GRAPHS")
-    assert GraphedForward(nn.Linear(2, 1), lambda m, b: m(b["x"])).enabled
+    assert GraphedForward(nn.Linear(2, 1), lambda m, b: m(b["x"])).schedule.enabled
+
+
+def test_the_schedule_captures_a_shape_once_it_repeats_and_stops_at_most_or_a_failure(caplog):
+    schedule = CaptureSchedule(most=2, capture_after=1)
+    assert [schedule.capture_now("a", captured=0) for _ in range(2)] == [False, True]
+    assert [schedule.capture_now("b", captured=1) for _ in range(2)] == [False, True]
+    assert [schedule.capture_now("c", captured=2) for _ in range(3)] == [False, False, False]  # most reached
+    schedule.failed(RuntimeError("no"), "the forward")
+    assert not schedule.capture_now("d", captured=0) and not schedule.capture_now("d", captured=0)
+    assert "capture of the forward failed (no)" in caplog.text
