@@ -21,7 +21,9 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported: the
 import torch
 
 from seqmamba import MambaConfig, MambaEncoder
+from seqmamba import encoder as encoder_module
 from seqmamba.kernels import backend, conv1d, scan, scan_bidirectional
+from seqmamba.modules.recompute import ScanInputRecompute
 
 
 def use_triton() -> None:
@@ -35,8 +37,9 @@ def use_triton() -> None:
         module.choose_backend = triton_first
 
 
-def saved(d_model: int, length: int, bidirectional: bool) -> list[tuple[tuple, torch.dtype, int]]:
-    """(shape, dtype, bytes) of each distinct storage autograd saves in one layer's bf16 forward."""
+def saved(d_model: int, length: int, bidirectional: bool, recompute: bool) -> list[tuple[tuple, torch.dtype, int]]:
+    """(shape, dtype, bytes) of each distinct storage autograd saves in one layer's bf16 forward. recompute: the
+    layer runs as it does on long inputs, its scan inputs recomputed in the backward (else as on short ones)."""
     torch.manual_seed(0)
     encoder = MambaEncoder(MambaConfig(d_model=d_model, n_layers=1, d_state=16, bidirectional=bidirectional))
     x = torch.randn(1, length, d_model, requires_grad=True)  # (batch, L, d_model)
@@ -47,8 +50,19 @@ def saved(d_model: int, length: int, bidirectional: bool) -> list[tuple[tuple, t
         found.setdefault(storage.data_ptr(), (tuple(t.shape), t.dtype, storage.nbytes()))
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.autocast("cpu", dtype=torch.bfloat16):
-        encoder(x)
+    def pack_in_layer(self: ScanInputRecompute, t: torch.Tensor):  # inside the layer its hooks see every save
+        packed = recompute_pack(self, t)
+        return pack(t) if packed is t else packed
+
+    recompute_pack = ScanInputRecompute.pack
+    encoder_module.RECOMPUTE_MIN_TOKENS = 0 if recompute else 1 << 62
+    ScanInputRecompute.pack = pack_in_layer
+    try:
+        with (torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+              torch.autocast("cpu", dtype=torch.bfloat16)):
+            encoder(x)
+    finally:
+        ScanInputRecompute.pack = recompute_pack
     skip = {p.untyped_storage().data_ptr() for p in encoder.parameters()} | {x.untyped_storage().data_ptr()}
     return sorted((v for k, v in found.items() if k not in skip), key=lambda v: -v[2])
 
@@ -60,21 +74,22 @@ def main() -> None:
     parser.add_argument("--causal", action="store_true", help="a causal layer (default: bidirectional)")
     args = parser.parse_args()
     use_triton()
-    rows = saved(args.d_model, args.length, not args.causal)
-    longer = saved(args.d_model, args.length + 64, not args.causal)
-    fixed = [r for r in rows if r in longer]  # the same shape at both lengths
-    for r in fixed:
-        longer.remove(r)
-    rows = [r for r in rows if r not in fixed]
     d_inner = 2 * args.d_model
     print(f"one {'causal' if args.causal else 'bidirectional'} layer, d_model {args.d_model} (d_inner {d_inner}), "
-          f"L {args.length}, bf16 autocast; bytes per token (a d_inner-wide bf16 tensor: {2 * d_inner})\n")
-    print("| shape | dtype | bytes per token |\n|---|---|---:|")
-    for shape, dtype, nbytes in rows:
-        print(f"| {shape} | {str(dtype).removeprefix('torch.')} | {nbytes / args.length:,.0f} |")
-    print(f"| all | | {sum(r[2] for r in rows) / args.length:,.0f} |")
-    print(f"\nand {len(fixed)} tensors whose size does not change with L: {sum(r[2] for r in fixed):,} bytes in all")
-
+          f"L {args.length}, bf16 autocast; bytes per token (a d_inner-wide bf16 tensor: {2 * d_inner})")
+    for recompute in (False, True):
+        rows = saved(args.d_model, args.length, not args.causal, recompute)
+        longer = saved(args.d_model, args.length + 64, not args.causal, recompute)
+        fixed = [r for r in rows if r in longer]  # the same shape at both lengths
+        for r in fixed:
+            longer.remove(r)
+        rows = [r for r in rows if r not in fixed]
+        print(f"\n{'scan inputs recomputed (at 2^16 tokens or more)' if recompute else 'all kept (short inputs)'}:\n")
+        print("| shape | dtype | bytes per token |\n|---|---|---:|")
+        for shape, dtype, nbytes in rows:
+            print(f"| {shape} | {str(dtype).removeprefix('torch.')} | {nbytes / args.length:,.0f} |")
+        print(f"| all | | {sum(r[2] for r in rows) / args.length:,.0f} |")
+        print(f"\nand {len(fixed)} tensors whose size does not change with L: {sum(r[2] for r in fixed):,} bytes")
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,11 @@ from .inference import InferenceCache
 from .modules.bimamba import BiMambaMixer
 from .modules.block import MambaBlock
 from .modules.norm import RMSNorm
+from .modules.recompute import ScanInputRecompute
+
+# A layer over fewer tokens (batch x L) keeps its scan inputs: they are small there, and the hooks' host time
+# is what a short step waits on.
+RECOMPUTE_MIN_TOKENS = 1 << 16
 
 
 class ResidualLayer(nn.Module):
@@ -78,11 +83,26 @@ class MambaEncoder(nn.Module):
                 f"MambaEncoder: input must be (batch, L, d_model={self.config.d_model}), got {tuple(x.shape)}"
             )
         hidden = x  # (batch, L, d_model)
-        recompute = self.config.gradient_checkpointing and torch.is_grad_enabled()
         for layer in self.layers:
-            # Only the layer inputs are kept; each layer's inside is recomputed in the backward pass.
-            hidden = checkpoint(layer, hidden, mask, use_reentrant=False) if recompute else layer(hidden, mask)
+            hidden = self.run_layer(layer, hidden, mask)
         return self.norm_f(hidden)
+
+    def run_layer(self, layer: nn.Module, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """One of ``self.layers`` on hidden (batch, L, d_model), keeping for the backward what the settings say:
+
+        - ``gradient_checkpointing``: only the layer's input; its inside is recomputed in the backward;
+        - else, on ``RECOMPUTE_MIN_TOKENS`` tokens or more: all but the scan's inputs (each branch's conv output
+          and delta), which the backward recomputes from the conv's input (`ScanInputRecompute`);
+        - else (and for inference) whatever autograd keeps.
+        """
+        if not torch.is_grad_enabled():
+            return layer(hidden, mask)
+        if self.config.gradient_checkpointing:
+            return checkpoint(layer, hidden, mask, use_reentrant=False)
+        if hidden.shape[0] * hidden.shape[1] >= RECOMPUTE_MIN_TOKENS:
+            with ScanInputRecompute():
+                return layer(hidden, mask)
+        return layer(hidden, mask)
 
     # Recurrent and chunked inference (causal only).
 

@@ -25,7 +25,6 @@ in Caduceus's ``(batch, L, 2*d_model)`` layout, one strand after the other; `rcp
 from __future__ import annotations
 
 import torch
-from torch.utils.checkpoint import checkpoint
 
 from .encoder import MambaEncoder
 
@@ -89,9 +88,8 @@ def rcps_strands(
     batch = emb_fwd.shape[0]
     stream = torch.cat([emb_fwd, emb_rc])  # (2*batch, L, d_model)
     mask = None if mask_fwd is None else torch.cat([mask_fwd, mask_rc])  # (2*batch, L)
-    recompute = encoder.config.gradient_checkpointing and torch.is_grad_enabled()
     for layer in encoder.layers:
         stream = rc_channels(stream).roll(batch, dims=0)  # the strands trade streams
-        stream = checkpoint(layer, stream, mask, use_reentrant=False) if recompute else layer(stream, mask)
+        stream = encoder.run_layer(layer, stream, mask)
     out = encoder.norm_f(stream)  # (2*batch, L, d_model)
     return out[:batch], out[batch:]

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..kernels import ScanDirection, depthwise_conv1d, selective_scan, selective_state_update
 from .channels import channels_first_linear
+from .recompute import active
 
 
 def _inverse_softplus(x: torch.Tensor) -> torch.Tensor:
@@ -86,12 +87,26 @@ class SelectiveSSM(nn.Module):
         keep = None if mask is None else mask.to(x.dtype)[:, None, :]  # (batch, 1, L)
         if keep is not None:
             x = x * keep
-        # conv + SiLU in one pass on a GPU; causal, or anti-causal for the reverse branch
-        xc = depthwise_conv1d(x, self.conv1d.weight, self.conv1d.bias, self.reverse, "silu")  # (batch, d_inner, L)
-        if keep is not None:
-            xc = xc * keep  # the conv's bias alone would make a padded input non-zero
-        dt, B, C = self._project(xc)
+        xc = self._conv(x, keep)  # (batch, d_inner, L)
+        recompute = active()
+        if recompute is None:
+            dt, B, C = self._project(xc)
+        else:  # xc and dt are not kept for the backward, which makes them again from x (kept by the conv)
+            x_kept = x.detach()
+
+            def again() -> tuple[torch.Tensor, torch.Tensor]:
+                xc = self._conv(x_kept, keep)
+                return xc, self._project(xc)[0]
+
+            recompute.register(again, xc)  # registered before x_proj's GEMM saves it
+            dt, B, C = self._project(xc)
+            recompute.register(again, xc, dt)
         return ScanDirection(xc, dt, self._A(), B, C, D=self.D, delta_bias=self.dt_proj.bias)
+
+    def _conv(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        """conv + SiLU in one pass on a GPU; causal, or anti-causal for the reverse branch; padding kept zero."""
+        xc = depthwise_conv1d(x, self.conv1d.weight, self.conv1d.bias, self.reverse, "silu")  # (batch, d_inner, L)
+        return xc if keep is None else xc * keep  # the conv's bias alone would make a padded input non-zero
 
     def forward(
         self,
