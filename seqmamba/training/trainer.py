@@ -41,6 +41,7 @@ from .progress import TrainProgress
 from .task import Task, as_task
 
 log = logging.getLogger(__name__)
+_SUM_DTYPE = {"mps": torch.float32}  # validation sums: float64, except where a device has none
 
 class Trainer:
     """Trains any ``nn.Module`` on a `Task`: AdamW, warm-up + cosine, clipping, accumulation, bf16 on
@@ -130,16 +131,20 @@ class Trainer:
         model, task = self.model, self.task
         was_training = model.training
         model.eval()
-        sums: dict[str, float] = {}
+        sums: dict[str, float | torch.Tensor] = {}
         count = 0
         with torch.no_grad(), self._autocast():
             for batch in self._val_batches():
                 batch = to_device(batch, self.device)
                 n = task.batch_size(batch)
                 for name, value in task.metrics(model, batch).items():
-                    sums[name] = sums.get(name, 0.0) + float(value) * n
+                    # summed where it lies, in float64 as Python's floats are: no wait for the GPU per batch
+                    if torch.is_tensor(value):
+                        value = value.detach().to(_SUM_DTYPE.get(value.device.type, torch.float64))
+                    sums[name] = sums.get(name, 0.0) + value * n
                 count += n
         model.train(was_training)
+        sums = {name: float(value) for name, value in sums.items()}  # one read-back per metric
         # Objects, not a tensor all-reduce: a rank with no validation batch has no metric names either.
         totals: dict[str, float] = {}
         total_count = 0
