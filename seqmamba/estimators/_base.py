@@ -31,7 +31,7 @@ from ..config import MambaConfig
 from ..datasets.atomic import atomic_output, staged_files
 from ..datasets.output_safety import API_HINT, DNA_MODEL, claim_model_dir
 from ..errors import InputError
-from ..inference import GraphedForward
+from ..inference import GraphedForward, cuda_graphs_wanted
 from ..model_dir import ESTIMATOR_NAME, TOKENIZER_NAME  # the layout: model_dir.py's
 from ..tokenizers.dna import COMPLEMENT, DNATokenizer
 from ..training import Callback, Task, Trainer, TrainerConfig
@@ -115,7 +115,7 @@ class DNAEstimatorBase(BaseEstimator):
             max_epochs=None, max_steps=max(1, steps), batch_size=self.batch_size, lr=self.lr,
             weight_decay=self.weight_decay, warmup_steps=min(steps // 10, 200), device=self.device, seed=seed,
             eval_every=max(1, steps // self.max_epochs), patience=self.n_iter_no_change if early_stopping else None,
-            restore_best=early_stopping, quiet=not self.verbose,
+            restore_best=early_stopping, quiet=not self.verbose, cuda_graphs=cuda_graphs_wanted(),
         )
 
     def _run_trainer(self, module: nn.Module, task: Task, train: Callable, val: Callable | None,

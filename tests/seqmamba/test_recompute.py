@@ -14,18 +14,19 @@ from seqmamba.modules.recompute import ScanInputRecompute, active
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@pytest.fixture(params=["auto", "triton"])
-def kernels(request, monkeypatch):
-    """"triton": the GPU's kernels (on a CPU under the interpreter) for the scan and the conv, as on a GPU."""
-    if request.param == "triton":
-        choose = backend.choose_backend
+@pytest.fixture
+def triton_device(monkeypatch) -> str:
+    """Where the GPU's kernels (the Triton scan and conv) run: on a GPU, or on a CPU under the interpreter."""
+    if torch.cuda.is_available():
+        return "cuda"
+    choose = backend.choose_backend
 
-        def triton_first(op, name, device, length, backends=backend.BACKENDS):
-            return "triton" if name == "auto" else choose(op, name, device, length, backends)
+    def triton_first(op, name, device, length, backends=backend.BACKENDS):
+        return "triton" if name == "auto" else choose(op, name, device, length, backends)
 
-        for module in (scan, conv1d, scan_bidirectional):
-            monkeypatch.setattr(module, "choose_backend", triton_first)
-    return request.param
+    for module in (scan, conv1d, scan_bidirectional):
+        monkeypatch.setattr(module, "choose_backend", triton_first)
+    return "cpu"
 
 
 def gradients(model, run, recompute: bool, monkeypatch) -> list[torch.Tensor]:
@@ -42,10 +43,9 @@ def test_recomputed_scan_inputs_give_the_kept_ones_gradients_bit_for_bit(device,
     assert_same_gradients(device, bidirectional, bf16, 2, 80, 32, monkeypatch)
 
 
-@pytest.mark.parametrize("kernels", ["triton"], indirect=True)
-def test_under_the_gpu_kernels_too(kernels, monkeypatch):
+def test_under_the_gpu_kernels_too(triton_device, monkeypatch):
     """The Triton scan and conv (the interpreter's on a CPU): bidirectional in bf16, the training setting."""
-    assert_same_gradients("cuda" if torch.cuda.is_available() else "cpu", True, True, 1, 24, 16, monkeypatch)
+    assert_same_gradients(triton_device, True, True, 1, 24, 16, monkeypatch)
 
 
 def assert_same_gradients(device: str, bidirectional: bool, bf16: bool, n_layers: int, length: int, d_model: int,
@@ -61,7 +61,12 @@ def assert_same_gradients(device: str, bidirectional: bool, bf16: bool, n_layers
         with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
             return model(x, mask)
 
-    kept, again = (gradients(model, run, r, monkeypatch) for r in (False, True))
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)  # the GPU scan's backward without atomics
+    try:
+        kept, again = (gradients(model, run, r, monkeypatch) for r in (False, True))
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
     assert len(kept) == len(again) == len(list(model.parameters()))
     for a, b in zip(kept, again, strict=True):
         assert torch.equal(a, b)
@@ -89,14 +94,13 @@ def test_the_rc_equivariant_stack_recomputes_too(monkeypatch):
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("kernels", ["triton"], indirect=True)
-def test_a_bidirectional_layer_keeps_neither_branch_conv_output_nor_delta(kernels, monkeypatch):
+def test_a_bidirectional_layer_keeps_neither_branch_conv_output_nor_delta(triton_device, monkeypatch):
     """What the layer saves under the GPU's kernels, by shape: of its 7 (d_inner, L) tensors, the conv input, z and
     the gated y (kept transposed, by out_proj) stay (benchmarks/saved_activations.py lists them)."""
     torch.manual_seed(0)
     d_inner, length = 64, 40
-    model = MambaEncoder(MambaConfig(d_model=32, n_layers=1, d_state=8, bidirectional=True))
-    x = torch.randn(1, length, 32, requires_grad=True)
+    model = MambaEncoder(MambaConfig(d_model=32, n_layers=1, d_state=8, bidirectional=True)).to(triton_device)
+    x = torch.randn(1, length, 32, device=triton_device, requires_grad=True)
 
     def wide(t: torch.Tensor) -> bool:
         return sorted(t.shape[-2:]) == sorted((d_inner, length))
