@@ -76,3 +76,11 @@ def test_the_schedule_captures_a_shape_once_it_repeats_and_stops_at_most_or_a_fa
     schedule.failed(RuntimeError("no"), "the forward")
     assert not schedule.capture_now("d", captured=0) and not schedule.capture_now("d", captured=0)
     assert "capture of the forward failed (no)" in caplog.text
+
+
+def test_estimators_train_with_step_graphs_unless_turned_off(monkeypatch):
+    """The estimators ask their Trainer for graphed steps (taken on a CUDA GPU only); SEQMAMBA_CUDA_GRAPHS=0: not."""
+    clf = MambaSequenceClassifier(max_epochs=1)
+    assert clf._trainer_config(10, 0, False).cuda_graphs is True
+    monkeypatch.setenv("SEQMAMBA_CUDA_GRAPHS", "0")
+    assert clf._trainer_config(10, 0, False).cuda_graphs is False
