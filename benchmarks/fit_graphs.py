@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import torch
+from report import MarkdownTable
 
 from seqmamba.estimators import MambaSequenceClassifier
 
@@ -51,25 +52,18 @@ def main() -> None:
         sys.exit("fit_graphs.py: needs a CUDA GPU")
     X, y = data(args.n, 300, 0)
     X_test, y_test = data(1024, 300, 1)
-    lines = [f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}. {args.n} sequences of 300 bp, "
-             "3 epochs, bf16; seconds of `fit` after a warm-up fit.", "",
-             "| d_model | layers | fit s eager / graphs | steps/s eager / graphs | speed-up "
-             "| test accuracy eager / graphs |",
-             "|---:|---:|---:|---:|---:|---:|"]
-    print("\n".join(lines), flush=True)
+    table = MarkdownTable(
+        args.out, f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}. {args.n} sequences of 300 bp, "
+        "3 epochs, bf16; seconds of `fit` after a warm-up fit.",
+        ["d_model", "layers", "fit s eager / graphs", "steps/s eager / graphs", "speed-up",
+         "test accuracy eager / graphs"], "|---:|---:|---:|---:|---:|---:|")
     for d_model, n_layers in SIZES:
         for graphs in (False, True):  # compile every kernel both runs take, outside the clock
             fit_seconds(d_model, n_layers, graphs, X[:256], y[:256], X_test[:64], y_test[:64])
         (e_s, steps, e_acc), (g_s, _, g_acc) = (fit_seconds(d_model, n_layers, g, X, y, X_test, y_test)
                                                 for g in (False, True))
-        line = (f"| {d_model} | {n_layers} | {e_s:.2f} / {g_s:.2f} | {steps / e_s:.0f} / {steps / g_s:.0f} "
-                f"| {e_s / g_s:.2f}x | {e_acc:.3f} / {g_acc:.3f} |")
-        lines.append(line)
-        print(line, flush=True)
-        if args.out:
-            with open(args.out, "w") as fh:
-                fh.write("\n".join(lines) + "\n")
-
+        table.add(d_model, n_layers, f"{e_s:.2f} / {g_s:.2f}", f"{steps / e_s:.0f} / {steps / g_s:.0f}",
+                  f"{e_s / g_s:.2f}x", f"{e_acc:.3f} / {g_acc:.3f}")
 
 if __name__ == "__main__":
     main()

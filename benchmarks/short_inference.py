@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 import torch
+from report import MarkdownTable
 from triton.testing import do_bench
 
 from seqmamba.estimators import MambaSequenceClassifier
@@ -92,12 +93,11 @@ def main() -> None:
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("short_inference.py: needs a CUDA GPU (CUDA graphs)")
-    lines = [f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}. float32 inference (predict's "
-             "precision); forward ms per batch (median); predict = `predict_proba` over all sequences, seconds.", "",
-             "| d_model | layers | batch | L | sequences | forward ms eager / graph | predict s eager / graph "
-             "| windows/s eager / graph | speed-up | same output |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    print("\n".join(lines), flush=True)
+    table = MarkdownTable(
+        args.out, f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}. float32 inference (predict's "
+        "precision); forward ms per batch (median); predict = `predict_proba` over all sequences, seconds.",
+        ["d_model", "layers", "batch", "L", "sequences", "forward ms eager / graph", "predict s eager / graph",
+         "windows/s eager / graph", "speed-up", "same output"], "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     rng = np.random.default_rng(1)
     for d_model, n_layers, batch, length, n in SIZES:
         clf = fitted(d_model, n_layers, batch, length)
@@ -105,14 +105,9 @@ def main() -> None:
         seqs = random_dna(rng, n, length)
         eager_s, eager_p = predict_s(clf, seqs, graphs=False)
         graph_s, graph_p = predict_s(clf, seqs, graphs=True)
-        line = (f"| {d_model} | {n_layers} | {batch} | {length:,} | {n:,} | {eager_ms:.2f} / {replay_ms:.2f} "
-                f"| {eager_s:.2f} / {graph_s:.2f} | {n / eager_s:,.0f} / {n / graph_s:,.0f} "
-                f"| {eager_s / graph_s:.2f}x | {'yes' if np.array_equal(eager_p, graph_p) else 'NO'} |")
-        lines.append(line)
-        print(line, flush=True)
-        if args.out:
-            with open(args.out, "w") as fh:
-                fh.write("\n".join(lines) + "\n")
+        table.add(d_model, n_layers, batch, f"{length:,}", f"{n:,}", f"{eager_ms:.2f} / {replay_ms:.2f}",
+                  f"{eager_s:.2f} / {graph_s:.2f}", f"{n / eager_s:,.0f} / {n / graph_s:,.0f}",
+                  f"{eager_s / graph_s:.2f}x", "yes" if np.array_equal(eager_p, graph_p) else "NO")
     estimator_base.GraphedForward = GraphedForward
 
 
