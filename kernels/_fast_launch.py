@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -80,6 +81,28 @@ def recording_launches() -> Iterator[list[tuple]]:
         yield records
     finally:
         _recorded.reset(token)
+
+
+def recording() -> list | None:
+    """The list this thread's launches are recorded into (`recording_launches`), None where they are made."""
+    return _recorded.get()
+
+
+def records_like_forward(backward: Callable) -> Callable:
+    """For the backward of an autograd Function whose forward kept ``ctx.recorded = recording()``: the backward's
+    launches are recorded where its forward's were. Autograd runs a CUDA backward in a thread of its own, which
+    does not see the recording of the thread that called ``backward()``: without this, a dry run's backward would
+    launch (and compile one at a time) instead of being recorded."""
+
+    @functools.wraps(backward)
+    def within_forward_recording(ctx, *grads):
+        token = _recorded.set(getattr(ctx, "recorded", None))
+        try:
+            return backward(ctx, *grads)
+        finally:
+            _recorded.reset(token)
+
+    return within_forward_recording
 
 
 def triton_cache_dir() -> Path:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._fast_launch import launch
+from ._fast_launch import launch, recording, records_like_forward
 from ._launch_math import cdiv
 from .scan_triton import triton
 
@@ -132,9 +132,11 @@ class _DepthwiseConv1d(torch.autograd.Function):
         w = weight.reshape(weight.shape[0], weight.shape[-1]).contiguous()  # (dim, K)
         ctx.save_for_backward(x, w, bias)
         ctx.reverse, ctx.silu, ctx.weight_shape = reverse, silu, weight.shape
+        ctx.recorded = recording()  # a dry run's backward records too (it may run in autograd's own thread)
         return _conv_forward(x, w, bias, reverse, silu)
 
     @staticmethod
+    @records_like_forward
     def backward(ctx, dy):
         x, w, bias = ctx.saved_tensors
         batch, dim, length = x.shape

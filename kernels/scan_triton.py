@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from ._fast_launch import interpreting, launch
+from ._fast_launch import interpreting, launch, recording, records_like_forward
 from ._launch_math import cdiv, next_power_of_2
 from ._validate import grouped, state_dtype
 from .scan_tuning import ScanTuning, preset
@@ -306,11 +306,13 @@ class _TritonScan(torch.autograd.Function):
         ctx.settings = (delta_softplus, reverse, work, shared, plan, dirs, (A.dtype, Bg.dtype, Cg.dtype),
                         deterministic)
         ctx.set_materialize_grads(False)
+        ctx.recorded = recording()  # a dry run's backward records too (it may run in autograd's own thread)
         if rev:
             return out.view(dirs, batch, dim, length), last.view(dirs, batch, dim, d_state)
         return out, last
 
     @staticmethod
+    @records_like_forward
     def backward(ctx, dout, dlast):
         u, delta, A_all, A2, Bg, Cg, D_all, z, bias_all, initial_state, tile_states, *rev = ctx.saved_tensors
         delta_softplus, reverse, work, shared, plan, dirs, dtypes, deterministic = ctx.settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import types
 
 import pytest
@@ -210,3 +211,39 @@ def test_a_new_length_reuses_the_compiled_scan_kernels(gpu_like, monkeypatch):
     assert {"scan_fwd_kernel", "fwd_summary_kernel", "bwd_summary_kernel", "scan_bwd_kernel"} <= short.keys()
     for name in ("scan_fwd_kernel", "fwd_summary_kernel", "bwd_summary_kernel", "scan_bwd_kernel"):
         assert short[name] == long[name], name
+
+
+def test_a_backward_run_in_another_thread_is_recorded_with_its_forward(gpu_like, monkeypatch):
+    """Autograd runs a CUDA backward in a thread of its own, which does not see the caller's recording: the scan's and
+    the conv's backward record where their forward did, so a dry run compiles the backward's kernels ahead too (on
+    the H100 they were compiled one at a time inside the dry run: 8 s of a first fit's 37)."""
+    from seqmamba.kernels import conv1d_triton, scan_triton
+    from seqmamba.kernels.scan_tuning import HOPPER
+
+    monkeypatch.setattr(scan_triton, "interpreting", lambda: False)
+    scan_triton._plans.clear()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 64, 256, generator=g, requires_grad=True)
+    delta, z = torch.rand(1, 64, 256, generator=g), torch.randn(1, 64, 256, generator=g)
+    B, C = torch.randn(1, 16, 256, generator=g), torch.randn(1, 16, 256, generator=g)
+    A, D = -torch.rand(64, 16, generator=g), torch.ones(64)
+    with _fast_launch.recording_launches() as launches:
+        u = conv1d_triton.depthwise_conv1d_triton(x, torch.randn(64, 1, 4, generator=g), None, False, "silu")
+        out = scan_triton.scan_checked(u, delta, A, B, C, D, z, torch.zeros(64), True, False, reverse=False,
+                                       initial_state=None, tuning=HOPPER)
+    errors = []
+
+    def backward() -> None:  # outside the recording, as autograd's device thread is
+        try:
+            out.sum().backward()
+        except Exception as error:  # a launch made for real: CPU tensors, no interpreter
+            errors.append(error)
+
+    thread = threading.Thread(target=backward)
+    thread.start()
+    thread.join()
+    scan_triton._plans.clear()
+    assert errors == []
+    names = [_fast_launch.jit_function(k).__name__ for k, *_ in launches]
+    assert {"scan_bwd_kernel", "_conv1d_grad_kernel"} <= set(names)
+    assert _fast_launch.recording() is None
