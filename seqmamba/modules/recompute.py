@@ -52,7 +52,8 @@ class _Recipe:
         self.packs = self.taken = 0  # saves of these tensors; unpacks since the set was made
         # the backward runs outside autocast: make() runs in the forward's, so its casts and GEMMs are the same
         self.autocast = dict(device_type=device_type, dtype=torch.get_autocast_dtype(device_type),
-                             enabled=torch.is_autocast_enabled(device_type))
+                             enabled=torch.is_autocast_enabled(device_type),
+                             cache_enabled=torch.is_autocast_cache_enabled())  # off while a CUDA graph captures
 
     def take(self, index: int) -> torch.Tensor:
         if self.values is None:
