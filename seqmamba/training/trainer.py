@@ -43,6 +43,7 @@ from .task import Task, as_task
 log = logging.getLogger(__name__)
 _SUM_DTYPE = {"mps": torch.float32}  # validation sums: float64, except where a device has none
 
+
 class Trainer:
     """Trains any ``nn.Module`` on a `Task`: AdamW, warm-up + cosine, clipping, accumulation, bf16 on
     CUDA, early stopping, atomic resumable checkpoints, metrics.jsonl, and DDP under torchrun.
