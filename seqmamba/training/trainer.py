@@ -185,8 +185,8 @@ class Trainer:
             why = "gradient accumulation"
         elif any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules()):
             why = "gradient checkpointing"
-        if why is not None:
-            log.info("cuda_graphs: steps run eagerly (%s)", why)
+        if why is not None:  # off a GPU there is nothing to say: graphs are a GPU's (the estimators always ask)
+            (log.debug if self.device.type != "cuda" else log.info)("cuda_graphs: steps run eagerly (%s)", why)
         return why is None
 
     def _train_loader(self, epoch: int, skip_batches: int) -> Iterable[Any]:

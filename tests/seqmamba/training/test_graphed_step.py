@@ -76,7 +76,7 @@ def test_off_cuda_the_switch_trains_eagerly_as_without_it(caplog):
         torch.manual_seed(0)
         model = nn.Linear(4, 1)
         config = TrainerConfig(max_epochs=2, batch_size=16, quiet=True, device="cpu", cuda_graphs=graphs)
-        with caplog.at_level(logging.INFO, logger="seqmamba.training.trainer"):
+        with caplog.at_level(logging.DEBUG, logger="seqmamba.training.trainer"):
             Trainer(model, SupervisedTask(nn.functional.mse_loss), data, config=config).fit()
         runs.append(weights(model))
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
