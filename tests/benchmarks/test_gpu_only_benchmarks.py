@@ -1,0 +1,43 @@
+"""The benchmarks that time a CUDA GPU (CUDA graphs, GPU kernel time, mamba_ssm's CUDA extensions) stop with one
+line and a non-zero exit where there is none; mamba_ssm's side is built from the PyPI sdists on the GPU machine,
+never here."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from paths import REPO
+
+GPU_ONLY = [
+    (["compare_mamba_ssm.py", "--mamba-sdist", "m.tgz", "--conv-sdist", "c.tgz"],
+     "compare_mamba_ssm.py: needs a CUDA GPU (mamba_ssm has no CPU path)"),
+    (["short_inference.py"], "short_inference.py: needs a CUDA GPU (CUDA graphs)"),
+    (["fit_graphs.py"], "fit_graphs.py: needs a CUDA GPU"),
+    (["step_host_bound.py"], "step_host_bound.py: needs a CUDA GPU (it compares wall time with GPU kernel time)"),
+]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(),
+                    reason="with a CUDA GPU these scripts measure (minutes each) instead of stopping")
+@pytest.mark.parametrize(("argv", "message"), GPU_ONLY, ids=[argv[0] for argv, _ in GPU_ONLY])
+def test_without_a_gpu_it_stops_with_one_line(argv, message, tmp_path):
+    script, *args = argv
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == message
+
+
+def test_a_table_cut_short_keeps_the_rows_it_has(tmp_path):
+    """benchmarks/report.py: the table is rewritten to --out after each row."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from report import MarkdownTable
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    out = tmp_path / "table.md"
+    table = MarkdownTable(out, "Device: test.", ["a", "b"], "|---:|---:|")
+    assert out.read_text() == "Device: test.\n\n| a | b |\n|---:|---:|\n"
+    table.add(1, "2.50")
+    assert out.read_text().endswith("| 1 | 2.50 |\n")
