@@ -29,12 +29,6 @@ def gemm_input(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _weight(weight: torch.Tensor) -> torch.Tensor:
-    """The weight in the dtype the GEMM will run in: cast once before the broadcast, so that autocast does
-    not cast the (batch, out, in) view, a copy per batch row."""
-    return gemm_input(weight)
-
-
 def channels_first_linear(weight: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """weight (out, in) over the channels of x (batch, in, L) -> (batch, out, L), contiguous.
 
@@ -45,7 +39,7 @@ def channels_first_linear(weight: torch.Tensor, x: torch.Tensor, bias: torch.Ten
         >>> torch.allclose(channels_first_linear(w, x), torch.einsum("ok,bkl->bol", w, x), atol=1e-6)
         True
     """
-    w = _weight(weight)
+    w = gemm_input(weight)  # cast before the broadcast: autocast would cast the (batch, out, in) view, a copy a row
     out = torch.bmm(w.expand(x.shape[0], *w.shape), x)  # (batch, out, L)
     return out if bias is None else out + bias[:, None].to(out.dtype)
 
@@ -58,6 +52,6 @@ def channels_last_linear(weight: torch.Tensor, y: torch.Tensor, bias: torch.Tens
         >>> torch.allclose(channels_last_linear(w, y), torch.einsum("ok,bkl->blo", w, y), atol=1e-6)
         True
     """
-    w = _weight(weight).t()  # (in, out)
+    w = gemm_input(weight).t()  # (in, out), cast before the broadcast as above
     out = torch.bmm(y.transpose(1, 2), w.expand(y.shape[0], *w.shape))  # (batch, L, out)
     return out if bias is None else out + bias.to(out.dtype)
