@@ -6,6 +6,7 @@ for this GPU only; nothing of theirs is committed. Their Python needs einops (`p
     pip download --no-deps --no-binary :all: mamba-ssm==2.3.2.post1 causal-conv1d==1.7.0   # or the PyPI files
     PYTHONPATH=$PWD python3 benchmarks/compare_mamba_ssm.py --mamba-sdist mamba_ssm-2.3.2.post1.tar.gz \\
         --conv-sdist causal_conv1d-1.7.0.tar.gz --out compare.md
+    PYTHONPATH=$PWD python3 benchmarks/compare_mamba_ssm.py --ours-only [--keep-scan-inputs]   # our rows alone
 
 For each shape of issue 22 and each precision (bf16 autocast, float32): forward and forward+backward
 milliseconds of both, the ratio (theirs / ours: above 1, seqmamba is faster) and the peak memory. The two
@@ -32,9 +33,11 @@ from pathlib import Path
 import torch
 from block import measure
 from mamba_ssm_ref import _NVCC_FLAGS, load_extension
+from report import MarkdownTable
 from torch import nn
 
 from seqmamba import MambaConfig, MambaEncoder
+from seqmamba import encoder as seqmamba_encoder
 from seqmamba.modules.block import MambaBlock
 
 BLOCK_SHAPES = [(32, 2048), (1, 131_072), (1, 1_048_576), (64, 256), (1, 4096)]
@@ -142,16 +145,45 @@ def _ratio(ours: dict, theirs: dict, key: str) -> str:
     return "—" if ours[key] is None or theirs[key] is None else f"**{theirs[key] / ours[key]:.2f}**"
 
 
+def ours_only(device: torch.device, out: Path | None) -> None:
+    """seqmamba's rows of the table, ms and peak GB, without mamba_ssm."""
+    torch.manual_seed(0)
+    block = MambaBlock(d_model=D_MODEL, d_state=D_STATE).to(device)
+    encoder = MambaEncoder(MambaConfig(d_model=D_MODEL, n_layers=4, d_state=D_STATE, bidirectional=True)).to(device)
+    rows = [("block", block, shape) for shape in BLOCK_SHAPES] + [("encoder", encoder, s) for s in ENCODER_SHAPES]
+    table = MarkdownTable(out, f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}; d_model {D_MODEL}, "
+                          f"d_state {D_STATE}; seqmamba alone, ms per call (median).",
+                          ["what", "precision", "batch", "L", "fwd ms", "fwd+bwd ms", "peak GB fwd+bwd"],
+                          "|---|---|---:|---:|---:|---:|---:|")
+    for bf16 in (True, False):
+        for what, module, (batch, length) in rows:
+            warm_up(module, batch, length, device, bf16)
+            o = measure(module, batch, length, D_MODEL, device, bf16)
+            table.add(what, "bf16" if bf16 else "fp32", batch, f"{length:,}",
+                      *("OOM" if o[k] is None else f"{o[k]:.2f}" for k in ("fwd", "fwd+bwd", "fwd+bwd_gb")))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mamba-sdist", type=Path, required=True)
-    parser.add_argument("--conv-sdist", type=Path, required=True)
+    parser.add_argument("--mamba-sdist", type=Path)
+    parser.add_argument("--conv-sdist", type=Path)
     parser.add_argument("--build", type=Path, default=None, help="build folder (reused: no second compile)")
+    parser.add_argument("--ours-only", action="store_true",
+                        help="seqmamba's rows alone (no sdists, no build): after a change of ours")
+    parser.add_argument("--keep-scan-inputs", action="store_true",
+                        help="training keeps the scan's inputs at every length (no recompute in the backward)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if not args.ours_only and not (args.mamba_sdist and args.conv_sdist):
+        parser.error("give --mamba-sdist and --conv-sdist (or --ours-only)")
     if not torch.cuda.is_available():
         sys.exit("compare_mamba_ssm.py: needs a CUDA GPU (mamba_ssm has no CPU path)")
+    if args.keep_scan_inputs:
+        seqmamba_encoder.RECOMPUTE_MIN_TOKENS = sys.maxsize
     device = torch.device("cuda")
+    if args.ours_only:
+        ours_only(device, args.out)
+        return
     started = time.perf_counter()
     build = args.build or Path(os.environ.get("MAMBA_SSM_BUILD_DIR") or tempfile.mkdtemp())
     with ThreadPoolExecutor(1) as pool:  # their compile (minutes of nvcc) overlaps ours (Triton's JIT)

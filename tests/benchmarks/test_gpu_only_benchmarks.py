@@ -12,6 +12,7 @@ from paths import REPO
 GPU_ONLY = [
     (["compare_mamba_ssm.py", "--mamba-sdist", "m.tgz", "--conv-sdist", "c.tgz"],
      "compare_mamba_ssm.py: needs a CUDA GPU (mamba_ssm has no CPU path)"),
+    (["compare_mamba_ssm.py", "--ours-only"], "compare_mamba_ssm.py: needs a CUDA GPU (mamba_ssm has no CPU path)"),
     (["short_inference.py"], "short_inference.py: needs a CUDA GPU (CUDA graphs)"),
     (["fit_graphs.py"], "fit_graphs.py: needs a CUDA GPU"),
     (["step_host_bound.py"], "step_host_bound.py: needs a CUDA GPU (it compares wall time with GPU kernel time)"),
@@ -20,13 +21,20 @@ GPU_ONLY = [
 
 @pytest.mark.skipif(torch.cuda.is_available(),
                     reason="with a CUDA GPU these scripts measure (minutes each) instead of stopping")
-@pytest.mark.parametrize(("argv", "message"), GPU_ONLY, ids=[argv[0] for argv, _ in GPU_ONLY])
+@pytest.mark.parametrize(("argv", "message"), GPU_ONLY, ids=[" ".join(argv[:2]) for argv, _ in GPU_ONLY])
 def test_without_a_gpu_it_stops_with_one_line(argv, message, tmp_path):
     script, *args = argv
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip() == message
+
+
+def test_the_comparison_wants_both_sdists_or_ours_only(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "compare_mamba_ssm.py"), "--mamba-sdist", "m.tgz"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith("give --mamba-sdist and --conv-sdist (or --ours-only)")
 
 
 def test_a_table_cut_short_keeps_the_rows_it_has(tmp_path):
