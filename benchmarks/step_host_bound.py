@@ -3,6 +3,7 @@
 clipping, at the DNA classifier's default size (d_model 64, 2 layers, batch 32, L 1,024) and two others.
 
     PYTHONPATH=$PWD python3 benchmarks/step_host_bound.py
+    PYTHONPATH=$PWD python3 benchmarks/step_host_bound.py --block   # one block's forward, compare_mamba_ssm.md's
 
 Where wall time is well above kernel time the GPU waits on the host's Python, launches and torch calls. The
 last column is what a CUDA graph of the whole step (forward, backward, clipping and a capturable AdamW, captured
@@ -11,6 +12,7 @@ once for the batch's shape) would take: the bound for graphing the Trainer's ste
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -22,8 +24,10 @@ from torch.profiler import ProfilerActivity, profile
 
 from seqmamba import MambaConfig
 from seqmamba.dna import DNAEncoder
+from seqmamba.modules.block import MambaBlock
 
 SIZES = [(64, 32, 1024), (256, 32, 1024), (128, 8, 4096)]  # (d_model, batch, L)
+BLOCK_SHAPES = [(1, 4096), (64, 256), (32, 2048), (1, 1_048_576)]  # (batch, L): compare_mamba_ssm.md's
 
 
 def make_step(d_model: int, batch: int, length: int, device: torch.device,
@@ -66,11 +70,15 @@ def wall_ms(fn: Callable[[], None], calls: int = 20) -> float:
 
 def measure(d_model: int, batch: int, length: int, device: torch.device) -> tuple[float, float, list[str]]:
     """Median wall ms per step (20 steps), GPU kernel ms per step (10 profiled steps), the top kernels."""
-    step = make_step(d_model, batch, length, device)
-    wall = wall_ms(step)
+    return wall_and_kernels(make_step(d_model, batch, length, device))
+
+
+def wall_and_kernels(fn: Callable[[], None]) -> tuple[float, float, list[str]]:
+    """Median wall ms of a call of fn (20 calls), its GPU kernel ms (10 profiled calls), its top kernels."""
+    wall = wall_ms(fn)
     with profile(activities=[ProfilerActivity.CUDA], acc_events=True) as prof:
         for _ in range(10):
-            step()
+            fn()
         torch.cuda.synchronize()
     events = prof.key_averages()
     gpu = sum(e.self_device_time_total for e in events) / 10 / 1e3
@@ -84,12 +92,35 @@ def graphed_ms(d_model: int, batch: int, length: int, device: torch.device) -> f
     return wall_ms(graphed(make_step(d_model, batch, length, device, capturable=True)))
 
 
+def block_forwards(device: torch.device) -> None:
+    """The same split for one Mamba block's forward (d_model 256, no grad) at the comparison's short shapes."""
+    block = MambaBlock(d_model=256, d_state=16).to(device)
+    print("| batch | L | precision | wall ms | GPU kernels ms |\n|---:|---:|---|---:|---:|")
+    for batch, length in BLOCK_SHAPES:
+        x = torch.randn(batch, length, 256, device=device)  # (batch, L, d_model)
+        for bf16 in (True, False):
+            def forward(x=x, bf16=bf16) -> None:
+                with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                    block(x)
+
+            for _ in range(5):  # compiles, allocator warm
+                forward()
+            wall, gpu, _ = wall_and_kernels(forward)
+            print(f"| {batch} | {length:,} | {'bf16' if bf16 else 'fp32'} | {wall:.2f} | {gpu:.2f} |", flush=True)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--block", action="store_true", help="one Mamba block's forward instead of a training step")
+    args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("step_host_bound.py: needs a CUDA GPU (it compares wall time with GPU kernel time)")
     device = torch.device("cuda")
     torch.manual_seed(0)
     print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}")
+    if args.block:
+        block_forwards(device)
+        return
     for d_model, batch, length in SIZES:
         wall, gpu, lines = measure(d_model, batch, length, device)
         try:

@@ -16,6 +16,8 @@ GPU_ONLY = [
     (["short_inference.py"], "short_inference.py: needs a CUDA GPU (CUDA graphs)"),
     (["fit_graphs.py"], "fit_graphs.py: needs a CUDA GPU"),
     (["step_host_bound.py"], "step_host_bound.py: needs a CUDA GPU (it compares wall time with GPU kernel time)"),
+    (["step_host_bound.py", "--block"],
+     "step_host_bound.py: needs a CUDA GPU (it compares wall time with GPU kernel time)"),
 ]
 
 
