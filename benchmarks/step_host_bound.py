@@ -13,6 +13,8 @@ once for the batch's shape) would take: the bound for graphing the Trainer's ste
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import statistics
 import sys
 import time
@@ -28,6 +30,7 @@ from seqmamba.modules.block import MambaBlock
 
 SIZES = [(64, 32, 1024), (256, 32, 1024), (128, 8, 4096)]  # (d_model, batch, L)
 BLOCK_SHAPES = [(1, 4096), (64, 256), (32, 2048), (1, 1_048_576)]  # (batch, L): compare_mamba_ssm.md's
+HOST_PROFILED = (1, 4096, True)  # (batch, L, bf16): the block forward whose host time --block breaks down
 
 
 def make_step(d_model: int, batch: int, length: int, device: torch.device,
@@ -93,8 +96,10 @@ def graphed_ms(d_model: int, batch: int, length: int, device: torch.device) -> f
 
 
 def block_forwards(device: torch.device) -> None:
-    """The same split for one Mamba block's forward (d_model 256, no grad) at the comparison's short shapes."""
+    """The same split for one Mamba block's forward (d_model 256, no grad) at the comparison's shapes, then where
+    the host's time goes at the shortest (cProfile)."""
     block = MambaBlock(d_model=256, d_state=16).to(device)
+    host_profile: list[Callable[[], None]] = [lambda: None]
     print("| batch | L | precision | wall ms | GPU kernels ms |\n|---:|---:|---|---:|---:|")
     for batch, length in BLOCK_SHAPES:
         x = torch.randn(batch, length, 256, device=device)  # (batch, L, d_model)
@@ -107,6 +112,13 @@ def block_forwards(device: torch.device) -> None:
                 forward()
             wall, gpu, _ = wall_and_kernels(forward)
             print(f"| {batch} | {length:,} | {'bf16' if bf16 else 'fp32'} | {wall:.2f} | {gpu:.2f} |", flush=True)
+            if (batch, length, bf16) == HOST_PROFILED:
+                host_profile[0] = forward
+    print(f"\nWhere the host's time goes, batch {HOST_PROFILED[0]}, L {HOST_PROFILED[1]:,}, bf16 (cProfile of 200 "
+          "forwards, the Python functions with the most time of their own):")
+    profiler = cProfile.Profile()
+    profiler.runcall(lambda: [host_profile[0]() for _ in range(200)])
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(25)
 
 
 def main() -> None:

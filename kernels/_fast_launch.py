@@ -121,9 +121,14 @@ def _announce_compiling() -> None:
                  "later runs)", cache)
 
 
+# Read once, as Triton reads it once per kernel when the kernel is decorated: a later change of the variable
+# changes neither. (Reading os.environ took about 2 µs, several times per scan call.)
+_INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
 def interpreting() -> bool:
-    """Whether Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1)."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    """Whether Triton runs kernels in its CPU interpreter (TRITON_INTERPRET=1, as set at import)."""
+    return _INTERPRETING
 
 
 def _arg_key(arg) -> object:

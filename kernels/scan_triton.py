@@ -162,15 +162,16 @@ class _Plan:
         block_k = min(self.tuning.carry_block_chunks, next_power_of_2(n_chunks))
         return dict(BLOCK_K=block_k, BLOCK_N=self.block_n, num_warps=1, **_options())
 
-    def sizes(self):
-        return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.blocks_per_group,
+    def sizes(self, bc_batch: int):
+        return (self.dim, self.length, self.d_state, self.groups, bc_batch, self.per_group, self.blocks_per_group,
                 self.n_tiles, self.tiles_per_chunk, self.n_chunks, self.n_bwd_tiles)
 
     def summary_grid(self, n_chunks: int):
         return (self.batch, self.groups * self.summary_blocks_per_group, n_chunks)
 
-    def summary_sizes(self, chunk_len: int, n_chunks: int):
-        return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.summary_blocks_per_group,
+    def summary_sizes(self, chunk_len: int, n_chunks: int, bc_batch: int):
+        return (self.dim, self.length, self.d_state, self.groups, bc_batch, self.per_group,
+                self.summary_blocks_per_group,
                 chunk_len, n_chunks)
 
     def summary_blocks(self):
@@ -182,8 +183,8 @@ class _Plan:
                     UNROLL=self.unroll, BLOCK_D=self.block_d, BLOCK_L=self.block_l, BLOCK_N=self.block_n,
                     num_warps=self.num_warps, **_options(self.tuning.maxnreg))
 
-    def bwd_sizes(self):
-        return (self.dim, self.length, self.d_state, self.groups, self.per_group, self.bwd_blocks_per_group,
+    def bwd_sizes(self, bc_batch: int):
+        return (self.dim, self.length, self.d_state, self.groups, bc_batch, self.per_group, self.bwd_blocks_per_group,
                 self.n_bwd_tiles, self.bwd_chunk_tiles, self.bwd_n_chunks)
 
     def bwd_blocks(self):
@@ -211,6 +212,27 @@ def _bc_words(plan: _Plan, keep: bool, length: int, *bc: torch.Tensor) -> bool:
     return words == 2 or keep or plan.block_d < plan.tuning.block_d
 
 
+def _batch_rows(*bc: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], int]:
+    """B and C, each (batch, G, N, L), as the kernels read them, and their one batch stride. A tensor whose batch
+    rows are each one contiguous block, 16-byte aligned, is read where it lies, so B and C can be views of x_proj's
+    output (whose batch rows hold dt_low too) with no copy; otherwise all are made contiguous."""
+    batch, groups, d_state, length = bc[0].shape
+    row = groups * d_state * length
+    if batch == 1:  # one row: its stride is never used
+        strides = {row}
+    else:
+        strides = {t.stride(0) for t in bc}
+    rows_whole = all(
+        all(size == 1 or stride == want for size, stride, want in zip(t.shape[1:], t.stride()[1:],
+                                                                       (d_state * length, length, 1)))
+        and t.data_ptr() % 16 == 0 and (batch == 1 or (t.stride(0) * t.element_size()) % 16 == 0)
+        for t in bc
+    )
+    if rows_whole and len(strides) == 1:
+        return bc, strides.pop()
+    return tuple(t.contiguous() for t in bc), row
+
+
 def _stacked(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.Tensor | None:
     """A per-direction parameter ((dim,) or (dim, N)) of both directions as one (2, ...) tensor."""
     if first is None:
@@ -218,7 +240,7 @@ def _stacked(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.T
     return first.contiguous() if second is None else torch.stack((first, second)).contiguous()
 
 
-def _states_entering_chunks(plan: _Plan, inputs: tuple, flags: dict, h0: torch.Tensor, has_h0: bool,
+def _states_entering_chunks(plan: _Plan, inputs: tuple, bc_batch: int, flags: dict, h0: torch.Tensor, has_h0: bool,
                             last: torch.Tensor) -> torch.Tensor:
     """The forward's passes 1 and 2: each chunk's summary from a zero start, then the carry over the chunks.
     Returns the state entering every chunk, (rows, dim, n_chunks, N), and writes the last state into `last`."""
@@ -227,15 +249,15 @@ def _states_entering_chunks(plan: _Plan, inputs: tuple, flags: dict, h0: torch.T
     decay, enter = torch.empty_like(local), torch.empty_like(local)
     fast = plan.tuning.fast_launch
     launch(_fwd_summary_kernel, plan.summary_grid(n_chunks),
-           (*inputs, local, decay, *plan.summary_sizes(plan.chunk_len, n_chunks)),
+           (*inputs, local, decay, *plan.summary_sizes(plan.chunk_len, n_chunks, bc_batch)),
            dict(**flags, **plan.summary_blocks()), fast)
     launch(_chunk_carry_kernel, plan.carry_grid, (h0, local, decay, enter, last, d_state, n_chunks),
            dict(HAS_H0=has_h0, BACKWARD=False, **plan.carry_blocks(n_chunks)), fast)
     return enter
 
 
-def _grads_entering_chunks(plan: _Plan, inputs: tuple, flags: dict, dlast: torch.Tensor, has_dlast: bool,
-                           g_enter: torch.Tensor) -> None:
+def _grads_entering_chunks(plan: _Plan, inputs: tuple, bc_batch: int, flags: dict, dlast: torch.Tensor,
+                           has_dlast: bool, g_enter: torch.Tensor) -> None:
     """The backward's passes 1 and 2, against the walking order: each chunk's g = dL/dh at its first step from
     a zero start at its far end, then the carry over the chunks into `g_enter` (rows, dim, n_chunks, N)."""
     rows, dim, n_chunks, d_state = g_enter.shape
@@ -243,7 +265,7 @@ def _grads_entering_chunks(plan: _Plan, inputs: tuple, flags: dict, dlast: torch
     g_decay = torch.empty_like(g_enter)
     fast = plan.tuning.fast_launch
     launch(_bwd_summary_kernel, plan.summary_grid(n_chunks),
-           (*inputs, g_local, g_decay, *plan.summary_sizes(plan.bwd_chunk_len, n_chunks)),
+           (*inputs, g_local, g_decay, *plan.summary_sizes(plan.bwd_chunk_len, n_chunks, bc_batch)),
            dict(**flags, **plan.summary_blocks()), fast)
     launch(_chunk_carry_kernel, plan.carry_grid,
            (dlast, g_local, g_decay, g_enter, torch.empty(rows, dim, d_state, device=g_enter.device,
@@ -264,9 +286,9 @@ class _TritonScan(torch.autograd.Function):
         batch, dim, length = u.shape
         d_state = A.shape[1]
         work = state_dtype(u, delta, A, B, C, D, z, delta_bias, initial_state, *rev)
-        Bg, Cg = grouped(B).contiguous(), grouped(C).contiguous()
+        bc, bc_batch = _batch_rows(grouped(B), grouped(C), *((grouped(B_r), grouped(C_r)) if rev else ()))
+        Bg, Cg, Bg_r, Cg_r = bc if rev else (*bc, *bc)
         u, delta = u.contiguous(), delta.contiguous()
-        Bg_r, Cg_r = (grouped(B_r).contiguous(), grouped(C_r).contiguous()) if rev else (Bg, Cg)
         u_r, delta_r = (u_r.contiguous(), delta_r.contiguous()) if rev else (u, delta)
         A_all, D_all, bias_all = _stacked(A, A_r), _stacked(D, D_r), _stacked(delta_bias, bias_r)
         z = z.contiguous() if z is not None else None
@@ -296,15 +318,16 @@ class _TritonScan(torch.autograd.Function):
         else:
             summary_flags = dict(HAS_BIAS=delta_bias is not None, REVERSE=reverse, BIDIRECTIONAL=bool(rev),
                                  SOFTPLUS=_softplus_mode(delta_softplus, work, SOFTPLUS_IN_FWD_SUMMARY, tuning))
-            enter = _states_entering_chunks(plan, (u, u_r, delta, delta_r, A2, Bg, Bg_r, bias_arg), summary_flags,
+            enter = _states_entering_chunks(plan, (u, u_r, delta, delta_r, A2, Bg, Bg_r, bias_arg), bc_batch,
+                                            summary_flags,
                                             h0 if h0 is not None else dummy, h0 is not None, last)
-        launch(_scan_fwd_kernel, plan.grid, (*args, enter, out, tile_states, last, *plan.sizes()),
+        launch(_scan_fwd_kernel, plan.grid, (*args, enter, out, tile_states, last, *plan.sizes(bc_batch)),
                dict(STORE_STATES=keep, **flags), tuning.fast_launch)
         ctx.save_for_backward(u, delta, A_all, A2, Bg, Cg, D_all, z, bias_all, initial_state, tile_states,
                               *((u_r, delta_r, Bg_r, Cg_r) if rev else ()))
         shared = (B.dim() == 3, C.dim() == 3)
         ctx.settings = (delta_softplus, reverse, work, shared, plan, dirs, (A.dtype, Bg.dtype, Cg.dtype),
-                        deterministic)
+                        deterministic, bc_batch)
         ctx.set_materialize_grads(False)
         ctx.recorded = recording()  # a dry run's backward records too (it may run in autograd's own thread)
         if rev:
@@ -315,7 +338,7 @@ class _TritonScan(torch.autograd.Function):
     @records_like_forward
     def backward(ctx, dout, dlast):
         u, delta, A_all, A2, Bg, Cg, D_all, z, bias_all, initial_state, tile_states, *rev = ctx.saved_tensors
-        delta_softplus, reverse, work, shared, plan, dirs, dtypes, deterministic = ctx.settings
+        delta_softplus, reverse, work, shared, plan, dirs, dtypes, deterministic, bc_batch = ctx.settings
         tuning = plan.tuning
         u_r, delta_r, Bg_r, Cg_r = rev if rev else (u, delta, Bg, Cg)
         batch, dim, length = u.shape
@@ -360,10 +383,10 @@ class _TritonScan(torch.autograd.Function):
             summary_flags = dict(HAS_Z=z is not None, HAS_BIAS=bias_all is not None, REVERSE=reverse,
                                  BIDIRECTIONAL=bool(rev),
                                  SOFTPLUS=_softplus_mode(delta_softplus, work, SOFTPLUS_IN_BWD_SUMMARY, tuning))
-            _grads_entering_chunks(plan, (delta, delta_r, A2, Cg, Cg_r, z_or_dummy, bias_or_dummy, dout),
+            _grads_entering_chunks(plan, (delta, delta_r, A2, Cg, Cg_r, z_or_dummy, bias_or_dummy, dout), bc_batch,
                                    summary_flags, dlast.view(rows, dim, d_state) if dlast is not None else dummy,
                                    dlast is not None, g_enter)
-        launch(_scan_bwd_kernel, plan.bwd_grid, (*inputs, g_carry, *outputs, *plan.bwd_sizes()), flags,
+        launch(_scan_bwd_kernel, plan.bwd_grid, (*inputs, g_carry, *outputs, *plan.bwd_sizes(bc_batch)), flags,
                tuning.fast_launch)
         if deterministic:  # the blocks' shares, in block order (a torch reduction: no atomics either)
             dB, dC = _sum_blocks(dB), _sum_blocks(dC)

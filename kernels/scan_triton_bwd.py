@@ -87,7 +87,7 @@ def scan_bwd_kernel(
     U, U_R, DELTA, DELTA_R, A, A2, B, B_R, C, C_R, D, Z, BIAS, DOUT, TILE_STATES,  # inputs; A2 = A * log2(e)
     G_CARRY,  # (2, batch, dim, n_chunks, N): [0] g = dL/dh entering each chunk from its far end; [1] scratch
     DU, DDELTA, DZ, DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,  # outputs
-    dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
+    dim, length, d_state, groups, bc_batch, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_H0: tl.constexpr, REVERSE: tl.constexpr, STATES_PER_ITER: tl.constexpr, BIDIRECTIONAL: tl.constexpr,
     DETERMINISTIC: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
@@ -108,13 +108,13 @@ def scan_bwd_kernel(
                      BIAS + dim, DOUT + seq, TILE_STATES + rows * dim * n_tiles * d_state,
                      G_CARRY + rows * dim * n_chunks * d_state, DU + seq, DDELTA + seq, DZ + seq,
                      DA_PART + part * d_state, DB_SUM + bc, DC_SUM + bc, DD_PART + part, DBIAS_PART + part, DH0,
-                     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
+                     dim, length, d_state, groups, bc_batch, channels_per_group, blocks_per_group, n_tiles,
                      tiles_per_chunk, n_chunks, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_H0, not REVERSE,
                      STATES_PER_ITER, DETERMINISTIC, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
     else:
         _bwd_program(pid, U, DELTA, A, A2, B, C, D, Z, BIAS, DOUT, TILE_STATES, G_CARRY, DU, DDELTA, DZ,
                      DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,
-                     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
+                     dim, length, d_state, groups, bc_batch, channels_per_group, blocks_per_group, n_tiles,
                      tiles_per_chunk, n_chunks, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_H0, REVERSE, STATES_PER_ITER,
                      DETERMINISTIC, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
 
@@ -123,7 +123,7 @@ def scan_bwd_kernel(
 def _bwd_program(
     pid_b, U, DELTA, A, A2, B, C, D, Z, BIAS, DOUT, TILE_STATES, G_CARRY,
     DU, DDELTA, DZ, DA_PART, DB_SUM, DC_SUM, DD_PART, DBIAS_PART, DH0,
-    dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
+    dim, length, d_state, groups, bc_batch, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_H0: tl.constexpr, REVERSE: tl.constexpr, STATES_PER_ITER: tl.constexpr, DETERMINISTIC: tl.constexpr,
     ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -135,10 +135,13 @@ def _bwd_program(
     l_idx = tl.arange(0, BLOCK_L)
     dn_mask = d_mask[:, None] & (n_idx < d_state)[None, :]
     row = (pid_b * dim + d) * length
-    bc_base = (pid_b * groups + group) * d_state * length
-    # Where this block's dB and dC go: the group's rows, or under DETERMINISTIC the block's own slice of them
-    # (program_id(1) = group * blocks_per_group + block).
-    bc_out = (pid_b * groups * blocks_per_group + tl.program_id(1)) * d_state * length if DETERMINISTIC else bc_base
+    bc_base = pid_b * bc_batch + group * d_state * length  # B and C: rows of a batch row lie together
+    # Where this block's dB and dC go (contiguous): the group's rows, or under DETERMINISTIC the block's own slice
+    # of them (program_id(1) = group * blocks_per_group + block).
+    if DETERMINISTIC:
+        bc_out = (pid_b * groups * blocks_per_group + tl.program_id(1)) * d_state * length
+    else:
+        bc_out = (pid_b * groups + group) * d_state * length
     step = -1 if REVERSE else 1
     bias, D_vec = channel_params(BIAS, D, d, d_mask, HAS_BIAS, HAS_D, ACC, BLOCK_D)
 

@@ -43,8 +43,8 @@ def scan_fwd_kernel(
     U, U_R, DELTA, DELTA_R, A2, B, B_R, C, C_R, D, Z, BIAS,  # inputs; A2 = A * log2(e), (dim, N), working dtype
     ENTER,  # (batch, dim, n_chunks, N): state entering each chunk
     OUT, TILE_STATES, LAST,  # outputs; TILE_STATES (batch, n_state_tiles, dim, N)
-    dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
-    n_state_tiles,
+    dim, length, d_state, groups, bc_batch, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk,
+    n_chunks, n_state_tiles,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, REVERSE: tl.constexpr, STATE_EVERY: tl.constexpr,
     PREFETCH: tl.constexpr, BIDIRECTIONAL: tl.constexpr, BC_AHEAD: tl.constexpr, BC_KEEP: tl.constexpr,
@@ -60,13 +60,13 @@ def scan_fwd_kernel(
         _fwd_program(pid - rows, U_R, DELTA_R, A2 + dim * d_state, B_R, C_R, D + dim, Z, BIAS + dim,
                      ENTER + rows * dim * n_chunks * d_state, OUT + rows * dim * length,
                      TILE_STATES + rows * dim * n_state_tiles * d_state, LAST + rows * dim * d_state,
-                     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
+                     dim, length, d_state, groups, bc_batch, channels_per_group, blocks_per_group, n_tiles,
                      tiles_per_chunk, n_chunks, n_state_tiles, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, STORE_STATES,
                      STORE_LAST, not REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, UNROLL, BC_WORDS, ACC,
                      BLOCK_D, BLOCK_L, BLOCK_N)
     else:
         _fwd_program(pid, U, DELTA, A2, B, C, D, Z, BIAS, ENTER, OUT, TILE_STATES, LAST,
-                     dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles,
+                     dim, length, d_state, groups, bc_batch, channels_per_group, blocks_per_group, n_tiles,
                      tiles_per_chunk, n_chunks, n_state_tiles, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, STORE_STATES,
                      STORE_LAST, REVERSE, STATE_EVERY, PREFETCH, BC_AHEAD, BC_KEEP, UNROLL, BC_WORDS, ACC, BLOCK_D,
                      BLOCK_L, BLOCK_N)
@@ -75,8 +75,8 @@ def scan_fwd_kernel(
 @triton.jit
 def _fwd_program(
     pid_b, U, DELTA, A2, B, C, D, Z, BIAS, ENTER, OUT, TILE_STATES, LAST,
-    dim, length, d_state, groups, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk, n_chunks,
-    n_state_tiles,
+    dim, length, d_state, groups, bc_batch, channels_per_group, blocks_per_group, n_tiles, tiles_per_chunk,
+    n_chunks, n_state_tiles,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     STORE_STATES: tl.constexpr, STORE_LAST: tl.constexpr, REVERSE: tl.constexpr, STATE_EVERY: tl.constexpr,
     PREFETCH: tl.constexpr, BC_AHEAD: tl.constexpr, BC_KEEP: tl.constexpr, UNROLL: tl.constexpr,
@@ -89,7 +89,7 @@ def _fwd_program(
     l_idx = tl.arange(0, BLOCK_L)
     dn_mask = d_mask[:, None] & (n_idx < d_state)[None, :]
     row = (pid_b * dim + d) * length  # (BLOCK_D,) offset of each channel's sequence
-    bc_base = (pid_b * groups + group) * d_state * length
+    bc_base = pid_b * bc_batch + group * d_state * length  # B and C: rows of a batch row lie together
     bias, D_vec = channel_params(BIAS, D, d, d_mask, HAS_BIAS, HAS_D, ACC, BLOCK_D)
     A2_tile = tl.load(A2 + d[:, None] * d_state + n_idx[None, :], mask=dn_mask, other=0.0).to(ACC)
     state = tl.load(ENTER + ((pid_b * dim + d)[:, None] * n_chunks + chunk) * d_state + n_idx[None, :],

@@ -24,7 +24,7 @@ from .scan_triton_common import (
 
 
 @triton.jit
-def _chunk_setup(pid_b, A2, BIAS, chunk_len, length, d_state, dim, groups, channels_per_group, blocks_per_group,
+def _chunk_setup(pid_b, A2, BIAS, chunk_len, length, d_state, dim, bc_batch, channels_per_group, blocks_per_group,
                  n_chunks, HAS_BIAS: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr,
                  BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr):
     """What both summary kernels need of their program: masks, A2 (BLOCK_D, BLOCK_N), delta_bias,
@@ -38,7 +38,7 @@ def _chunk_setup(pid_b, A2, BIAS, chunk_len, length, d_state, dim, groups, chann
     bias, _no_D = channel_params(BIAS, BIAS, d, d_mask, HAS_BIAS, False, ACC, BLOCK_D)
     chunk_offs = ((pid_b * dim + d)[:, None] * n_chunks + chunk) * d_state + n_idx[None, :]  # (BLOCK_D, BLOCK_N)
     row = (pid_b * dim + d) * length
-    bc_offs = (pid_b * groups + group) * d_state * length + n_idx[:, None] * length  # (BLOCK_N, 1)
+    bc_offs = pid_b * bc_batch + group * d_state * length + n_idx[:, None] * length  # (BLOCK_N, 1)
     tiles = tl.cdiv(chunk_len, BLOCK_L)
     first_tile = chunk * tiles
     tiles_here = tl.minimum(tiles, tl.cdiv(length, BLOCK_L) - first_tile)
@@ -64,7 +64,7 @@ def _summary_inputs(U, DELTA, B, row, bc_offs, n_ok, tile, length, d_mask, BLOCK
 @triton.jit(do_not_specialize=["blocks_per_group", "n_chunks"])
 def fwd_summary_kernel(
     U, U_R, DELTA, DELTA_R, A2, B, B_R, BIAS, CHUNK_LOCAL, CHUNK_DECAY,
-    dim, length, d_state, groups, channels_per_group, blocks_per_group, chunk_len, n_chunks,
+    dim, length, d_state, groups, bc_batch, channels_per_group, blocks_per_group, chunk_len, n_chunks,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, BIDIRECTIONAL: tl.constexpr,
     ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
@@ -76,23 +76,23 @@ def fwd_summary_kernel(
         _fwd_summary_program(pid - rows, U_R, DELTA_R, A2 + dim * d_state, B_R, BIAS + dim,
                              CHUNK_LOCAL + rows * dim * n_chunks * d_state,
                              CHUNK_DECAY + rows * dim * n_chunks * d_state, dim, length, d_state, groups,
-                             channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_BIAS, SOFTPLUS,
+                             bc_batch, channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_BIAS, SOFTPLUS,
                              not REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
     else:
         _fwd_summary_program(pid, U, DELTA, A2, B, BIAS, CHUNK_LOCAL, CHUNK_DECAY, dim, length, d_state, groups,
-                             channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_BIAS, SOFTPLUS,
+                             bc_batch, channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_BIAS, SOFTPLUS,
                              REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
 
 
 @triton.jit
 def _fwd_summary_program(
     pid_b, U, DELTA, A2, B, BIAS, CHUNK_LOCAL, CHUNK_DECAY,
-    dim, length, d_state, groups, channels_per_group, blocks_per_group, chunk_len, n_chunks,
+    dim, length, d_state, groups, bc_batch, channels_per_group, blocks_per_group, chunk_len, n_chunks,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, ACC: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     d_mask, dn_mask, A2_tile, bias, chunk_offs, row, bc_offs, first_tile, tiles_here = _chunk_setup(
-        pid_b, A2, BIAS, chunk_len, length, d_state, dim, groups, channels_per_group, blocks_per_group,
+        pid_b, A2, BIAS, chunk_len, length, d_state, dim, bc_batch, channels_per_group, blocks_per_group,
         n_chunks, HAS_BIAS, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
     n_ok = (tl.arange(0, BLOCK_N) < d_state)[:, None]
     acc = tl.zeros([BLOCK_D, BLOCK_N, BLOCK_L], dtype=ACC)
@@ -127,7 +127,7 @@ def _fwd_summary_program(
 @triton.jit(do_not_specialize=["blocks_per_group", "n_chunks"])
 def bwd_summary_kernel(
     DELTA, DELTA_R, A2, C, C_R, Z, BIAS, DOUT, G_LOCAL, G_DECAY,
-    dim, length, d_state, groups, channels_per_group, blocks_per_group, chunk_len, n_chunks,
+    dim, length, d_state, groups, bc_batch, channels_per_group, blocks_per_group, chunk_len, n_chunks,
     HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr,
     BIDIRECTIONAL: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -140,23 +140,23 @@ def bwd_summary_kernel(
         _bwd_summary_program(pid - rows, DELTA_R, A2 + dim * d_state, C_R, Z, BIAS + dim,
                              DOUT + rows * dim * length, G_LOCAL + rows * dim * n_chunks * d_state,
                              G_DECAY + rows * dim * n_chunks * d_state, dim, length, d_state, groups,
-                             channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_Z, HAS_BIAS,
+                             bc_batch, channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_Z, HAS_BIAS,
                              SOFTPLUS, not REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
     else:
         _bwd_summary_program(pid, DELTA, A2, C, Z, BIAS, DOUT, G_LOCAL, G_DECAY, dim, length, d_state, groups,
-                             channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_Z, HAS_BIAS,
+                             bc_batch, channels_per_group, blocks_per_group, chunk_len, n_chunks, HAS_Z, HAS_BIAS,
                              SOFTPLUS, REVERSE, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
 
 
 @triton.jit
 def _bwd_summary_program(
     pid_b, DELTA, A2, C, Z, BIAS, DOUT, G_LOCAL, G_DECAY,
-    dim, length, d_state, groups, channels_per_group, blocks_per_group, chunk_len, n_chunks,
+    dim, length, d_state, groups, bc_batch, channels_per_group, blocks_per_group, chunk_len, n_chunks,
     HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, ACC: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     d_mask, dn_mask, A2_tile, bias, chunk_offs, row, bc_offs, first_tile, tiles_here = _chunk_setup(
-        pid_b, A2, BIAS, chunk_len, length, d_state, dim, groups, channels_per_group, blocks_per_group,
+        pid_b, A2, BIAS, chunk_len, length, d_state, dim, bc_batch, channels_per_group, blocks_per_group,
         n_chunks, HAS_BIAS, ACC, BLOCK_D, BLOCK_L, BLOCK_N)
     n_ok = (tl.arange(0, BLOCK_N) < d_state)[:, None]
     step = -1 if REVERSE else 1

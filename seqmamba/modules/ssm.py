@@ -79,7 +79,7 @@ class SelectiveSSM(nn.Module):
         x_dbl = channels_first_linear(self.x_proj.weight, x)  # (batch, dt_rank + 2N, L)
         dt_low, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=1)
         dt = channels_first_linear(self.dt_proj.weight, dt_low)  # (batch, d_inner, L); bias goes to the scan
-        return dt, B.contiguous(), C.contiguous()
+        return dt, B, C  # views of x_dbl: the scan reads them where they lie, no copies
 
     def scan_inputs(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> ScanDirection:
         """The scan's inputs for a whole sequence x (batch, d_inner, L): conv, SiLU and the projections
