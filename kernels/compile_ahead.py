@@ -354,6 +354,11 @@ def compile_ahead(run: Callable[[], object], workers: int | None = None) -> int:
         marker = _marker(kernel, variant, args, constexprs)
         if marker not in todo and not marker.exists():
             todo[marker] = variant
+    # The records hold the dry run's tensors, and the list is held by every autograd node whose backward records
+    # where its forward did (ctx.recorded): emptied, those tensors and the dry run's autograd graph go now. Kept,
+    # the graph's AccumulateGrad nodes (made on the default stream) outlived the dry run, and the Trainer's first
+    # CUDA graph capture on its side stream failed on them (H100).
+    launches.clear()
     if not todo:
         stop_workers()
         return 0

@@ -247,3 +247,40 @@ def test_a_backward_run_in_another_thread_is_recorded_with_its_forward(gpu_like,
     names = [_fast_launch.jit_function(k).__name__ for k, *_ in launches]
     assert {"scan_bwd_kernel", "_conv1d_grad_kernel"} <= set(names)
     assert _fast_launch.recording() is None
+
+
+def test_the_dry_runs_tensors_and_autograd_graph_go_when_it_ends(gpu_like, monkeypatch, tmp_path):
+    """A backward records where its forward did through the list its autograd node keeps (ctx.recorded), and the
+    list holds every launch's tensors: compile_ahead empties it, so the dry run's outputs and graph are freed. On
+    the H100 the graph's AccumulateGrad nodes outlived the dry run and made the Trainer's first CUDA graph capture
+    fail (a stream mismatch inside the capture)."""
+    import gc
+    import weakref
+
+    from seqmamba.kernels import scan_triton
+    from seqmamba.kernels.scan_tuning import HOPPER
+
+    monkeypatch.setattr(scan_triton, "interpreting", lambda: False)
+    monkeypatch.setattr(ahead, "enabled", lambda: True)
+    monkeypatch.setattr(ahead, "triton_cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(ahead, "compile_in_workers", lambda variants, workers: [True] * len(variants))
+    monkeypatch.setattr(ahead, "variant_of", lambda k, grid, args, cx: ahead.Variant("m", "k", grid, (), (), 0))
+    monkeypatch.setattr(ahead, "_marker", lambda k, v, args, cx: tmp_path / "seqmamba_ahead" / repr(v.grid))
+    scan_triton._plans.clear()
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(1, 64, 256, generator=g, requires_grad=True)
+    delta, z = torch.rand(1, 64, 256, generator=g), torch.randn(1, 64, 256, generator=g)
+    B, C = torch.randn(1, 16, 256, generator=g), torch.randn(1, 16, 256, generator=g)
+    A, D = -torch.rand(64, 16, generator=g), torch.ones(64)
+    outputs = []
+
+    def dry_run() -> None:
+        out = scan_triton.scan_checked(u, delta, A, B, C, D, z, torch.zeros(64), True, False, reverse=False,
+                                       initial_state=None, tuning=HOPPER)
+        outputs.append(weakref.ref(out))
+        out.sum().backward()
+
+    assert ahead.compile_ahead(dry_run) > 0
+    scan_triton._plans.clear()
+    gc.collect()
+    assert outputs and outputs[0]() is None
