@@ -10,7 +10,12 @@ under ``TRITON_INTERPRET=1``).
 
 from .conv1d import depthwise_conv1d, depthwise_conv1d_ref
 from .scan import BACKENDS, selective_scan
-from .scan_bidirectional import ScanDirection, selective_scan_bidirectional, selective_scan_bidirectional_ref
+from .scan_bidirectional import (
+    ScanDirection,
+    selective_scan_bidirectional,
+    selective_scan_bidirectional_ref,
+    separate_directions,
+)
 from .scan_reference import selective_scan_ref
 from .state_update import selective_state_update, selective_state_update_ref
 
@@ -25,4 +30,5 @@ __all__ = [
     "selective_scan_ref",
     "selective_state_update",
     "selective_state_update_ref",
+    "separate_directions",
 ]

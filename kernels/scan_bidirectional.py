@@ -9,6 +9,9 @@ the chunks each direction would need alone. Elsewhere it is the two `selective_s
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
@@ -23,6 +26,31 @@ if TYPE_CHECKING:
 # Above this many elements per direction (batch * dim * L) the two directions run as two Triton calls:
 # each fills the GPU alone, and one kernel compiled for both ways holds more registers.
 FUSED_MAX_ELEMENTS = 1 << 23
+
+_apart = contextvars.ContextVar("seqmamba_directions_apart", default=False)
+
+
+@contextlib.contextmanager
+def separate_directions() -> Iterator[None]:
+    """Within (this thread's calls): `selective_scan_bidirectional` and `fuses` never fuse the two directions.
+
+    For steps replayed from a CUDA graph, the Trainer's `GraphedStep` (its eager steps, its capture and their dry
+    run alike, so that all compile and run the same kernels). What the fused kernels save is the host's second
+    launch, which a replay does not make; the two-call kernels compile faster (an sm_90 compile of the bf16
+    training forward: 18.8 s fused, 4.0 s forward and 9.3 s reverse, in parallel) and at issue 22's long shapes
+    their forward+backward was the faster (the fused one ran at 0.82-0.89x, docs/benchmarks/scan.md).
+
+    Example:
+        >>> u = torch.zeros(2, 8, 64)
+        >>> with separate_directions():
+        ...     fuses(u, "triton")
+        False
+    """
+    token = _apart.set(True)
+    try:
+        yield
+    finally:
+        _apart.reset(token)
 
 
 class ScanDirection(NamedTuple):
@@ -65,7 +93,14 @@ def fuses(u: torch.Tensor, backend: str = "auto") -> bool:
     """Whether `selective_scan_bidirectional` runs both directions of inputs shaped like u in one launch.
 
     Where it does not, a caller that builds the directions' inputs can build and scan them one at a time,
-    so that only one direction's inputs are alive at once."""
+    so that only one direction's inputs are alive at once. Never within `separate_directions`.
+
+    Example:
+        >>> fuses(torch.zeros(2, 8, 64), "triton"), fuses(torch.zeros(2, 8, 64), "torch")
+        (True, False)
+    """
+    if _apart.get():
+        return False
     if backend == "auto":
         backend = choose_backend("selective_scan_bidirectional", backend, u.device, u.shape[-1])
     return backend == "triton" and u.numel() <= FUSED_MAX_ELEMENTS
@@ -89,7 +124,8 @@ def selective_scan_bidirectional(
     Returns (y_fwd, y_rev), (batch, dim, L) each: ``selective_scan(**fwd._asdict(), z=z)`` and
     ``selective_scan(**rev._asdict(), z=z, reverse=True)`` (from the fused path, views of one
     (2, batch, dim, L) buffer). The backends are `selective_scan`'s; "triton" runs both directions in one
-    launch per pass up to `FUSED_MAX_ELEMENTS` per direction, and as two calls beyond. tuning: the Triton
+    launch per pass up to `FUSED_MAX_ELEMENTS` per direction (not within `separate_directions`), and as two calls
+    beyond. tuning: the Triton
     backend's knobs, and deterministic (None: ``torch.are_deterministic_algorithms_enabled()``) a backward
     that repeats bit for bit, as `selective_scan` takes them.
     """

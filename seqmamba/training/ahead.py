@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..kernels import separate_directions
 from ..kernels.compile_ahead import compile_ahead, start_workers, stop_workers
 from .data import map_tensors
 
@@ -106,11 +107,12 @@ def _first_time(model: nn.Module, what: tuple) -> bool:
 
 def compile_step_kernels(model: nn.Module, loss: Callable[[nn.Module, Any], torch.Tensor],
                          train_batches: Iterable[Any], eval_batches: Iterable[Any],
-                         autocast: Callable[[], contextlib.AbstractContextManager]) -> int:
+                         autocast: Callable[[], contextlib.AbstractContextManager], graphed: bool = False) -> int:
     """Compile ahead (in parallel, on a CUDA GPU: `kernels.compile_ahead`) the kernels of a training step on each
     of `train_batches` (forward and backward) and of a forward without gradients on each of `eval_batches`,
-    under `autocast()`. The batches are on the model's device. Returns the kernels compiled; a dry run alike to
-    one made before in this process is not made again.
+    under `autocast()`. ``graphed``: the steps are `GraphedStep`'s, whose bidirectional scans run in two launches
+    (`kernels.separate_directions`), and so do the dry run's. The batches are on the model's device. Returns the
+    kernels compiled; a dry run alike to one made before in this process is not made again.
 
     Example:
         >>> model = nn.Linear(2, 1)
@@ -119,7 +121,7 @@ def compile_step_kernels(model: nn.Module, loss: Callable[[nn.Module, Any], torc
     """
     train_batches, eval_batches = list(train_batches), list(eval_batches)
     context = autocast()
-    what = ("step", type(context).__name__, str(getattr(context, "fast_dtype", "")),
+    what = ("step", type(context).__name__, str(getattr(context, "fast_dtype", "")), graphed,
             tuple(map(shapes, train_batches)), tuple(map(shapes, eval_batches)))
     if not _first_time(model, what):
         return 0
@@ -128,7 +130,7 @@ def compile_step_kernels(model: nn.Module, loss: Callable[[nn.Module, Any], torc
         with unchanged(model):
             model.train()
             for batch in train_batches:
-                with autocast():
+                with separate_directions() if graphed else contextlib.nullcontext(), autocast():
                     value = loss(model, batch)
                 value.float().sum().backward()
             model.eval()

@@ -344,7 +344,8 @@ class Trainer:
             train += self._last_batch(first, len(ResumableSampler(self.train_data, self.ctx, shuffle=False, seed=0)),
                                       cfg.batch_size)
         compile_step_kernels(model, self.task.loss, [to_device(b, self.device) for b in train],
-                             [to_device(b, self.device) for b in evals], self._autocast)
+                             [to_device(b, self.device) for b in evals], self._autocast,
+                             graphed=self._graph_step is not None)
 
     @staticmethod
     def _last_batch(first: Any, samples: int, batch_size: int) -> list[Any]:

@@ -59,14 +59,22 @@ def test_the_two_directions_must_agree_on_what_they_give():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_large_calls_run_as_two_scans_with_the_same_result(monkeypatch, backend):
-    """Past FUSED_MAX_ELEMENTS the directions run as two calls: the same values and gradients."""
-    from seqmamba.kernels import scan_bidirectional
+@pytest.mark.parametrize("why", ["size", "separate_directions"])
+def test_large_calls_and_graphed_steps_run_two_scans_with_the_same_result(monkeypatch, backend, why):
+    """Past FUSED_MAX_ELEMENTS, and within separate_directions (CUDA-graphed training steps), the directions run as
+    two calls: the same values and gradients."""
+    from seqmamba.kernels import scan_bidirectional, separate_directions
 
     case = CASES["chunks"]
     fused = outputs_and_grads(selective_scan_bidirectional, case, seed=5, backend=backend)
-    monkeypatch.setattr(scan_bidirectional, "FUSED_MAX_ELEMENTS", 0)
-    split = outputs_and_grads(selective_scan_bidirectional, case, seed=5, backend=backend)
+    if why == "size":
+        monkeypatch.setattr(scan_bidirectional, "FUSED_MAX_ELEMENTS", 0)
+        split = outputs_and_grads(selective_scan_bidirectional, case, seed=5, backend=backend)
+    else:
+        with separate_directions():
+            assert not scan_bidirectional.fuses(torch.zeros(2, 4, 100), backend="triton")
+            split = outputs_and_grads(selective_scan_bidirectional, case, seed=5, backend=backend)
+        assert scan_bidirectional.fuses(torch.zeros(2, 4, 100), backend="triton")  # back, on leaving
     for f, s in zip(fused, split):
         torch.testing.assert_close(f, s, rtol=1e-9, atol=1e-9)
 

@@ -92,6 +92,24 @@ def test_graphed_step_on_a_cpu_is_the_eager_step():
     assert step.captured == {}
 
 
+def test_graphed_steps_scan_the_two_directions_apart():
+    """A replay makes no launches of the host's, so what the fused bidirectional kernels save is moot there, and
+    they compile in twice the time: a GraphedStep's steps (eager ones too, so that all run the same kernels) scan
+    the directions in two launches. Outside its steps the default is back."""
+    from seqmamba.kernels.scan_bidirectional import fuses
+
+    seen = []
+
+    def loss(m, b):
+        seen.append(fuses(b, "triton"))
+        return m(b).square().mean()
+
+    model = nn.Linear(2, 1)
+    step = GraphedStep(model, loss, torch.optim.AdamW(model.parameters(), lr=0.1), 1.0, contextlib.nullcontext)
+    step(torch.ones(3, 2))
+    assert seen == [False] and fuses(torch.ones(3, 2), "triton")
+
+
 class _Encoded(nn.Module):
     """A small bidirectional Mamba encoder with a linear read-out: what a DNA classifier trains."""
 

@@ -62,18 +62,40 @@ def test_step_kernels_run_a_backward_on_train_batches_and_a_forward_without_grad
     assert seen == [(4, True, True), (1, True, True), (3, False, False)] and model.weight.grad is None
 
 
+@pytest.mark.parametrize("graphed", [False, True])
+def test_a_graphed_runs_dry_steps_scan_the_two_directions_apart_as_its_steps_do(dry_runs, graphed):
+    """GraphedStep's steps scan a bidirectional block's directions in two launches (kernels.separate_directions);
+    the dry run of a graphed run's steps must too, or it would compile the fused kernels the steps never launch.
+    Evaluation stays eager, and fused. A dry run of the other kind is not taken for one made before."""
+    from seqmamba.kernels.scan_bidirectional import fuses
+
+    seen = []
+
+    def loss(model, batch):
+        seen.append((torch.is_grad_enabled(), fuses(batch, "triton")))
+        return model(batch).sum()
+
+    model = nn.Linear(2, 1)
+    ahead_module.compile_step_kernels(model, loss, [torch.ones(4, 2)], [torch.ones(3, 2)], contextlib.nullcontext,
+                                      graphed=graphed)
+    assert seen == [(True, not graphed), (False, True)]
+    ahead_module.compile_step_kernels(model, loss, [torch.ones(4, 2)], [torch.ones(3, 2)], contextlib.nullcontext,
+                                      graphed=not graphed)
+    assert seen[2:] == [(True, graphed), (False, True)]
+
+
 def test_a_fit_that_compiles_ahead_trains_the_same_weights(tmp_path, dry_runs, monkeypatch):
     shapes = []
     real = ahead_module.compile_step_kernels
 
-    def spy(model, loss, train, evals, autocast):
-        shapes.append(([b[0].shape[0] for b in train], [b[0].shape[0] for b in evals]))
-        return real(model, loss, train, evals, autocast)
+    def spy(model, loss, train, evals, autocast, graphed):
+        shapes.append(([b[0].shape[0] for b in train], [b[0].shape[0] for b in evals], graphed))
+        return real(model, loss, train, evals, autocast, graphed)
 
     monkeypatch.setattr("seqmamba.training.trainer.compile_step_kernels", spy)
     monkeypatch.setattr(Trainer, "_compiles_kernels", lambda self: True)
     ahead, _ = run_selftest(None, max_steps=6, quiet=True, batch_size=24, drop_last=False)  # 64 = 2 x 24 + 16
-    assert shapes == [([24, 16], [16])] and len(dry_runs) == 1  # validation: 16, one partial batch
+    assert shapes == [([24, 16], [16], False)] and len(dry_runs) == 1  # validation: 16, one partial batch
     again, _ = run_selftest(None, max_steps=6, quiet=True, batch_size=24, drop_last=False)
     assert_same_weights(weights(ahead.model), weights(again.model))
     monkeypatch.setattr(Trainer, "_compiles_kernels", lambda self: False)
@@ -91,14 +113,14 @@ def test_every_distinct_batch_shape_of_a_validation_factory_is_dry_run(monkeypat
 
     seen = []
     monkeypatch.setattr("seqmamba.training.trainer.compile_step_kernels",
-                        lambda model, loss, train, evals, autocast: seen.append(
-                            ([b.shape[0] for b in train], [b.shape[0] for b in evals])))
+                        lambda model, loss, train, evals, autocast, graphed: seen.append(
+                            ([b.shape[0] for b in train], [b.shape[0] for b in evals], graphed)))
     model = nn.Linear(2, 1)
     trainer = Trainer(model, LossTask(lambda m, b: m(b).sum()), batches([4, 4, 4]), val_data=batches([4, 4, 1]),
                       config=TrainerConfig(max_steps=1, batch_size=4, device="cpu", quiet=True))
     trainer.state = TrainerState()
     trainer._compile_ahead(model)
-    assert seen == [([4], [4, 1])]
+    assert seen == [([4], [4, 1], False)]  # no graphs on a CPU
 
 
 def test_a_dry_run_alike_to_one_made_in_this_process_is_not_made_again(dry_runs):
