@@ -124,10 +124,10 @@ def selective_scan_bidirectional(
     Returns (y_fwd, y_rev), (batch, dim, L) each: ``selective_scan(**fwd._asdict(), z=z)`` and
     ``selective_scan(**rev._asdict(), z=z, reverse=True)`` (from the fused path, views of one
     (2, batch, dim, L) buffer). The backends are `selective_scan`'s; "triton" runs both directions in one
-    launch per pass up to `FUSED_MAX_ELEMENTS` per direction (not within `separate_directions`), and as two calls
-    beyond. tuning: the Triton
-    backend's knobs, and deterministic (None: ``torch.are_deterministic_algorithms_enabled()``) a backward
-    that repeats bit for bit, as `selective_scan` takes them.
+    launch per pass up to `FUSED_MAX_ELEMENTS` per direction (not within `separate_directions`), and as two
+    calls beyond. tuning: the Triton backend's knobs, and deterministic (None:
+    ``torch.are_deterministic_algorithms_enabled()``) a backward that repeats bit for bit, as `selective_scan`
+    takes them.
     """
     _check(fwd, rev, z)
     backend = choose_backend("selective_scan_bidirectional", backend, fwd.u.device, fwd.u.shape[-1])

@@ -171,8 +171,7 @@ class _Plan:
 
     def summary_sizes(self, chunk_len: int, n_chunks: int, bc_batch: int):
         return (self.dim, self.length, self.d_state, self.groups, bc_batch, self.per_group,
-                self.summary_blocks_per_group,
-                chunk_len, n_chunks)
+                self.summary_blocks_per_group, chunk_len, n_chunks)
 
     def summary_blocks(self):
         return dict(BLOCK_D=self.summary_block_d, BLOCK_L=self.summary_block_l, BLOCK_N=self.block_n,
@@ -319,8 +318,7 @@ class _TritonScan(torch.autograd.Function):
             summary_flags = dict(HAS_BIAS=delta_bias is not None, REVERSE=reverse, BIDIRECTIONAL=bool(rev),
                                  SOFTPLUS=_softplus_mode(delta_softplus, work, SOFTPLUS_IN_FWD_SUMMARY, tuning))
             enter = _states_entering_chunks(plan, (u, u_r, delta, delta_r, A2, Bg, Bg_r, bias_arg), bc_batch,
-                                            summary_flags,
-                                            h0 if h0 is not None else dummy, h0 is not None, last)
+                                            summary_flags, h0 if h0 is not None else dummy, h0 is not None, last)
         launch(_scan_fwd_kernel, plan.grid, (*args, enter, out, tile_states, last, *plan.sizes(bc_batch)),
                dict(STORE_STATES=keep, **flags), tuning.fast_launch)
         ctx.save_for_backward(u, delta, A_all, A2, Bg, Cg, D_all, z, bias_all, initial_state, tile_states,
