@@ -184,6 +184,15 @@ def test_a_gpu_launch_becomes_a_variant_a_worker_can_rebuild(monkeypatch):
     assert ahead.variant_of(kernel, (3,), (x, 1000), dict(BLOCK=object())) is None  # JSON cannot carry it
 
 
+def scan_inputs(length: int) -> tuple[torch.Tensor, ...]:
+    """u (requiring grad), delta, z (1, 64, L); B, C (1, 16, L); A (64, 16); D (64,): a scan's CPU inputs."""
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(1, 64, length, generator=g, requires_grad=True)
+    delta, z = torch.rand(1, 64, length, generator=g), torch.randn(1, 64, length, generator=g)
+    B, C = torch.randn(1, 16, length, generator=g), torch.randn(1, 16, length, generator=g)
+    return u, delta, z, B, C, -torch.rand(64, 16, generator=g), torch.ones(64)
+
+
 def test_a_new_length_reuses_the_compiled_scan_kernels(gpu_like, monkeypatch):
     """The loop counts that change with L are not specialized on: L 256 and L 4,096 (both multiples of 16)
     make the same forward, summary and backward variants (only the small carry kernel's block follows the
@@ -195,11 +204,7 @@ def test_a_new_length_reuses_the_compiled_scan_kernels(gpu_like, monkeypatch):
     scan_triton._plans.clear()
     variants = []
     for length in (256, 4096):
-        g = torch.Generator().manual_seed(0)
-        u = torch.randn(1, 64, length, generator=g, requires_grad=True)
-        delta, z = torch.rand(1, 64, length, generator=g), torch.randn(1, 64, length, generator=g)
-        B, C = torch.randn(1, 16, length, generator=g), torch.randn(1, 16, length, generator=g)
-        A, D = -torch.rand(64, 16, generator=g), torch.ones(64)
+        u, delta, z, B, C, A, D = scan_inputs(length)
         with _fast_launch.recording_launches() as launches:
             out = scan_triton.scan_checked(u, delta, A, B, C, D, z, torch.zeros(64), True, False, reverse=False,
                                            initial_state=None, tuning=HOPPER)
@@ -222,13 +227,9 @@ def test_a_backward_run_in_another_thread_is_recorded_with_its_forward(gpu_like,
 
     monkeypatch.setattr(scan_triton, "interpreting", lambda: False)
     scan_triton._plans.clear()
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(1, 64, 256, generator=g, requires_grad=True)
-    delta, z = torch.rand(1, 64, 256, generator=g), torch.randn(1, 64, 256, generator=g)
-    B, C = torch.randn(1, 16, 256, generator=g), torch.randn(1, 16, 256, generator=g)
-    A, D = -torch.rand(64, 16, generator=g), torch.ones(64)
+    x, delta, z, B, C, A, D = scan_inputs(256)
     with _fast_launch.recording_launches() as launches:
-        u = conv1d_triton.depthwise_conv1d_triton(x, torch.randn(64, 1, 4, generator=g), None, False, "silu")
+        u = conv1d_triton.depthwise_conv1d_triton(x, torch.randn(64, 1, 4), None, False, "silu")
         out = scan_triton.scan_checked(u, delta, A, B, C, D, z, torch.zeros(64), True, False, reverse=False,
                                        initial_state=None, tuning=HOPPER)
     errors = []
@@ -267,11 +268,7 @@ def test_the_dry_runs_tensors_and_autograd_graph_go_when_it_ends(gpu_like, monke
     monkeypatch.setattr(ahead, "variant_of", lambda k, grid, args, cx: ahead.Variant("m", "k", grid, (), (), 0))
     monkeypatch.setattr(ahead, "_marker", lambda k, v, args, cx: tmp_path / "seqmamba_ahead" / repr(v.grid))
     scan_triton._plans.clear()
-    g = torch.Generator().manual_seed(0)
-    u = torch.randn(1, 64, 256, generator=g, requires_grad=True)
-    delta, z = torch.rand(1, 64, 256, generator=g), torch.randn(1, 64, 256, generator=g)
-    B, C = torch.randn(1, 16, 256, generator=g), torch.randn(1, 16, 256, generator=g)
-    A, D = -torch.rand(64, 16, generator=g), torch.ones(64)
+    u, delta, z, B, C, A, D = scan_inputs(256)
     outputs = []
 
     def dry_run() -> None:
