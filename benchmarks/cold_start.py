@@ -51,6 +51,18 @@ def listen_to_compiles() -> None:
         knobs.compilation.listener = listener
 
 
+class Warnings(logging.Handler):
+    """seqmamba's warnings (a failed CUDA graph capture, say), so that each phase's row shows what went wrong in
+    it: a phase that ran eagerly after a failed capture is not the phase the table means."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage().split("\n")[0][:120])
+
+
 def sequences(n: int, length: int, seed: int) -> tuple[list[str], list[int]]:
     rng = np.random.default_rng(seed)
     return ["".join(rng.choice(list("ACGT"), length)) for _ in range(n)], [i % 2 for i in range(n)]
@@ -64,17 +76,19 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")  # compile-ahead notices
     n = 8 if args.smoke else 1  # divides every set's size
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
-    rows = [("import seqmamba", time.perf_counter() - START, "", "")]
+    rows = [("import seqmamba", time.perf_counter() - START, "", "", "")]
     listen_to_compiles()
+    warned = Warnings()
+    logging.getLogger("seqmamba").addHandler(warned)
 
     def phase(what: str, fn) -> object:
-        before, t0 = cache_entries(), time.perf_counter()
+        before, t0, seen = cache_entries(), time.perf_counter(), len(warned.messages)
         result = fn()
         if device == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         steps = getattr(result, "n_iter_", "")
-        rows.append((what, seconds, cache_entries() - before, steps))
+        rows.append((what, seconds, cache_entries() - before, steps, "; ".join(warned.messages[seen:])))
         print(f"{what}: {seconds:.1f} s, +{rows[-1][2]} Triton cache entries, steps {steps}", flush=True)
         return result
 
@@ -99,8 +113,8 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     lines = [f"Device: {name}; torch {torch.__version__}. Seconds per phase in one fresh process, and the kernels "
              "Triton compiled (added to its cache) in each.", "",
-             "| phase | seconds | kernels compiled | steps |", "|---|---:|---:|---:|"]
-    lines += [f"| {what} | {s:.1f} | {n} | {steps} |" for what, s, n, steps in rows]
+             "| phase | seconds | kernels compiled | steps | seqmamba's warnings |", "|---|---:|---:|---:|---|"]
+    lines += [f"| {what} | {s:.1f} | {n} | {steps} | {said} |" for what, s, n, steps, said in rows]
     if COMPILES:
         lines += ["", f"Triton compiles in this process: {len(COMPILES)}, {sum(c[1] for c in COMPILES):.1f} s in all "
                   "(compiler time per kernel, slowest first; stage seconds from Triton's compilation listener).", "",

@@ -20,6 +20,25 @@ def test_cold_start_smoke_run_writes_every_phase(tmp_path):
     text = out.read_text()
     for phase in ("first fit", "new length", "RC-equivariant", "predict_proba", "init="):
         assert phase in text
+    assert "| seqmamba's warnings |" in text
+
+
+def test_a_phase_row_carries_the_warnings_seqmamba_logged_in_it():
+    """A failed CUDA graph capture (the Trainer then runs eagerly) shows in its phase's row, first line only."""
+    import logging
+
+    import cold_start
+
+    from seqmamba.inference import CaptureSchedule
+
+    handler = cold_start.Warnings()
+    logging.getLogger("seqmamba").addHandler(handler)
+    try:
+        CaptureSchedule(most=1, capture_after=1).failed(RuntimeError("operation failed\nmore"), "the training step")
+        logging.getLogger("seqmamba.training").info("not a warning")
+    finally:
+        logging.getLogger("seqmamba").removeHandler(handler)
+    assert handler.messages == ["CUDA graph capture of the training step failed (operation failed"]
 
 
 def test_specialization_follows_tritons_rules():
