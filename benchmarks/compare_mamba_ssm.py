@@ -3,13 +3,17 @@
 mamba_ssm (its `Mamba` block, with causal-conv1d's CUDA conv) is built at run time from the two PyPI sdists,
 for this GPU only; nothing of theirs is committed. Their Python needs einops (`pip install einops`):
 
-    pip download --no-deps --no-binary :all: mamba-ssm==2.3.2.post1 causal-conv1d==1.7.0   # or the PyPI files
+    pip download --no-deps --no-binary :all: mamba-ssm==2.3.2.post1 causal-conv1d==1.7.0
+    # (pip runs their setup.py for metadata, which needs torch: where it fails, fetch the two .tar.gz files
+    # from the links of https://pypi.org/simple/mamba-ssm/ and https://pypi.org/simple/causal-conv1d/)
     PYTHONPATH=$PWD python3 benchmarks/compare_mamba_ssm.py --mamba-sdist mamba_ssm-2.3.2.post1.tar.gz \\
         --conv-sdist causal_conv1d-1.7.0.tar.gz --out compare.md
     PYTHONPATH=$PWD python3 benchmarks/compare_mamba_ssm.py --ours-only [--keep-scan-inputs]   # our rows alone
 
 For each shape of issue 22 and each precision (bf16 autocast, float32): forward and forward+backward
-milliseconds of both, the ratio (theirs / ours: above 1, seqmamba is faster) and the peak memory. The two
+milliseconds of both, the ratio (theirs / ours: above 1, seqmamba is faster) and the peak memory. Rows of at
+most HOST_BOUND_TOKENS tokens wait on the host, whose speed drifts: they are measured in ROUNDS alternating
+rounds (ours, theirs, ours, ...), each side's median kept, the rounds' lowest and highest ratio beside it. The two
 blocks get the same weights, and the largest relative difference of their float32 outputs is reported, so
 the comparison is of the same function. The scan alone is `benchmarks/scan.py --compare SDIST`.
 
@@ -21,12 +25,15 @@ residual of two `Mamba` blocks, one on the sequence and one on its flipped copy 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import statistics
 import sys
 import tarfile
 import tempfile
 import time
 import types
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,6 +50,35 @@ from seqmamba.modules.block import MambaBlock
 BLOCK_SHAPES = [(32, 2048), (1, 131_072), (1, 1_048_576), (64, 256), (1, 4096)]
 ENCODER_SHAPES = [(64, 256), (1, 131_072)]
 D_MODEL, D_STATE = 256, 16
+# Rows of at most this many tokens wait on the host, and the host's speed drifts within a run (one row's ms moved
+# by a third between runs): those are measured in ROUNDS alternating rounds, ours then theirs, median of each.
+HOST_BOUND_TOKENS, ROUNDS = 1 << 16, 5
+
+
+def interleaved(ours: Callable[[], dict], theirs: Callable[[], dict], rounds: int) -> tuple[dict, dict, dict]:
+    """Measure both sides `rounds` times, alternating; per key the median of each side's rounds (None if any
+    round had None), and each ratio key's (lowest, highest) ratio over the rounds.
+
+    Example:
+        >>> ours, theirs = iter([{"fwd": 1.0}, {"fwd": 3.0}, {"fwd": 2.0}]), iter([{"fwd": 2.0}, {"fwd": 2.0},
+        ...                                                                        {"fwd": 5.0}])
+        >>> o, t, spread = interleaved(lambda: next(ours), lambda: next(theirs), 3)
+        >>> o, t, [round(r, 2) for r in spread["fwd"]]
+        ({'fwd': 2.0}, {'fwd': 2.0}, [0.67, 2.5])
+    """
+    runs = [(ours(), theirs()) for _ in range(rounds)]
+
+    def median(side: int) -> dict:
+        keys = runs[0][side].keys()
+        return {k: None if any(r[side][k] is None for r in runs) else statistics.median(r[side][k] for r in runs)
+                for k in keys}
+
+    spread = {}
+    for key in runs[0][0]:
+        ratios = [t[key] / o[key] for o, t in runs if o[key] and t[key] is not None]
+        if ratios and not key.endswith("_gb"):
+            spread[key] = (min(ratios), max(ratios))
+    return median(0), median(1), spread
 
 
 def _extract(sdist: Path, root: Path) -> Path:
@@ -141,8 +177,13 @@ def _pair(ours: dict, theirs: dict, key: str) -> str:
     return f"{ours[key]:.2f} / {theirs[key]:.2f}"
 
 
-def _ratio(ours: dict, theirs: dict, key: str) -> str:
-    return "—" if ours[key] is None or theirs[key] is None else f"**{theirs[key] / ours[key]:.2f}**"
+def _ratio(ours: dict, theirs: dict, key: str, spread: dict | None = None) -> str:
+    """theirs / ours in bold, and where the row had several rounds their lowest-highest ratio."""
+    if ours[key] is None or theirs[key] is None:
+        return "—"
+    low_high = (spread or {}).get(key)
+    rounds = f" ({low_high[0]:.2f}-{low_high[1]:.2f})" if low_high and low_high[0] != low_high[1] else ""
+    return f"**{theirs[key] / ours[key]:.2f}**{rounds}"
 
 
 def ours_only(device: torch.device, out: Path | None) -> None:
@@ -208,15 +249,19 @@ def main() -> None:
     lines = [f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}; d_model {D_MODEL}, "
              f"d_state {D_STATE}. ms per call (median); ratio = mamba_ssm / seqmamba (above 1: seqmamba faster). "
              f"The blocks hold the same weights; their float32 outputs differ by {same:.1e} (max, relative).", "",
+             f"Rows of at most {HOST_BOUND_TOKENS:,} tokens: the median of {ROUNDS} alternating rounds, with the "
+             "lowest and highest ratio of a round.", "",
              "| what | precision | batch | L | fwd ms ours / theirs | fwd ratio | fwd+bwd ms ours / theirs "
              "| fwd+bwd ratio | peak GB fwd+bwd ours / theirs |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     rows = [("block", ours_block, theirs_block, shape) for shape in BLOCK_SHAPES]
     rows += [("encoder", ours_encoder, theirs_encoder, shape) for shape in ENCODER_SHAPES]
     for bf16 in (True, False):  # every bf16 row first: a run cut short still has the precision training uses
         for what, ours, theirs, (batch, length) in rows:
-            o, t = (measure(m, batch, length, D_MODEL, device, bf16) for m in (ours, theirs))
+            rounds = ROUNDS if batch * length <= HOST_BOUND_TOKENS else 1
+            o, t, spread = interleaved(*(functools.partial(measure, m, batch, length, D_MODEL, device, bf16)
+                                         for m in (ours, theirs)), rounds)
             line = (f"| {what} | {'bf16' if bf16 else 'fp32'} | {batch} | {length:,} | {_pair(o, t, 'fwd')} "
-                    f"| {_ratio(o, t, 'fwd')} | {_pair(o, t, 'fwd+bwd')} | {_ratio(o, t, 'fwd+bwd')} "
+                    f"| {_ratio(o, t, 'fwd', spread)} | {_pair(o, t, 'fwd+bwd')} | {_ratio(o, t, 'fwd+bwd', spread)} "
                     f"| {_pair(o, t, 'fwd+bwd_gb')} |")
             lines.append(line)
             print(line, flush=True)

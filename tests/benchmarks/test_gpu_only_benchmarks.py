@@ -1,6 +1,6 @@
 """The benchmarks that time a CUDA GPU (CUDA graphs, GPU kernel time, mamba_ssm's CUDA extensions) stop with one
 line and a non-zero exit where there is none; mamba_ssm's side is built from the PyPI sdists on the GPU machine,
-never here."""
+never here. What of them runs without a GPU (the comparison's alternating rounds) is tested here."""
 
 import subprocess
 import sys
@@ -51,3 +51,29 @@ def test_a_table_cut_short_keeps_the_rows_it_has(tmp_path):
     assert out.read_text() == "Device: test.\n\n| a | b |\n|---:|---:|\n"
     table.add(1, "2.50")
     assert out.read_text().endswith("| 1 | 2.50 |\n")
+
+
+def test_compare_measures_host_bound_rows_in_alternating_rounds():
+    """A host-bound row's two sides are measured in turns (the host's speed drifts within a run), each side's
+    median kept, the rounds' lowest and highest ratio beside it; a side out of memory in any round is None."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import compare_mamba_ssm as compare
+
+    order: list[str] = []
+
+    def side(name: str, fwd: list[float], gb: list[float | None]):
+        values = iter(zip(fwd, gb, strict=True))
+
+        def measure() -> dict:
+            order.append(name)
+            f, g = next(values)
+            return {"fwd": f, "fwd+bwd_gb": g}
+        return measure
+
+    ours, theirs, spread = compare.interleaved(side("ours", [1.0, 3.0, 2.0], [0.5, 0.5, 0.5]),
+                                               side("theirs", [2.0, 2.0, 5.0], [0.4, None, 0.4]), 3)
+    assert order == ["ours", "theirs"] * 3
+    assert ours == {"fwd": 2.0, "fwd+bwd_gb": 0.5} and theirs == {"fwd": 2.0, "fwd+bwd_gb": None}
+    assert spread == {"fwd": (2.0 / 3.0, 2.5)}  # no spread for memory
+    assert compare._ratio(ours, theirs, "fwd", spread) == "**1.00** (0.67-2.50)"
+    assert compare._ratio(ours, theirs, "fwd", {}) == "**1.00**"
