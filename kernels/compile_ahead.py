@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -163,8 +164,8 @@ def variant_of(kernel, grid: tuple, args: tuple, constexprs: dict) -> Variant | 
 def compile_variant(variant: Variant) -> float:
     """Compile one variant into Triton's cache without launching it (Triton's warmup); seconds taken."""
     kernel = getattr(importlib.import_module(variant.module), variant.name)
-    if torch.cuda.is_available():
-        torch.cuda.set_device(variant.device)
+    # On the variant's device, and only while compiling: the caller's own process may compile small ones.
+    on_device = torch.cuda.device(variant.device) if torch.cuda.is_available() else contextlib.nullcontext()
 
     def argument(a):
         if not isinstance(a, dict):
@@ -176,7 +177,8 @@ def compile_variant(variant: Variant) -> float:
 
     start = time.perf_counter()
     constexprs = {k: _constexpr_value(v) for k, v in variant.constexprs}
-    kernel.warmup(*map(argument, variant.args), grid=variant.grid, **constexprs)
+    with on_device:
+        kernel.warmup(*map(argument, variant.args), grid=variant.grid, **constexprs)
     return time.perf_counter() - start
 
 
@@ -330,10 +332,29 @@ def compile_in_workers(variants: list[Variant], workers: int, command: list[str]
     return done
 
 
+HEAVY_KERNELS = ("scan_fwd", "scan_bwd")  # the scan's full passes: 3-22 s a variant on the H100, the rest under 1 s
+
+
+def heavy(variant: Variant) -> bool:
+    """Whether a variant is one of the slow compiles that parallel workers are for."""
+    return any(name in variant.name for name in HEAVY_KERNELS)
+
+
+def _compile_here(variant: Variant) -> bool:
+    """Compile one variant in this process; whether it compiled (a failure compiles again at its launch)."""
+    try:
+        compile_variant(variant)
+    except Exception as error:  # reported, never raised: the launch compiles it then
+        log.debug("compile ahead: %s.%s: %s", variant.module, variant.name, error)
+        return False
+    return True
+
+
 def compile_ahead(run: Callable[[], object], workers: int | None = None) -> int:
     """Dry-run `run` with its kernel launches recorded, and compile the variants not compiled ahead before in
-    parallel worker processes; returns how many were compiled. Does nothing (and does not call run) where
-    `enabled()` is false. An error inside the dry run ends it there: what it recorded is still compiled.
+    parallel worker processes (small kernels alone, with no worker started yet: in this process); returns how
+    many were compiled. Does nothing (and does not call run) where `enabled()` is false. An error inside the dry
+    run ends it there: what it recorded is still compiled.
 
     Example:
         >>> compile_ahead(lambda: None)  # nothing launched: nothing to compile
@@ -362,11 +383,18 @@ def compile_ahead(run: Callable[[], object], workers: int | None = None) -> int:
     if not todo:
         stop_workers()
         return 0
-    n = workers or _default_workers(len(todo))
-    log.info("compiling %d GPU kernels in %d processes before the first launch (first use on this machine)",
-             len(todo), n)
     start = time.perf_counter()
-    done = compile_in_workers(list(todo.values()), n)
+    if not _started and not any(heavy(v) for v in todo.values()):
+        # Small kernels only (each well under a second): new workers (about 4 s of imports each, in parallel)
+        # would cost more than compiling them here, one after another. On the H100 3 of them took 6.7 s in
+        # workers, where compiled at their launches they had taken 1.9 s.
+        log.info("compiling %d small GPU kernels before the first launch", len(todo))
+        done = [_compile_here(v) for v in todo.values()]
+    else:
+        n = workers or _default_workers(len(todo))
+        log.info("compiling %d GPU kernels in %d processes before the first launch (first use on this machine)",
+                 len(todo), n)
+        done = compile_in_workers(list(todo.values()), n)
     for marker, ok in zip(todo, done):
         if ok:
             marker.parent.mkdir(parents=True, exist_ok=True)

@@ -71,12 +71,17 @@ def test_workers_compile_every_variant_once_and_survive_failures(tmp_path, monke
     assert all(c["constexprs"] == {"BLOCK": "16"} for c in calls)
 
 
+def scan_variant(kernel, grid, args, constexprs) -> ahead.Variant:
+    """Stands in for variant_of: a variant of the scan's forward (heavy: compiled in workers) per grid."""
+    return ahead.Variant("m", "scan_fwd_kernel", grid, (), (), 0)
+
+
 def test_compile_ahead_compiles_what_the_dry_run_launched_once_per_machine(gpu_like, monkeypatch, tmp_path):
     kernel, x = Kernel(), torch.zeros(8)
     monkeypatch.setattr(ahead, "enabled", lambda: True)
     monkeypatch.setattr(ahead, "triton_cache_dir", lambda: tmp_path)
     monkeypatch.setattr(ahead, "_marker", lambda k, v, args, cx: tmp_path / "seqmamba_ahead" / f"{v.grid[0]}")
-    monkeypatch.setattr(ahead, "variant_of", lambda k, grid, args, cx: ahead.Variant("m", "k", grid, (), (), 0))
+    monkeypatch.setattr(ahead, "variant_of", scan_variant)
     compiled: list = []
     monkeypatch.setattr(ahead, "compile_in_workers",
                         lambda variants, workers: compiled.append(variants) or [v.grid[0] != 3 for v in variants])
@@ -92,6 +97,36 @@ def test_compile_ahead_compiles_what_the_dry_run_launched_once_per_machine(gpu_l
     assert [v.grid[0] for v in compiled[0]] == [1, 2, 3] and kernel.launched == []
     assert ahead.compile_ahead(dry_run([1, 2, 3, 4])) == 1  # 1 and 2 are marked; 3 failed, so it is tried again
     assert [v.grid[0] for v in compiled[1]] == [3, 4]
+
+
+@pytest.mark.parametrize("started", [False, True])
+def test_small_kernels_alone_compile_here_rather_than_in_new_workers(gpu_like, monkeypatch, tmp_path, started):
+    """New workers cost about 4 s of imports: a dry run that wants only small kernels (not the scan's full passes)
+    compiles them in this process, unless workers were started ahead already. A heavy one sends all to workers."""
+    kernel, x = Kernel(), torch.zeros(8)
+    monkeypatch.setattr(ahead, "enabled", lambda: True)
+    monkeypatch.setattr(ahead, "triton_cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(ahead, "_marker", lambda k, v, args, cx: tmp_path / "seqmamba_ahead" / v.name)
+    names = {1: "chunk_carry_kernel", 2: "fwd_summary_kernel", 3: "scan_bwd_kernel"}
+    monkeypatch.setattr(ahead, "variant_of", lambda k, grid, args, cx: ahead.Variant("m", names[grid[0]], grid, (),
+                                                                                        (), 0))
+    here, in_workers = [], []
+    monkeypatch.setattr(ahead, "compile_variant", lambda v: here.append(v.name) or 0.1)
+    monkeypatch.setattr(ahead, "compile_in_workers", lambda variants, workers: in_workers.append(
+        [v.name for v in variants]) or [True] * len(variants))
+    monkeypatch.setattr(ahead, "_started", [object()] if started else [])
+
+    def dry_run(grids):
+        return lambda: [_fast_launch.launch(kernel, (g,), (x, 16), dict(BLOCK=32)) for g in grids]
+
+    assert ahead.compile_ahead(dry_run([1, 2])) == 2
+    if started:
+        assert here == [] and in_workers == [["chunk_carry_kernel", "fwd_summary_kernel"]]
+    else:
+        assert here == ["chunk_carry_kernel", "fwd_summary_kernel"] and in_workers == []
+    here.clear(), in_workers.clear()
+    assert ahead.compile_ahead(dry_run([1, 3])) == 1  # the carry kernel is marked compiled; the backward is heavy
+    assert here == [] and in_workers == [["scan_bwd_kernel"]]
 
 
 def test_switched_off_it_does_not_even_run_the_dry_run(monkeypatch):
@@ -265,7 +300,7 @@ def test_the_dry_runs_tensors_and_autograd_graph_go_when_it_ends(gpu_like, monke
     monkeypatch.setattr(ahead, "enabled", lambda: True)
     monkeypatch.setattr(ahead, "triton_cache_dir", lambda: tmp_path)
     monkeypatch.setattr(ahead, "compile_in_workers", lambda variants, workers: [True] * len(variants))
-    monkeypatch.setattr(ahead, "variant_of", lambda k, grid, args, cx: ahead.Variant("m", "k", grid, (), (), 0))
+    monkeypatch.setattr(ahead, "variant_of", scan_variant)
     monkeypatch.setattr(ahead, "_marker", lambda k, v, args, cx: tmp_path / "seqmamba_ahead" / repr(v.grid))
     scan_triton._plans.clear()
     u, delta, z, B, C, A, D = scan_inputs(256)
