@@ -110,9 +110,10 @@ def compile_step_kernels(model: nn.Module, loss: Callable[[nn.Module, Any], torc
                          autocast: Callable[[], contextlib.AbstractContextManager], graphed: bool = False) -> int:
     """Compile ahead (in parallel, on a CUDA GPU: `kernels.compile_ahead`) the kernels of a training step on each
     of `train_batches` (forward and backward) and of a forward without gradients on each of `eval_batches`,
-    under `autocast()`. ``graphed``: the steps are `GraphedStep`'s, whose bidirectional scans run in two launches
-    (`kernels.separate_directions`), and so do the dry run's. The batches are on the model's device. Returns the
-    kernels compiled; a dry run alike to one made before in this process is not made again.
+    under `autocast()`. ``graphed``: the steps and the evaluation are `GraphedStep`'s and `GraphedEvaluation`'s,
+    whose bidirectional scans run in two launches (`kernels.separate_directions`), and so do the dry run's. The
+    batches are on the model's device. Returns the kernels compiled; a dry run alike to one made before in this
+    process is not made again.
 
     Example:
         >>> model = nn.Linear(2, 1)
@@ -127,10 +128,10 @@ def compile_step_kernels(model: nn.Module, loss: Callable[[nn.Module, Any], torc
         return 0
 
     def dry_run() -> None:
-        with unchanged(model):
+        with unchanged(model), separate_directions() if graphed else contextlib.nullcontext():
             model.train()
             for batch in train_batches:
-                with separate_directions() if graphed else contextlib.nullcontext(), autocast():
+                with autocast():
                     value = loss(model, batch)
                 value.float().sum().backward()
             model.eval()

@@ -14,7 +14,8 @@ What a captured step needs, and the `Trainer` provides when ``TrainerConfig(cuda
 - one process, one micro-batch per step, no gradient checkpointing (the Trainer checks).
 
 Its steps scan a bidirectional block's two directions in two launches (`kernels.separate_directions`), as its
-compile-ahead dry run does (`ahead.compile_step_kernels(graphed=True)`).
+compile-ahead dry run does (`ahead.compile_step_kernels(graphed=True)`). `GraphedEvaluation` replays the
+Trainer's evaluation in the same way.
 
 The reference is the eager step in the same order, `eager_step`; a shape's first ``capture_after`` batches run
 through it (the first also compiles the kernels). Random draws inside the step (dropout, MLM masks on the CUDA
@@ -24,7 +25,7 @@ generator) advance per replay as they do per eager step, but draw other numbers.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,3 +149,75 @@ class GraphedStep:
         with torch.cuda.graph(graph, pool=self._pool):  # records the step; runs nothing
             loss, norm = self._eager(static)
         return _Captured(static, loss, norm, graph)
+
+
+@dataclass
+class _CapturedMetrics:
+    batch: Any  # the graph reads its batch from these tensors
+    metrics: Mapping[str, torch.Tensor]  # and writes the batch's metrics here
+    graph: torch.cuda.CUDAGraph
+
+
+class GraphedEvaluation:
+    """``metrics_fn(model, batch)`` without autograd (a Task's `metrics`: the Trainer's evaluation when its steps are
+    graphed), replayed from a CUDA graph once a batch shape has come ``capture_after`` times, as `GraphedStep` does
+    the step: the same scans (`kernels.separate_directions`), autocast without its weight-cast cache.
+
+    A batch shape whose metrics are not all CUDA tensors stays eager: a Python number would be frozen into the
+    graph. The tensors a replay returns are the graph's own: read them before the next call.
+
+    Example:
+        >>> model = nn.Linear(2, 1)
+        >>> evaluate = GraphedEvaluation(model, lambda m, b: {"loss": m(b).square().mean()}, contextlib.nullcontext)
+        >>> with torch.no_grad():
+        ...     sorted(evaluate(torch.ones(4, 2)))  # on a CPU every call is eager
+        ['loss']
+    """
+
+    def __init__(self, model: nn.Module, metrics_fn: Callable[[nn.Module, Any], Mapping[str, torch.Tensor | float]],
+                 autocast: Callable[[], contextlib.AbstractContextManager], most: int = 4,
+                 capture_after: int = 2) -> None:
+        self.model, self.metrics_fn, self.autocast = model, metrics_fn, autocast
+        self.schedule = CaptureSchedule(most, capture_after)
+        self.captured: dict[tuple, _CapturedMetrics] = {}
+        self._eager_only: set[tuple] = set()  # shapes whose metrics a graph cannot hold
+        self._pool = None
+
+    def __call__(self, batch: Any) -> Mapping[str, torch.Tensor | float]:
+        tensors: list[torch.Tensor] = []
+        map_tensors(batch, tensors.append)
+        key = tuple((tuple(t.shape), t.dtype) for t in tensors)
+        entry = self.captured.get(key)
+        if entry is None:
+            on_cuda = bool(tensors) and all(t.is_cuda for t in tensors)
+            if (not on_cuda or key in self._eager_only or torch.is_grad_enabled()
+                    or not self.schedule.capture_now(key, len(self.captured))):
+                return self._eager(batch, key)
+            try:
+                entry = self.captured[key] = self._capture(batch, key)
+            except Exception as err:  # what the evaluation does that a graph cannot hold: stay eager
+                self.schedule.failed(err, "the evaluation")
+                return self._eager(batch, key)
+        inputs: list[torch.Tensor] = []
+        map_tensors(entry.batch, inputs.append)
+        for static, new in zip(inputs, tensors, strict=True):
+            static.copy_(new)
+        entry.graph.replay()
+        return entry.metrics
+
+    def _eager(self, batch: Any, key: tuple) -> Mapping[str, torch.Tensor | float]:
+        with separate_directions(), self.autocast():
+            metrics = self.metrics_fn(self.model, batch)
+        if not all(torch.is_tensor(v) and v.is_cuda for v in metrics.values()):
+            self._eager_only.add(key)
+        return metrics
+
+    def _capture(self, batch: Any, key: tuple) -> _CapturedMetrics:
+        static = map_tensors(batch, lambda t: t.clone())
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        torch.cuda.synchronize()
+        with torch.cuda.graph(graph, pool=self._pool):  # records the evaluation; runs nothing
+            metrics = self._eager(static, key)
+        return _CapturedMetrics(static, dict(metrics), graph)

@@ -34,7 +34,7 @@ from .distributed import (
     init_distributed,
     shutdown,
 )
-from .graphs import GraphedStep
+from .graphs import GraphedEvaluation, GraphedStep
 from .metrics import MetricsWriter
 from .optim import build_optimizer, build_scheduler, lr_tensors
 from .progress import TrainProgress
@@ -106,6 +106,7 @@ class Trainer:
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._ddp: nn.Module = model
         self._graph_step: GraphedStep | None = None
+        self._graph_eval: GraphedEvaluation | None = None  # with graphed steps, evaluation is replayed too
         self._best_in_memory: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------------------------- public
@@ -134,11 +135,13 @@ class Trainer:
         model.eval()
         sums: dict[str, float | torch.Tensor] = {}
         count = 0
-        with torch.no_grad(), self._autocast():
+        graphed = self._graph_eval  # during a graphed fit: replayed, under its own autocast
+        with torch.no_grad(), contextlib.nullcontext() if graphed is not None else self._autocast():
             for batch in self._val_batches():
                 batch = to_device(batch, self.device)
                 n = task.batch_size(batch)
-                for name, value in task.metrics(model, batch).items():
+                metrics = graphed(batch) if graphed is not None else task.metrics(model, batch)
+                for name, value in metrics.items():
                     # summed where it lies, in float64 as Python's floats are: no wait for the GPU per batch
                     if torch.is_tensor(value):
                         value = value.detach().to(_SUM_DTYPE.get(value.device.type, torch.float64))
@@ -292,11 +295,12 @@ class Trainer:
             self._restore(found)
         else:
             seed_everything(cfg.seed)
-        self._graph_step = None
+        self._graph_step = self._graph_eval = None
         if graphs:
             lr_tensors(self.optimizer)  # after the scheduler and the restore: both leave numbers
             self._graph_step = GraphedStep(model, self.task.loss, self.optimizer, cfg.max_grad_norm,
                                            lambda: self._autocast(cache=False))
+            self._graph_eval = GraphedEvaluation(model, self.task.metrics, lambda: self._autocast(cache=False))
         self._metrics = MetricsWriter(self.run_dir / "metrics.jsonl") if self.run_dir and self.ctx.is_main else None
         if self._compiles_kernels():
             self._compile_ahead(model)  # before DDP wraps the model: the dry run's backward must not all-reduce
@@ -315,7 +319,7 @@ class Trainer:
             self._progress.close()
             self._ddp = model
             if self._graph_step is not None:  # the graphs' memory and the gradients they kept go with them
-                self._graph_step = None
+                self._graph_step = self._graph_eval = None
                 self.optimizer.zero_grad(set_to_none=True)
         if cfg.restore_best:
             self._load_best()

@@ -155,3 +155,67 @@ def test_graphed_training_follows_eager_training_on_a_gpu(precision, length):
     tol = 1e-5 if precision == "fp32" else 2e-2
     for name in eager:
         torch.testing.assert_close(graphed[name], eager[name], atol=tol, rtol=tol, msg=name)
+
+
+def test_graphed_evaluation_on_a_cpu_is_the_task_metrics_with_the_directions_apart():
+    """Off a GPU every call is eager: the task's metrics themselves, under the evaluation's autocast and with a
+    bidirectional scan's directions apart, as the graphed steps run them."""
+    from seqmamba.kernels.scan_bidirectional import fuses
+    from seqmamba.training.graphs import GraphedEvaluation
+
+    seen, entered = [], []
+
+    def metrics(m, b):
+        seen.append(fuses(b, "triton"))
+        return {"loss": m(b).square().mean()}
+
+    @contextlib.contextmanager
+    def autocast():
+        entered.append(True)
+        yield
+
+    model = nn.Linear(2, 1)
+    evaluate = GraphedEvaluation(model, metrics, autocast)
+    with torch.no_grad():
+        got = evaluate(torch.ones(3, 2))
+        assert torch.equal(got["loss"], model(torch.ones(3, 2)).square().mean())
+    assert seen == [False] and entered == [True] and evaluate.captured == {}
+
+
+class EvalCaptures(Callback):
+    """At each evaluation: its metrics and how many batch shapes the trainer's evaluation graphs hold."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[dict, int | None]] = []
+
+    def on_evaluate(self, trainer, metrics) -> None:
+        graphs = trainer._graph_eval
+        self.seen.append((dict(metrics), None if graphs is None else len(graphs.captured)))
+
+
+@needs_cuda
+def test_graphed_evaluation_follows_eager_evaluation_on_a_gpu():
+    """A graphed fit replays its evaluation too: a validation set of 40 (batches of 16, 16 and 8) is captured
+    shape by shape (the full batches at the second evaluation, the last at the third), and the metrics follow
+    an eager fit's."""
+    torch.manual_seed(0)
+    x = torch.randn(136, 64, 16)
+    y = x.mean((1, 2))[:, None]
+    train, val = TensorDataset(x[:96], y[:96]), TensorDataset(x[96:], y[96:])
+    results = []
+    for graphs in (False, True):
+        torch.manual_seed(0)
+        model = _Encoded()
+        config = TrainerConfig(max_epochs=4, batch_size=16, lr=1e-3, device="cuda", precision="fp32", quiet=True,
+                               cuda_graphs=graphs, shuffle=False)
+        seen = EvalCaptures()
+        Trainer(model, SupervisedTask(nn.functional.mse_loss), train, val_data=val, config=config,
+                callbacks=[seen]).fit()
+        results.append(seen.seen)
+    eager, graphed = results
+    assert [n for _, n in eager] == [None] * 4
+    assert [n for _, n in graphed] == [0, 1, 2, 2]
+    for (e, _), (g, _) in zip(eager, graphed, strict=True):
+        assert e.keys() == g.keys()
+        for name in e:
+            assert g[name] == pytest.approx(e[name], rel=1e-4, abs=1e-6), name

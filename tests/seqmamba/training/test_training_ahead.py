@@ -64,9 +64,9 @@ def test_step_kernels_run_a_backward_on_train_batches_and_a_forward_without_grad
 
 @pytest.mark.parametrize("graphed", [False, True])
 def test_a_graphed_runs_dry_steps_scan_the_two_directions_apart_as_its_steps_do(dry_runs, graphed):
-    """GraphedStep's steps scan a bidirectional block's directions in two launches (kernels.separate_directions);
-    the dry run of a graphed run's steps must too, or it would compile the fused kernels the steps never launch.
-    Evaluation stays eager, and fused. A dry run of the other kind is not taken for one made before."""
+    """GraphedStep's steps and GraphedEvaluation scan a bidirectional block's directions in two launches
+    (kernels.separate_directions); the dry run of a graphed run must too, or it would compile the fused kernels
+    they never launch. A dry run of the other kind is not taken for one made before."""
     from seqmamba.kernels.scan_bidirectional import fuses
 
     seen = []
@@ -78,10 +78,10 @@ def test_a_graphed_runs_dry_steps_scan_the_two_directions_apart_as_its_steps_do(
     model = nn.Linear(2, 1)
     ahead_module.compile_step_kernels(model, loss, [torch.ones(4, 2)], [torch.ones(3, 2)], contextlib.nullcontext,
                                       graphed=graphed)
-    assert seen == [(True, not graphed), (False, True)]
+    assert seen == [(True, not graphed), (False, not graphed)]
     ahead_module.compile_step_kernels(model, loss, [torch.ones(4, 2)], [torch.ones(3, 2)], contextlib.nullcontext,
                                       graphed=not graphed)
-    assert seen[2:] == [(True, graphed), (False, True)]
+    assert seen[2:] == [(True, graphed), (False, graphed)]
 
 
 def test_a_fit_that_compiles_ahead_trains_the_same_weights(tmp_path, dry_runs, monkeypatch):
