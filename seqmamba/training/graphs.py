@@ -65,6 +65,26 @@ def eager_step(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tenso
     return loss.detach().float(), norm
 
 
+def _tensors_and_key(batch: Any) -> tuple[list[torch.Tensor], tuple]:
+    """A batch's tensors in order, and what a graph of it is keyed by (their shapes and dtypes)."""
+    tensors: list[torch.Tensor] = []
+    map_tensors(batch, tensors.append)
+    return tensors, tuple((tuple(t.shape), t.dtype) for t in tensors)
+
+
+def _on_cuda(tensors: list[torch.Tensor]) -> bool:
+    return bool(tensors) and all(t.is_cuda for t in tensors)
+
+
+def _replay(graph: torch.cuda.CUDAGraph, static_batch: Any, tensors: list[torch.Tensor]) -> None:
+    """Copy a batch's tensors into the ones its graph was captured reading, and replay it."""
+    inputs: list[torch.Tensor] = []
+    map_tensors(static_batch, inputs.append)
+    for static, new in zip(inputs, tensors, strict=True):
+        static.copy_(new)
+    graph.replay()
+
+
 @dataclass
 class _Captured:
     batch: Any  # the graph reads its batch from these tensors
@@ -104,24 +124,17 @@ class GraphedStep:
     def __call__(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not self._grads_ready:
             self._grads_in_place()
-        tensors: list[torch.Tensor] = []
-        map_tensors(batch, tensors.append)
-        key = tuple((tuple(t.shape), t.dtype) for t in tensors)
+        tensors, key = _tensors_and_key(batch)
         entry = self.captured.get(key)
         if entry is None:
-            on_cuda = bool(tensors) and all(t.is_cuda for t in tensors)
-            if not (on_cuda and self.schedule.capture_now(key, len(self.captured))):
+            if not (_on_cuda(tensors) and self.schedule.capture_now(key, len(self.captured))):
                 return self._eager(batch)
             try:
                 entry = self.captured[key] = self._capture(batch)
             except Exception as err:  # what the step does that a graph cannot hold: stay eager
                 self.schedule.failed(err, "the training step")
                 return self._eager(batch)
-        inputs: list[torch.Tensor] = []
-        map_tensors(entry.batch, inputs.append)
-        for static, new in zip(inputs, tensors, strict=True):
-            static.copy_(new)
-        entry.graph.replay()
+        _replay(entry.graph, entry.batch, tensors)
         return entry.loss, entry.norm
 
     def _eager(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -184,13 +197,10 @@ class GraphedEvaluation:
         self._pool = None
 
     def __call__(self, batch: Any) -> Mapping[str, torch.Tensor | float]:
-        tensors: list[torch.Tensor] = []
-        map_tensors(batch, tensors.append)
-        key = tuple((tuple(t.shape), t.dtype) for t in tensors)
+        tensors, key = _tensors_and_key(batch)
         entry = self.captured.get(key)
         if entry is None:
-            on_cuda = bool(tensors) and all(t.is_cuda for t in tensors)
-            if (not on_cuda or key in self._eager_only or torch.is_grad_enabled()
+            if (not _on_cuda(tensors) or key in self._eager_only or torch.is_grad_enabled()
                     or not self.schedule.capture_now(key, len(self.captured))):
                 return self._eager(batch, key)
             try:
@@ -198,11 +208,7 @@ class GraphedEvaluation:
             except Exception as err:  # what the evaluation does that a graph cannot hold: stay eager
                 self.schedule.failed(err, "the evaluation")
                 return self._eager(batch, key)
-        inputs: list[torch.Tensor] = []
-        map_tensors(entry.batch, inputs.append)
-        for static, new in zip(inputs, tensors, strict=True):
-            static.copy_(new)
-        entry.graph.replay()
+        _replay(entry.graph, entry.batch, tensors)
         return entry.metrics
 
     def _eager(self, batch: Any, key: tuple) -> Mapping[str, torch.Tensor | float]:
