@@ -53,11 +53,11 @@ class TrainerConfig:
             for early stopping's comparisons.
         gradient_checkpointing: set the model's ``gradient_checkpointing`` (None: leave it).
         cuda_graphs: on a CUDA GPU, replay each repeated batch shape's whole step (forward, backward, clipping,
-            AdamW) from a CUDA graph (`seqmamba.training.graphs`): for small models, whose steps wait on the
-            host. Taken only by one process with one micro-batch per step and no gradient checkpointing; the
-            optimizer is then a capturable AdamW (the same updates to rounding). The estimators turn it on
-            unless ``SEQMAMBA_CUDA_GRAPHS=0``; tests/seqmamba/training/test_graphed_step.py holds it to eager
-            training on a GPU.
+            AdamW) from a CUDA graph (`seqmamba.training.graphs`), and the validation set's evaluation too: for
+            small models, whose steps wait on the host. Taken only by one process with one micro-batch per step
+            and no gradient checkpointing; the optimizer is then a capturable AdamW (the same updates to
+            rounding). The estimators turn it on unless ``SEQMAMBA_CUDA_GRAPHS=0``;
+            tests/seqmamba/training/test_graphed_step.py holds it to eager training on a GPU.
         quiet: no progress bar.
         overwrite: start afresh in a run directory that already holds a checkpoint (else an error).
 
