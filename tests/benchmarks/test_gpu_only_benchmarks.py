@@ -77,3 +77,33 @@ def test_compare_measures_host_bound_rows_in_alternating_rounds():
     assert spread == {"fwd": (2.0 / 3.0, 2.5)}  # no spread for memory
     assert compare._ratio(ours, theirs, "fwd", spread) == "**1.00** (0.67-2.50)"
     assert compare._ratio(ours, theirs, "fwd", {}) == "**1.00**"
+
+
+def test_fit_graphs_fused_run_keeps_the_fused_kernels_in_graphed_steps():
+    """fit_graphs.py's third run times graphed steps with the fused two-direction kernels (the A/B of
+    kernels.separate_directions): within it a GraphedStep's steps and the dry run fuse again; after, they do not."""
+    import contextlib
+
+    from torch import nn
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import fit_graphs
+
+    from seqmamba.kernels import separate_directions
+    from seqmamba.kernels.scan_bidirectional import fuses
+    from seqmamba.training import ahead
+    from seqmamba.training.graphs import GraphedStep
+
+    seen = []
+
+    def loss(m, b):
+        seen.append(fuses(b, "triton"))
+        return m(b).square().mean()
+
+    model = nn.Linear(2, 1)
+    step = GraphedStep(model, loss, torch.optim.AdamW(model.parameters(), lr=0.1), 1.0, contextlib.nullcontext)
+    with fit_graphs.fused_in_graphs():
+        step(torch.ones(3, 2))
+        assert ahead.separate_directions is contextlib.nullcontext  # the dry run's too
+    step(torch.ones(3, 2))
+    assert seen == [True, False] and ahead.separate_directions is separate_directions
