@@ -4,6 +4,7 @@ clipping, at the DNA classifier's default size (d_model 64, 2 layers, batch 32, 
 
     PYTHONPATH=$PWD python3 benchmarks/step_host_bound.py
     PYTHONPATH=$PWD python3 benchmarks/step_host_bound.py --block   # one block's forward, compare_mamba_ssm.md's
+    PYTHONPATH=$PWD python3 benchmarks/step_host_bound.py --encoder # the bidirectional encoder's forward
 
 Where wall time is well above kernel time the GPU waits on the host's Python, launches and torch calls. The
 last column is what a CUDA graph of the whole step (forward, backward, clipping and a capturable AdamW, captured
@@ -24,13 +25,13 @@ import torch
 from scan_short import graphed
 from torch.profiler import ProfilerActivity, profile
 
-from seqmamba import MambaConfig
+from seqmamba import MambaConfig, MambaEncoder
 from seqmamba.dna import DNAEncoder
 from seqmamba.modules.block import MambaBlock
 
 SIZES = [(64, 32, 1024), (256, 32, 1024), (128, 8, 4096)]  # (d_model, batch, L)
 BLOCK_SHAPES = [(1, 4096), (64, 256), (32, 2048), (1, 1_048_576)]  # (batch, L): compare_mamba_ssm.md's
-HOST_PROFILED = (1, 4096, True)  # (batch, L, bf16): the block forward whose host time --block breaks down
+ENCODER_SHAPES = [(64, 256), (1, 131_072)]
 
 
 def make_step(d_model: int, batch: int, length: int, device: torch.device,
@@ -95,26 +96,26 @@ def graphed_ms(d_model: int, batch: int, length: int, device: torch.device) -> f
     return wall_ms(graphed(make_step(d_model, batch, length, device, capturable=True)))
 
 
-def block_forwards(device: torch.device) -> None:
-    """The same split for one Mamba block's forward (d_model 256, no grad) at the comparison's shapes, then where
-    the host's time goes at the shortest (cProfile)."""
-    block = MambaBlock(d_model=256, d_state=16).to(device)
+def forwards(device: torch.device, module: torch.nn.Module, shapes: list[tuple[int, int]],
+             profiled: tuple[int, int, bool]) -> None:
+    """The same split for a module's forward (d_model 256, no grad) at the comparison's shapes, then where the
+    host's time goes at ``profiled`` (batch, L, bf16), from a cProfile of 200 forwards."""
     host_profile: list[Callable[[], None]] = [lambda: None]
     print("| batch | L | precision | wall ms | GPU kernels ms |\n|---:|---:|---|---:|---:|")
-    for batch, length in BLOCK_SHAPES:
+    for batch, length in shapes:
         x = torch.randn(batch, length, 256, device=device)  # (batch, L, d_model)
         for bf16 in (True, False):
             def forward(x=x, bf16=bf16) -> None:
                 with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-                    block(x)
+                    module(x)
 
             for _ in range(5):  # compiles, allocator warm
                 forward()
             wall, gpu, _ = wall_and_kernels(forward)
             print(f"| {batch} | {length:,} | {'bf16' if bf16 else 'fp32'} | {wall:.2f} | {gpu:.2f} |", flush=True)
-            if (batch, length, bf16) == HOST_PROFILED:
+            if (batch, length, bf16) == profiled:
                 host_profile[0] = forward
-    print(f"\nWhere the host's time goes, batch {HOST_PROFILED[0]}, L {HOST_PROFILED[1]:,}, bf16 (cProfile of 200 "
+    print(f"\nWhere the host's time goes, batch {profiled[0]}, L {profiled[1]:,}, bf16 (cProfile of 200 "
           "forwards, the Python functions with the most time of their own):")
     profiler = cProfile.Profile()
     profiler.runcall(lambda: [host_profile[0]() for _ in range(200)])
@@ -124,6 +125,8 @@ def block_forwards(device: torch.device) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--block", action="store_true", help="one Mamba block's forward instead of a training step")
+    parser.add_argument("--encoder", action="store_true",
+                        help="the 4-layer bidirectional encoder's forward (compare_mamba_ssm.md's) instead")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("step_host_bound.py: needs a CUDA GPU (it compares wall time with GPU kernel time)")
@@ -131,7 +134,11 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}")
     if args.block:
-        block_forwards(device)
+        forwards(device, MambaBlock(d_model=256, d_state=16).to(device), BLOCK_SHAPES, (1, 4096, True))
+        return
+    if args.encoder:
+        config = MambaConfig(d_model=256, n_layers=4, d_state=16, bidirectional=True)
+        forwards(device, MambaEncoder(config).to(device), ENCODER_SHAPES, (64, 256, True))
         return
     for d_model, batch, length in SIZES:
         wall, gpu, lines = measure(d_model, batch, length, device)

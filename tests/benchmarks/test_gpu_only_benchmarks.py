@@ -18,6 +18,8 @@ GPU_ONLY = [
     (["step_host_bound.py"], "step_host_bound.py: needs a CUDA GPU (it compares wall time with GPU kernel time)"),
     (["step_host_bound.py", "--block"],
      "step_host_bound.py: needs a CUDA GPU (it compares wall time with GPU kernel time)"),
+    (["step_host_bound.py", "--encoder"],
+     "step_host_bound.py: needs a CUDA GPU (it compares wall time with GPU kernel time)"),
 ]
 
 
