@@ -146,6 +146,19 @@ def test_rms_norm_backward_equals_autograds_of_the_formula(dtype):
                                                                                 norm.weight))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_rms_norm_without_autograd_is_the_formula(dtype):
+    """Without autograd the norm is torch's rms_norm (one fused kernel on a GPU): on a CPU, the formula bit for bit."""
+    from seqmamba.modules.norm import RMSNorm, rms_norm_ref
+
+    norm = RMSNorm(16).to(torch.float64 if dtype == torch.float64 else torch.float32)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        x = torch.randn(3, 7, 16, generator=torch.Generator().manual_seed(2)).to(dtype)
+        got = norm(x)
+    assert got.dtype == dtype and torch.equal(got, rms_norm_ref(x, norm.weight, norm.eps))
+
+
 def test_rms_norm_keeps_its_input_and_one_scale_per_row_for_the_backward():
     from seqmamba.modules.norm import RMSNorm
 
