@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -71,3 +72,10 @@ def assert_close(expected: dict, got: dict, rtol: float, atol: float, label: str
         scale = e.abs().max().clamp_min(1.0).item()
         err = (e - o).abs().max().item() if e.numel() else 0.0
         assert err <= atol * scale + rtol * scale, f"{label} {key}: max error {err:.3e} (scale {scale:.2e})"
+
+
+def tuning(**knobs):
+    """The tuning a Triton call on DEVICE takes by default, with these knobs changed."""
+    from seqmamba.kernels.scan_tuning import preset
+
+    return dataclasses.replace(preset(DEVICE), **knobs)

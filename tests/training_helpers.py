@@ -39,3 +39,22 @@ CLOCK = ("time", "seconds", "samples_per_s", "tokens_per_s")
 
 def without_clock(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in CLOCK} for r in records]
+
+
+def step_seeing_fusion():
+    """A GraphedStep of a linear model whose loss notes, each step, whether a bidirectional scan would fuse its
+    two directions there (`kernels.scan_bidirectional.fuses` on the Triton backend): (step, the notes)."""
+    import contextlib
+
+    from seqmamba.kernels.scan_bidirectional import fuses
+    from seqmamba.training.graphs import GraphedStep
+
+    seen: list[bool] = []
+
+    def loss(m, b):
+        seen.append(fuses(b, "triton"))
+        return m(b).square().mean()
+
+    model = torch.nn.Linear(2, 1)
+    return GraphedStep(model, loss, torch.optim.AdamW(model.parameters(), lr=0.1), 1.0, contextlib.nullcontext), seen
+

@@ -86,24 +86,15 @@ def test_fit_graphs_fused_run_keeps_the_fused_kernels_in_graphed_steps():
     kernels.separate_directions): within it a GraphedStep's steps and the dry run fuse again; after, they do not."""
     import contextlib
 
-    from torch import nn
+    from training_helpers import step_seeing_fusion
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     import fit_graphs
 
     from seqmamba.kernels import separate_directions
-    from seqmamba.kernels.scan_bidirectional import fuses
     from seqmamba.training import ahead
-    from seqmamba.training.graphs import GraphedStep
 
-    seen = []
-
-    def loss(m, b):
-        seen.append(fuses(b, "triton"))
-        return m(b).square().mean()
-
-    model = nn.Linear(2, 1)
-    step = GraphedStep(model, loss, torch.optim.AdamW(model.parameters(), lr=0.1), 1.0, contextlib.nullcontext)
+    step, seen = step_seeing_fusion()
     with fit_graphs.fused_in_graphs():
         step(torch.ones(3, 2))
         assert ahead.separate_directions is contextlib.nullcontext  # the dry run's too

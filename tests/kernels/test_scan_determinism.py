@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 import torch
-from scan_cases import DEVICE, Case, assert_close, run
+from scan_cases import DEVICE, Case, assert_close, run, tuning
 
 from seqmamba.kernels import (
     ScanDirection,
@@ -16,7 +16,6 @@ from seqmamba.kernels import (
     selective_scan_bidirectional_ref,
 )
 from seqmamba.kernels.scan import triton_usable
-from seqmamba.kernels.scan_tuning import preset
 
 pytestmark = pytest.mark.skipif(not triton_usable(DEVICE), reason="needs triton (CUDA, or TRITON_INTERPRET=1)")
 
@@ -24,10 +23,6 @@ pytestmark = pytest.mark.skipif(not triton_usable(DEVICE), reason="needs triton 
 # dC, which is where the atomic path adds in a varying order. (At the interpreter's defaults a group of up to 32
 # channels is one block.)
 SEVERAL_BLOCKS = dict(bwd_tile_values=32)
-
-
-def tuning(**knobs):
-    return dataclasses.replace(preset(DEVICE), **knobs)
 
 
 def blocks_per_group(case: Case, knobs: dict) -> int:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
-from training_helpers import weights
+from training_helpers import step_seeing_fusion, weights
 
 from seqmamba import MambaConfig, MambaEncoder
 from seqmamba.training import Callback, SupervisedTask, Trainer, TrainerConfig
@@ -98,14 +98,7 @@ def test_graphed_steps_scan_the_two_directions_apart():
     the directions in two launches. Outside its steps the default is back."""
     from seqmamba.kernels.scan_bidirectional import fuses
 
-    seen = []
-
-    def loss(m, b):
-        seen.append(fuses(b, "triton"))
-        return m(b).square().mean()
-
-    model = nn.Linear(2, 1)
-    step = GraphedStep(model, loss, torch.optim.AdamW(model.parameters(), lr=0.1), 1.0, contextlib.nullcontext)
+    step, seen = step_seeing_fusion()
     step(torch.ones(3, 2))
     assert seen == [False] and fuses(torch.ones(3, 2), "triton")
 
